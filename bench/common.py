@@ -1,0 +1,91 @@
+"""Shared helpers for benchmarks: machine description, hardware limits, table + JSON output.
+
+Benchmarks are scripts, not tests. Each prints a table last and writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """Describe the machine a number was measured on."""
+    import jax
+
+    dev = jax.devices()[0]
+    return {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": getattr(dev, "device_kind", str(dev)),
+        "device_count": jax.device_count(),
+    }
+
+
+def timeit(fn, *, warmup: int = 1, repeat: int = 5) -> float:
+    """Median wall seconds of fn() (fn must block until its result is ready)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def copy_bandwidth_gbs(nbytes: int = 256 << 20) -> float:
+    """Measured device memory bandwidth in GB/s: bytes read + written by a jitted copy."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.ones((nbytes // 4,), jnp.float32)
+    f = jax.jit(lambda a: a + 1.0)
+    t = timeit(lambda: f(x).block_until_ready(), warmup=2, repeat=5)
+    return 2 * nbytes / t / 1e9
+
+
+def matmul_tflops(n: int = 2048, dtype: str = "bfloat16") -> float:
+    """Measured dense matmul rate in TFLOP/s for an n x n x n product in `dtype`."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), dtype)
+    b = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda x, y: x @ y)
+    t = timeit(lambda: f(a, b).block_until_ready(), warmup=2, repeat=5)
+    return 2 * n**3 / t / 1e12
+
+
+def print_table(rows: list[dict], title: str = "") -> None:
+    """Print rows as a rich table (the last thing a benchmark prints)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = list(rows[0]) if rows else []
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+    Console(width=200).print(table)
+
+
+def write_result(name: str, payload: dict) -> Path:
+    """Write bench/results/NAME.json with the machine named."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "machine": machine(), "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **payload}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    return path
