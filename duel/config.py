@@ -1,0 +1,469 @@
+"""Typed run configuration: nested dataclasses, YAML presets and `--set key=value` overrides.
+
+    cfg = load_config("demo", ["explore.strategy=bai_ts", "budget=2000"])
+    save_config(cfg, run_dir / "config.yaml")          # the resolved config (no secrets)
+    cfg == load_config(run_dir / "config.yaml")        # round trip
+
+A preset name resolves to `launch/configs/NAME.yaml` (next to the installed `launch` package);
+anything ending in .yaml/.yml or naming an existing file is read as a path. Every key is
+checked against the dataclasses below: an unknown or mistyped key, a wrong type or an invalid
+choice fails with a `ConfigError` naming the source (file or `--set`), the dotted key, what was
+expected, and the closest valid key. Field names are stable; readers of a run's config.yaml
+(e.g. the report) rely on `seed`, `task`, `budget`, `explore.strategy`.
+
+Secrets never live in a config: oracle credentials are given as environment variable NAMES
+(`oracle.options.api_key_env: OPENAI_API_KEY`); a secret-looking key holding a value is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Strategy = Literal["passive", "ee_ts", "bai_ts", "uncertainty", "apl", "xpo", "bon_won"]
+LossKind = Literal["dpo", "rdpo", "ipo", "slic", "simpo", "xpo"]
+DType = Literal["float32", "bfloat16", "float16"]
+
+
+class ConfigError(ValueError):
+    """A config file, preset or override that does not match the schema."""
+
+
+def _field(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open=False):
+    """A dataclass field with an optional numeric range (checked by `validate`)."""
+    meta = {"lo": lo, "hi": hi, "lo_open": lo_open}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    path: str | None = None  # Hugging Face directory; None = the task's starting policy
+    dtype: DType = "float32"  # learner master parameters
+    compute_dtype: DType = "float32"  # generators / forward passes
+
+
+@dataclasses.dataclass
+class SamplingConfig:
+    temperature: float = _field(1.0, lo=0.0, lo_open=True)
+    top_p: float = _field(1.0, lo=0.0, hi=1.0, lo_open=True)
+    top_k: int = _field(0, lo=0)  # 0 = off
+    max_new_tokens: int = _field(64, lo=1)
+
+
+@dataclasses.dataclass
+class ExploreConfig:
+    strategy: Strategy = "ee_ts"
+    # passed to duel.explore.select_pairs(strategy, rewards, key, **options)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class MixedConfig:
+    gamma: float = _field(0.0, lo=0.0, hi=1.0)  # fraction of prompts labelled by the ERM
+    burn_in: int = _field(0, lo=0)  # steps before ERM labels are used
+
+
+@dataclasses.dataclass
+class ERMConfig:
+    num_members: int = _field(20, lo=1)
+    hidden: tuple[int, ...] = (128, 128)
+    lr: float = _field(1e-3, lo=0.0, lo_open=True)
+    anchor_lambda: float = _field(1.0, lo=0.0)  # weight of the anchored prior (per query)
+    steps_per_update: int = _field(5, lo=1)  # Adam steps per ERM update
+    buffer_size: int = _field(100_000, lo=1)  # replay of labelled pairs
+    bootstrap: bool = True  # per-member bootstrap masks
+
+
+@dataclasses.dataclass
+class LossConfig:
+    kind: LossKind = "dpo"
+    beta: float = _field(0.1, lo=0.0, lo_open=True)
+    label_smoothing: float = _field(0.0, lo=0.0, hi=0.5)  # cDPO / rDPO flip rate
+    simpo_gamma: float = 0.5  # SimPO target margin
+    slic_delta: float = _field(1.0, lo=0.0)  # SLiC hinge margin
+    xpo_alpha: float = _field(1e-5, lo=0.0)  # XPO exploration bonus weight
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    lr: float = _field(5e-7, lo=0.0, lo_open=True)
+    warmup_steps: int = _field(0, lo=0)
+    weight_decay: float = _field(0.0, lo=0.0)
+    clip_norm: float = _field(1.0, lo=0.0)  # 0 = no clipping
+    micro_batches: int = _field(1, lo=1)
+
+
+@dataclasses.dataclass
+class ReferenceConfig:
+    schedule: Literal["fixed", "behavior", "ema", "stepwise"] = "fixed"
+    tau: float = _field(0.01, lo=0.0, hi=1.0)  # ema: ref <- (1 - tau) ref + tau policy
+    every: int = _field(0, lo=0)  # stepwise: copy the policy every N steps
+
+
+@dataclasses.dataclass
+class OracleConfig:
+    kind: str = "task"  # see duel.oracles.make_oracle; "task" = the task's gold reward
+    # free-form, for make_oracle; secrets only as env var NAMES (api_key_env: OPENAI_API_KEY)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    label_mode: Literal["bt", "threshold"] = "bt"  # how a label is sampled from P(a > b)
+    flip: float = _field(0.0, lo=0.0, hi=1.0)  # label noise (simulated oracles)
+    max_retries: int = _field(3, lo=0)
+    timeout_s: float = _field(60.0, lo=0.0, lo_open=True)
+
+
+@dataclasses.dataclass
+class ResourcesConfig:
+    generators: int = _field(1, lo=1)
+    generator_gpus: float = _field(0.0, lo=0.0)  # per generator
+    oracle_actors: int = _field(1, lo=1)
+    oracle_concurrency: int = _field(4, lo=1)  # in-flight requests per oracle actor
+    learner_gpus: float = _field(0.0, lo=0.0)
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+
+
+@dataclasses.dataclass
+class CheckpointConfig:
+    every: int = _field(50, lo=0)  # steps; 0 = only on a clean stop
+    keep: int = _field(3, lo=1)
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    every: int = _field(50, lo=0)  # steps; 0 = only at the end
+    num_prompts: int = _field(64, lo=1)
+    greedy: bool = True
+
+
+@dataclasses.dataclass
+class LoggingConfig:
+    tensorboard: bool = True  # RUN_DIR/tb
+    progress: bool = True  # rich live display (plain lines when stdout is not a TTY)
+
+
+@dataclasses.dataclass
+class Config:
+    """One run. Top level: what to run and how long; sections: how each part behaves."""
+
+    seed: int = 0
+    run_dir: str = "runs/duel"
+    steps: int = _field(100, lo=1)
+    budget: int | None = _field(None, lo=0)  # max oracle queries; None = no limit
+    mode: Literal["sync", "async"] = "sync"
+    max_staleness: int = _field(0, lo=0)  # async only; sync mode is always 0
+    prompts_per_step: int = _field(8, lo=1)
+    candidates: int = _field(4, lo=2)  # M responses sampled per prompt
+    task: str = "demo"  # registered task name or "module:Class"
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)
+    mixed: MixedConfig = dataclasses.field(default_factory=MixedConfig)
+    erm: ERMConfig = dataclasses.field(default_factory=ERMConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
+    oracle: OracleConfig = dataclasses.field(default_factory=OracleConfig)
+    resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass with type checking
+
+
+@functools.cache
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(v) for v in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
+            type(None): "null"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp, key: str, source: str) -> Any:
+    def fail(extra: str = ""):
+        raise ConfigError(f"{source}: key '{key}' expected {_describe(tp)}, got {value!r}{extra}")
+
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if value is None:  # an empty section ("policy:") keeps its defaults
+            return tp()
+        if not isinstance(value, dict):
+            fail()
+        return _build(tp, value, key + ".", source)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, source)
+            except ConfigError:
+                pass
+        fail()
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], 1)
+            fail(f" (did you mean {close[0]!r}?)" if close else "")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            fail()
+        return tuple(_coerce(v, typing.get_args(tp)[0], f"{key}[{i}]", source)
+                     for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail()
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            fail()
+        return value
+    if tp is int:
+        if isinstance(value, str):  # "1e3" / "1.0e3" are strings to PyYAML
+            try:
+                value = float(value)
+            except ValueError:
+                fail()
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail()
+        return value
+    if tp is float:
+        if isinstance(value, str):  # PyYAML reads "1e-5" as a string (YAML 1.1)
+            try:
+                return float(value)
+            except ValueError:
+                fail()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail()
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            fail()
+        return value
+    raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this module
+
+
+def _unknown(key: str, prefix: str, valid: list[str], source: str) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, 1, cutoff=0.5)
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+    where = f"section '{prefix[:-1]}'" if prefix else "the top level"
+    return ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}; valid keys in {where}: "
+                       + ", ".join(valid))
+
+
+def _build(cls, data: dict, prefix: str, source: str):
+    hints = _hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise _unknown(str(key), prefix, list(hints), source)
+        kwargs[key] = _coerce(value, hints[key], prefix + key, source)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict | None, source: str = "<dict>") -> Config:
+    """Build and validate a Config from a plain mapping (missing keys take their defaults)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, "
+                          f"got {type(data).__name__}")
+    cfg = _build(Config, data, "", source)
+    validate(cfg, source)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain nested dict (tuples as lists) that `from_dict` reads back to an equal Config."""
+    def plain(x):
+        if isinstance(x, (list, tuple)):
+            return [plain(v) for v in x]
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        return x
+    return plain(dataclasses.asdict(cfg))
+
+
+# ---------------------------------------------------------------------------------------------
+# validation beyond types: ranges, cross-field rules, secrets
+
+_SECRET = re.compile(r"(api_?key|secret|token|password|passwd|credential)", re.IGNORECASE)
+
+
+def _walk(obj, prefix=""):
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _walk(value, prefix + f.name + ".")
+        else:
+            yield prefix + f.name, f, value
+
+
+def _secret_keys(d: dict, prefix: str):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _secret_keys(v, f"{prefix}{k}.")
+        elif _SECRET.search(str(k)) and not str(k).endswith("_env") and v not in (None, ""):
+            yield f"{prefix}{k}"
+
+
+def validate(cfg: Config, source: str = "<config>") -> None:
+    """Range checks, cross-field rules and the no-secrets rule; raises ConfigError."""
+    for key, f, value in _walk(cfg):
+        lo, hi, lo_open = (f.metadata.get(k) for k in ("lo", "hi", "lo_open"))
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            op = ">" if lo_open else ">="
+            raise ConfigError(f"{source}: key '{key}' expected a value {op} {lo}, got {value!r}")
+        if hi is not None and value > hi:
+            raise ConfigError(f"{source}: key '{key}' expected a value <= {hi}, got {value!r}")
+    if any(h < 1 for h in cfg.erm.hidden):
+        raise ConfigError(f"{source}: key 'erm.hidden' expected positive layer widths, "
+                          f"got {list(cfg.erm.hidden)}")
+    for section in ("oracle.options", "explore.options"):
+        d = cfg.oracle.options if section == "oracle.options" else cfg.explore.options
+        for key in _secret_keys(d, section + "."):
+            raise ConfigError(
+                f"{source}: key '{key}' looks like a secret; secrets never go in a config. "
+                f"Put it in an environment variable and set '{key}_env: VAR_NAME' instead")
+
+
+# ---------------------------------------------------------------------------------------------
+# files, presets and --set overrides
+
+
+def presets_dir() -> Path:
+    """launch/configs/ next to the installed `launch` package."""
+    import launch
+
+    return Path(launch.__file__).resolve().parent / "configs"
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists() or len(p.parts) > 1:
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        return p
+    preset = presets_dir() / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        names = sorted(x.stem for x in presets_dir().glob("*.yaml"))
+        close = difflib.get_close_matches(str(name_or_path), names, 1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{name_or_path!r} is neither a YAML file nor a preset in "
+                          f"{presets_dir()}{hint}; presets: {', '.join(names) or '(none)'}")
+    return preset
+
+
+def _override_source(override: str) -> str:
+    """How an override is named in errors; a secret-looking key never has its value echoed."""
+    key = override.split("=", 1)[0]
+    if _SECRET.search(key) and "=" in override:
+        return f"--set {key}=<hidden>"
+    return f"--set {override}"
+
+
+def _set(data: dict, override: str) -> None:
+    source = _override_source(override)
+    if "=" not in override:
+        raise ConfigError(f"{source}: expected KEY=VALUE, e.g. --set explore.strategy=bai_ts")
+    key, raw = override.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: value {raw!r} is not valid YAML ({e})") from None
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"{source}: malformed key {key!r}")
+    # walk the schema while we can, so typos in section names are caught here with a suggestion
+    cls, node, prefix = Config, data, ""
+    for i, part in enumerate(parts[:-1]):
+        if cls is not None:
+            hints = _hints(cls)
+            if part not in hints:
+                raise _unknown(part, prefix, list(hints), source)
+            tp = hints[part]
+            cls = tp if dataclasses.is_dataclass(tp) else None
+            if cls is None and typing.get_origin(tp) is not dict:
+                raise ConfigError(f"{source}: key '{prefix}{part}' is {_describe(tp)}, "
+                                  f"not a section; cannot set '{key}'")
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{source}: key '{prefix}{part}' is not a mapping; "
+                              f"cannot set '{key}'")
+        node, prefix = nxt, prefix + part + "."
+    if cls is not None:
+        hints = _hints(cls)
+        if parts[-1] not in hints:
+            raise _unknown(parts[-1], prefix, list(hints), source)
+        if value is not None and not isinstance(value, str) and _takes_str(hints[parts[-1]]):
+            value = raw.strip()  # run_dir=2024-01-01, task=123: keep the text YAML would convert
+    node[parts[-1]] = value
+
+
+def _takes_str(tp) -> bool:
+    return tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType)
+                         and str in typing.get_args(tp))
+
+
+def load_config(name_or_path: str | Path | None, overrides: list[str] | tuple = ()) -> Config:
+    """Resolve a preset name or YAML path (None = defaults), apply `--set` overrides, validate."""
+    if name_or_path is None:
+        source, data = "<defaults>", {}
+    else:
+        path = _resolve(name_or_path)
+        source = str(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, "
+                              f"got {type(data).__name__}")
+    from_dict(data, source)  # errors in the file are reported against the file
+    for override in overrides:
+        _set(data, override)
+        from_dict(data, _override_source(override))  # ... and errors from an override against it
+    return from_dict(data, source if not overrides else f"{source} with --set overrides")
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (validated first: secrets cannot reach the file)."""
+    validate(cfg, str(path))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False))
+    tmp.replace(path)
+    return path

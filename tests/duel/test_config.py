@@ -1,0 +1,137 @@
+"""duel.config: round trip, presets, overrides, and the error messages for bad keys and values."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from duel.config import (
+    Config,
+    ConfigError,
+    from_dict,
+    load_config,
+    presets_dir,
+    save_config,
+    to_dict,
+)
+
+
+def test_defaults_are_valid_and_documented_names_exist():
+    cfg = load_config(None)
+    assert cfg == Config()
+    assert (cfg.seed, cfg.task, cfg.budget, cfg.explore.strategy) == (0, "demo", None, "ee_ts")
+    assert cfg.erm.hidden == (128, 128) and cfg.mode == "sync" and cfg.max_staleness == 0
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = load_config(None, ["seed=7", "explore.strategy=bai_ts", "budget=2000",
+                             "erm.hidden=[64, 32]", "oracle.kind=http",
+                             "oracle.options.url=http://judge:8000", "policy.dtype=bfloat16",
+                             "loss.kind=ipo", "mode=async", "max_staleness=2"])
+    path = save_config(cfg, tmp_path / "run" / "config.yaml")
+    raw = yaml.safe_load(path.read_text())
+    assert raw["seed"] == 7 and raw["explore"]["strategy"] == "bai_ts" and raw["budget"] == 2000
+    assert raw["erm"]["hidden"] == [64, 32]
+    again = load_config(path)
+    assert again == cfg and again.erm.hidden == (64, 32)
+    assert again.oracle.options == {"url": "http://judge:8000"}
+    assert from_dict(to_dict(cfg)) == cfg
+
+
+def test_file_values_and_overrides_are_coerced(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("optim:\n  lr: 1e-5\nsteps: 10\nbudget: 1.0e3\nsampling: {temperature: 1}\n")
+    cfg = load_config(p, ["steps=20", "sampling.top_p=0.9"])
+    assert cfg.optim.lr == 1e-5 and isinstance(cfg.optim.lr, float)  # YAML 1.1 reads a str
+    assert cfg.budget == 1000 and isinstance(cfg.budget, int)
+    assert cfg.sampling.temperature == 1.0 and isinstance(cfg.sampling.temperature, float)
+    assert cfg.steps == 20 and cfg.sampling.top_p == 0.9
+    assert load_config(p, ["budget=null"]).budget is None
+    # a string field keeps the text YAML would have turned into a date or a number
+    cfg = load_config(None, ["run_dir=2024-01-01", "task=123", "policy.path=null"])
+    assert (cfg.run_dir, cfg.task, cfg.policy.path) == ("2024-01-01", "123", None)
+
+
+def test_preset_name_resolves_to_launch_configs(tmp_path, monkeypatch):
+    monkeypatch.setattr("duel.config.presets_dir", lambda: tmp_path)
+    (tmp_path / "tiny.yaml").write_text("task: arith\ncandidates: 6\n")
+    cfg = load_config("tiny")
+    assert (cfg.task, cfg.candidates) == ("arith", 6)
+    pattern = r"'tinny' is neither.*did you mean 'tiny'.*presets: tiny$"
+    with pytest.raises(ConfigError, match=pattern):
+        load_config("tinny")
+
+
+def test_presets_dir_is_inside_the_launch_package():
+    import launch
+
+    assert presets_dir().parent.samefile(__import__("pathlib").Path(launch.__file__).parent)
+
+
+def test_unknown_key_in_file_names_file_key_and_suggestion(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("explore:\n  stratgy: bai_ts\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert str(p) in msg and "'explore.stratgy'" in msg and "did you mean 'explore.strategy'" in msg
+    assert "valid keys in section 'explore': strategy, options" in msg
+
+
+def test_unknown_section_from_set_names_the_override():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["optm.lr=0.1"])
+    msg = str(e.value)
+    assert msg.startswith("--set optm.lr=0.1:") and "did you mean 'optim'" in msg
+
+
+def test_invalid_enum_lists_the_valid_choices():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["explore.strategy=bai"])
+    msg = str(e.value)
+    assert "'explore.strategy'" in msg and "did you mean 'bai_ts'" in msg
+    for name in ("passive", "ee_ts", "bai_ts", "uncertainty", "apl", "xpo", "bon_won"):
+        assert repr(name) in msg
+    with pytest.raises(ConfigError, match=r"'loss.kind' expected one of 'dpo', 'rdpo'"):
+        from_dict({"loss": {"kind": "orpo"}})
+
+
+@pytest.mark.parametrize("override,expect", [
+    ("steps=ten", "key 'steps' expected an integer, got 'ten'"),
+    ("erm.bootstrap=1", "key 'erm.bootstrap' expected true/false, got 1"),
+    ("erm.hidden=[64, x]", "key 'erm.hidden[1]' expected an integer, got 'x'"),
+    ("explore=bai_ts", "key 'explore' expected a mapping, got 'bai_ts'"),
+    ("sampling.top_p=1.5", "key 'sampling.top_p' expected a value <= 1.0, got 1.5"),
+    ("sampling.temperature=0", "key 'sampling.temperature' expected a value > 0.0, got 0.0"),
+    ("candidates=1", "key 'candidates' expected a value >= 2, got 1"),
+    ("seed", "expected KEY=VALUE"),
+    ("steps.x=1", "key 'steps' is an integer, not a section"),
+])
+def test_wrong_types_and_ranges(override, expect):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert str(e.value).startswith(f"--set {override}:") and expect in str(e.value)
+
+
+def test_secret_values_are_refused_and_never_echoed(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["oracle.options.api_key=sk-very-secret"])
+    msg = str(e.value)
+    assert "sk-very-secret" not in msg and "'oracle.options.api_key'" in msg
+    assert "api_key_env" in msg
+    cfg = load_config(None, ["oracle.options.api_key_env=OPENAI_API_KEY"])
+    text = save_config(cfg, tmp_path / "c.yaml").read_text()
+    assert "api_key_env: OPENAI_API_KEY" in text
+    bad = dataclasses.replace(cfg, oracle=dataclasses.replace(cfg.oracle, options={"token": "t0k"}))
+    with pytest.raises(ConfigError):
+        save_config(bad, tmp_path / "d.yaml")
+    assert not (tmp_path / "d.yaml").exists()
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "list.yaml"
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=rf"{p}: expected a mapping at the top level, got list"):
+        load_config(p)
