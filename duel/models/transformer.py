@@ -1,0 +1,334 @@
+"""The decoder-only transformer (both families) as one Flax NNX module.
+
+Per-layer parameters are stacked on a leading layer axis (`layers.wq` is [L, H, N, D]) and the
+layers run under `jax.lax.scan`, so compile time does not grow with depth; the KV cache
+[L, B, S, Hkv, D] rides along in the scan carry and only the new slots are written. Set
+`model.remat = True` to rematerialise each layer in the backward pass (jax.checkpoint).
+
+Parameter names (ours; `weights.py` maps them to and from Hugging Face names):
+
+  llama     embed [V, H], layers.{attn_norm, mlp_norm} [L, H], layers.wq [L, H, N, D],
+            layers.{wk, wv} [L, H, K, D], layers.{bq [L, N, D], bk, bv [L, K, D]} (attention_bias),
+            layers.wo [L, N, D, H], layers.bo [L, H] (Llama attention_bias),
+            layers.{w_gate, w_up} [L, H, I], layers.w_down [L, I, H], final_norm [H]
+  gpt_neox  embed, layers.{ln1_scale, ln1_bias, ln2_scale, ln2_bias} [L, H],
+            layers.wqkv [L, H, N, 3, D] (GPT-NeoX's per-head q|k|v layout), layers.bqkv [L, N, 3, D],
+            layers.wo, layers.bo, layers.w_in [L, H, I], layers.b_in [L, I], layers.w_out [L, I, H],
+            layers.b_out [L, H], final_norm, final_norm_bias [H]
+  head      lm_head [H, V] (untied causal LM) or score [H, num_labels] (reward model)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from duel.models import layers as F
+from duel.models.config import ModelConfig
+
+
+def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter of the model for config c, by name, with its shape."""
+    L, H, N, K, D, I, V = (
+        c.num_layers,
+        c.hidden_size,
+        c.num_heads,
+        c.num_kv_heads,
+        c.head_dim,
+        c.intermediate_size,
+        c.vocab_size,
+    )
+    s: dict[str, tuple[int, ...]] = {"embed": (V, H)}
+    if c.family == "llama":
+        s.update(
+            {
+                "layers.attn_norm": (L, H),
+                "layers.wq": (L, H, N, D),
+                "layers.wk": (L, H, K, D),
+                "layers.wv": (L, H, K, D),
+            }
+        )
+        if c.attention_bias:
+            s.update({"layers.bq": (L, N, D), "layers.bk": (L, K, D), "layers.bv": (L, K, D)})
+        s["layers.wo"] = (L, N, D, H)
+        if c.out_bias:
+            s["layers.bo"] = (L, H)
+        s.update(
+            {
+                "layers.mlp_norm": (L, H),
+                "layers.w_gate": (L, H, I),
+                "layers.w_up": (L, H, I),
+                "layers.w_down": (L, I, H),
+                "final_norm": (H,),
+            }
+        )
+    elif c.family == "gpt_neox":
+        s.update(
+            {
+                "layers.ln1_scale": (L, H),
+                "layers.ln1_bias": (L, H),
+                "layers.ln2_scale": (L, H),
+                "layers.ln2_bias": (L, H),
+                "layers.wqkv": (L, H, N, 3, D),
+            }
+        )
+        if c.attention_bias:
+            s["layers.bqkv"] = (L, N, 3, D)
+        s["layers.wo"] = (L, N, D, H)
+        if c.out_bias:
+            s["layers.bo"] = (L, H)
+        s.update(
+            {
+                "layers.w_in": (L, H, I),
+                "layers.b_in": (L, I),
+                "layers.w_out": (L, I, H),
+                "layers.b_out": (L, H),
+                "final_norm": (H,),
+                "final_norm_bias": (H,),
+            }
+        )
+    else:
+        raise ValueError(f"unknown model family {c.family!r} (llama, gpt_neox)")
+    if c.num_labels:
+        s["score"] = (H, c.num_labels)
+    elif not c.tie_word_embeddings:
+        s["lm_head"] = (H, V)
+    return s
+
+
+def default_positions(attention_mask):
+    """Left padding: positions count real tokens from 0 (cumsum(mask) - 1, clipped at 0)."""
+    return jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+# ------------------------------------------------------------------------------- blocks
+
+
+def _attend(p, q, k, v, rope, mask, kv):
+    """RoPE, (cache write + read), attention, output projection. kv = None or (ck, cv, layer, index)."""
+    cos, sin = rope
+    q, k = F.apply_rope(q, cos, sin), F.apply_rope(k, cos, sin)
+    if kv is not None:
+        ck, cv, layer, index = kv
+        start = (layer, 0, index, 0, 0)
+        ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), start)
+        cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), start)
+        k = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False).astype(q.dtype)
+        v = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False).astype(q.dtype)
+        kv = (ck, cv)
+    out = jnp.einsum("btnd,ndh->bth", F.attention(q, k, v, mask), p["wo"])
+    if "bo" in p:
+        out = out + p["bo"]
+    return out, kv
+
+
+def llama_block(c: ModelConfig, p, x, rope, mask, kv):
+    h = F.rms_norm(x, p["attn_norm"], c.norm_eps)
+    q = jnp.einsum("bth,hnd->btnd", h, p["wq"])
+    k = jnp.einsum("bth,hnd->btnd", h, p["wk"])
+    v = jnp.einsum("bth,hnd->btnd", h, p["wv"])
+    if c.attention_bias:
+        q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+    a, kv = _attend(p, q, k, v, rope, mask, kv)
+    x = x + a
+    h = F.rms_norm(x, p["mlp_norm"], c.norm_eps)
+    gate = F.ACTIVATIONS[c.hidden_act](h @ p["w_gate"])
+    return x + (gate * (h @ p["w_up"])) @ p["w_down"], kv
+
+
+def gpt_neox_block(c: ModelConfig, p, x, rope, mask, kv):
+    h = F.layer_norm(x, p["ln1_scale"], p["ln1_bias"], c.norm_eps)
+    qkv = jnp.einsum("bth,hnkd->btnkd", h, p["wqkv"])
+    if c.attention_bias:
+        qkv = qkv + p["bqkv"]
+    a, kv = _attend(p, qkv[..., 0, :], qkv[..., 1, :], qkv[..., 2, :], rope, mask, kv)
+
+    def mlp(y):
+        y = F.layer_norm(y, p["ln2_scale"], p["ln2_bias"], c.norm_eps)
+        return F.ACTIVATIONS[c.hidden_act](y @ p["w_in"] + p["b_in"]) @ p["w_out"] + p["b_out"]
+
+    if c.parallel_residual:
+        return x + a + mlp(x), kv
+    x = x + a
+    return x + mlp(x), kv
+
+
+BLOCKS = {"llama": llama_block, "gpt_neox": gpt_neox_block}
+
+
+# ------------------------------------------------------------------------------- module
+
+
+class _Layers(nnx.Module):
+    """Holds the stacked per-layer parameters (attributes named as in param_shapes, no prefix)."""
+
+
+class Transformer(nnx.Module):
+    """Causal LM (logits [B, T, V]) or reward model (scores [B, num_labels]) of either family."""
+
+    def __init__(self, config: ModelConfig, params: dict, remat: bool = False):
+        expected = param_shapes(config)
+        if set(params) != set(expected):
+            missing, extra = (
+                sorted(set(expected) - set(params)),
+                sorted(set(params) - set(expected)),
+            )
+            raise ValueError(f"Transformer params: missing {missing}, unexpected {extra}")
+        self.config = config
+        self.remat = remat
+        self.layers = _Layers()
+        for name, value in params.items():
+            if tuple(value.shape) != expected[name]:
+                raise ValueError(
+                    f"Transformer params: {name} has shape {tuple(value.shape)}, expected {expected[name]}"
+                )
+            owner, attr = (self.layers, name[7:]) if name.startswith("layers.") else (self, name)
+            setattr(owner, attr, nnx.Param(jnp.asarray(value)))
+
+    # ---- parameters
+
+    def params(self) -> dict[str, jax.Array]:
+        """Flat {name: array} view of every parameter (names as in param_shapes)."""
+        out = {}
+        for name in param_shapes(self.config):
+            owner, attr = (self.layers, name[7:]) if name.startswith("layers.") else (self, name)
+            out[name] = getattr(owner, attr)[...]
+        return out
+
+    @property
+    def dtype(self):
+        return self.embed[...].dtype
+
+    def _layer_params(self):
+        return {n[7:]: a for n, a in self.params().items() if n.startswith("layers.")}
+
+    # ---- forward
+
+    def _run_layers(self, x, positions, mask, cache=None, index=None):
+        c = self.config
+        inv_freq = F.rope_inv_freq(c.rotary_dim, c.rope_theta, c.rope_scaling)
+        rope = F.rope_tables(positions, inv_freq)
+        block = BLOCKS[c.family]
+
+        def body(carry, xs):
+            x, ck, cv = carry
+            p, layer = xs
+            kv = None if ck is None else (ck, cv, layer, index)
+            x, kv = block(c, p, x, rope, mask, kv)
+            return (x, *(kv if kv is not None else (None, None))), None
+
+        if self.remat:
+            body = jax.checkpoint(body, prevent_cse=False)
+        ck, cv = (None, None) if cache is None else (cache["k"], cache["v"])
+        xs = (self._layer_params(), jnp.arange(c.num_layers, dtype=jnp.int32))
+        (x, ck, cv), _ = jax.lax.scan(body, (x, ck, cv), xs)
+        return x, (None if cache is None else {"k": ck, "v": cv})
+
+    def _final_norm(self, x):
+        if self.config.family == "gpt_neox":
+            return F.layer_norm(
+                x, self.final_norm[...], self.final_norm_bias[...], self.config.norm_eps
+            )
+        return F.rms_norm(x, self.final_norm[...], self.config.norm_eps)
+
+    def hidden_states(self, input_ids, attention_mask, positions=None):
+        """Final-norm hidden states [B, T, H] of a left-padded batch."""
+        input_ids = jnp.asarray(input_ids)
+        attention_mask = jnp.asarray(attention_mask)
+        if positions is None:
+            positions = default_positions(attention_mask)
+        slots = jnp.arange(input_ids.shape[1])
+        mask = F.attention_mask(slots, slots, attention_mask, self.config.sliding_window)
+        x = jnp.take(self.embed[...], input_ids, axis=0)
+        x, _ = self._run_layers(x, positions, mask)
+        return self._final_norm(x)
+
+    def unembed(self, hidden):
+        """Head on hidden states [..., H]: LM logits [..., V], or per-token reward scores [..., labels]."""
+        if self.config.num_labels:
+            return hidden @ self.score[...]
+        if self.config.tie_word_embeddings:
+            return jnp.einsum("...h,vh->...v", hidden, self.embed[...])
+        return hidden @ self.lm_head[...]
+
+    def last_token_index(self, input_ids, attention_mask):
+        """[B] index of the rightmost real token (mask 1 and, if pad_token_id is set, not pad), as in
+        transformers' *ForSequenceClassification; 0 for a row with none."""
+        valid = jnp.asarray(attention_mask) != 0
+        if self.config.pad_token_id is not None:
+            valid = valid & (jnp.asarray(input_ids) != self.config.pad_token_id)
+        t = valid.shape[1]
+        return jnp.max(jnp.where(valid, jnp.arange(t), 0), axis=1)
+
+    def __call__(self, input_ids, attention_mask, positions=None, return_hidden=False):
+        hidden = self.hidden_states(input_ids, attention_mask, positions)
+        if self.config.num_labels:
+            idx = self.last_token_index(input_ids, attention_mask)
+            out = self.unembed(hidden[jnp.arange(hidden.shape[0]), idx])
+        else:
+            out = self.unembed(hidden)
+        return (out, hidden) if return_hidden else out
+
+    # ---- KV cache
+
+    def init_cache(self, batch: int, max_len: int, dtype=None) -> dict[str, jax.Array]:
+        c = self.config
+        shape = (c.num_layers, batch, max_len, c.num_kv_heads, c.head_dim)
+        dtype = dtype or self.dtype
+        return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+
+    def forward_cached(self, input_ids, positions, cache, cache_mask, index):
+        """Run t new tokens against the cache; writes slots [index, index + t).
+
+        input_ids, positions [B, t]; cache_mask [B, S] (1 = valid slot, the t new slots included).
+        Token i attends slot j iff cache_mask[b, j] and j <= index + i. Returns (logits [B, t, V]
+        (reward model: per-token scores), hidden [B, t, H], cache).
+        """
+        input_ids = jnp.asarray(input_ids)
+        index = jnp.asarray(index, jnp.int32)
+        s = cache["k"].shape[2]
+        q_slots = index + jnp.arange(input_ids.shape[1], dtype=jnp.int32)
+        mask = F.attention_mask(
+            q_slots,
+            jnp.arange(s, dtype=jnp.int32),
+            jnp.asarray(cache_mask),
+            self.config.sliding_window,
+        )
+        x = jnp.take(self.embed[...], input_ids, axis=0)
+        x, cache = self._run_layers(x, jnp.asarray(positions), mask, cache, index)
+        hidden = self._final_norm(x)
+        return self.unembed(hidden), hidden, cache
+
+
+def init_params(config: ModelConfig, seed: int = 0, dtype=jnp.float32, std: float = 0.02) -> dict:
+    """Random parameters: normal(0, std) matrices, unit norm scales, zero biases (one jitted call)."""
+    return _init_params(config, jnp.dtype(dtype), std, jax.random.key(seed))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _init_params(config: ModelConfig, dtype, std: float, key) -> dict:
+    shapes = param_shapes(config)
+    sizes = [math.prod(s) for s in shapes.values()]
+    flat = std * jax.random.normal(key, (sum(sizes),), jnp.float32)  # one draw: cheap to compile
+    out, start = {}, 0
+    for (name, shape), size in zip(shapes.items(), sizes):
+        leaf = name.split(".")[-1]
+        if leaf in ("attn_norm", "mlp_norm", "final_norm", "ln1_scale", "ln2_scale"):
+            out[name] = jnp.ones(shape, dtype)
+        elif leaf.startswith("b") or leaf.endswith("_bias"):
+            out[name] = jnp.zeros(shape, dtype)
+        else:
+            out[name] = flat[start : start + size].reshape(shape).astype(dtype)
+        start += size
+    return out
+
+
+def build_model(
+    config: ModelConfig, seed: int = 0, dtype=jnp.float32, remat: bool = False
+) -> Transformer:
+    """A randomly initialised model (tests, benchmarks)."""
+    return Transformer(config, init_params(config, seed, dtype), remat=remat)
