@@ -1,0 +1,114 @@
+"""Generator actor: the policy server of one device.
+
+Holds the policy (inference copy, compute dtype), the frozen reference/encoder (reference
+log-probs and features phi(x, y) from one frozen `score` pass) and a copy of the ERM. The
+learner publishes weights once per version (`ray.put`); `load(weights, version)` receives the
+object (Ray hands NumPy arrays over from the object store without another copy) and
+`step(prompts, version, step)` refuses to sample with any version other than the one it
+holds (invariant 4). The loop sends the object with the first `step` call of a new version
+(`step(prompts, version, step, weights)`): one round trip, no barrier. The work itself is
+`duel.propose.propose_pairs`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+
+class StaleWeights(RuntimeError):
+    """A generator was asked to sample with a version it does not hold."""
+
+
+class GeneratorCore:
+    """The actor's state and methods, usable without Ray (tests, benchmarks)."""
+
+    def __init__(self, model_dir: str, spec: dict):
+        import jax.numpy as jnp
+        from flax import nnx
+
+        from duel.models import load_pretrained
+        from duel.sampling import SamplingParams
+
+        dtype = getattr(jnp, spec.get("compute_dtype", "float32"))
+        self.policy, self.model_config = load_pretrained(model_dir, dtype=dtype)
+        self.encoder, _ = load_pretrained(model_dir, dtype=dtype)  # frozen: never reloaded
+        self.tokenizer = _tokenizer(model_dir)
+        self.spec = dict(spec)
+        stops = tuple(spec.get("stop_token_ids") or self.model_config.eos_token_id or ())
+        pad = self.model_config.pad_token_id
+        self.sampling = SamplingParams(
+            temperature=spec.get("temperature", 1.0), top_p=spec.get("top_p", 1.0),
+            top_k=spec.get("top_k", 0), max_new_tokens=spec.get("max_new_tokens", 64),
+            stop_token_ids=stops, pad_token_id=int(pad if pad is not None else 0))
+        self._params_template = nnx.state(self.policy, nnx.Param)
+        self.erm_params = None
+        self.version = -1
+        self.checksum = ""
+
+    def load(self, weights: dict, version: int) -> str:
+        """Install published weights {"version", "policy", "erm", "checksum"}; returns the checksum."""
+        from flax import nnx
+
+        from duel.loop_utils import from_wire, unflat_weights
+
+        if int(weights["version"]) != int(version):
+            raise StaleWeights(f"published object holds version {weights['version']}, expected {version}")
+        flat = from_wire(weights["policy"], weights.get("dtypes", {}))
+        nnx.update(self.policy, unflat_weights(self._params_template, flat))
+        self.erm_params = weights["erm"]
+        self.version = int(version)
+        self.checksum = weights.get("checksum", "")
+        return self.checksum
+
+    def step(self, prompts, version: int, step: int, weights: dict | None = None):
+        """PairBatch for `prompts` sampled with weights `version`. `weights`: the published
+        object of that version when this generator does not hold it yet (loaded first)."""
+        import time
+
+        from duel.loop_utils import KEY_GENERATE, step_key
+        from duel.propose import propose_pairs
+
+        t0 = time.perf_counter()
+        if weights is not None:
+            self.load(weights, version)
+        t_load = time.perf_counter() - t0
+        if version != self.version:
+            raise StaleWeights(f"generator holds weights version {self.version} but was asked to "
+                               f"sample with version {version} (a publish was skipped or reordered)")
+        s = self.spec
+        key = step_key(s["seed"], step, KEY_GENERATE, prompts.index)
+        pb = propose_pairs(
+            self.policy, self.encoder, self.erm_params, prompts, key, self.sampling,
+            candidates=s["candidates"], strategy=s["strategy"], version=self.version,
+            tokenizer=self.tokenizer, explore_options=s.get("explore_options"),
+            gamma=s.get("gamma", 0.0), mixed_active=step >= s.get("burn_in", 0) and s.get("gamma", 0) > 0,
+            beta=s.get("beta", 0.1))
+        pb.diagnostics["time_load"] = t_load
+        return pb
+
+    def info(self) -> dict:
+        return {"version": self.version, "checksum": self.checksum, "pid": os.getpid(),
+                "node_id": _node_id()}
+
+
+def _node_id() -> str | None:
+    if not ray.is_initialized():  # used outside Ray (tests, benchmarks)
+        return None
+    return ray.get_runtime_context().get_node_id()
+
+
+def _tokenizer(model_dir: str):
+    """The model directory's tokenizer, read without transformers (no torch at runtime)."""
+    from duel.tasks.tokenizer import load_tokenizer
+
+    try:
+        return load_tokenizer(model_dir)
+    except FileNotFoundError:  # a directory without tokenizer.json: texts are token ids
+        return None
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+class Generator(GeneratorCore):
+    """Ray actor: one per device; `step` with the published weights of each new version."""

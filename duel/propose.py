@@ -1,0 +1,132 @@
+"""One generator step as a function: sample M candidates, one frozen pass, choose the pair.
+
+    pb = propose_pairs(policy, encoder, erm_params, prompts, key, sampling, candidates=M,
+                       strategy="ee_ts", version=v, tokenizer=tok)
+
+`encoder` is the frozen model: its `score` pass gives the reference log-probs and the features
+phi(x, y) (final hidden state at the last response token) at once. The ERM rewards the
+candidates, `duel.explore.select_pairs` picks (a, b); with mixed preference learning a
+fraction `gamma` of the prompts is labelled by the ERM (`synthetic`, P(a > b) from the
+ensemble), never by the oracle. Pure: the Ray actor in `actors/generator.py` holds state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from duel.loop_utils import pair_id
+from duel.records import CandidateBatch, PairBatch, PromptBatch
+
+
+def frozen_pass(encoder, prompts: PromptBatch, tokens: np.ndarray, mask: np.ndarray, chunk: int = 64):
+    """Reference log-probs [P, M, N] and features [P, M, H] of the candidates under `encoder`."""
+    from duel.sampling import score
+
+    P, M, N = tokens.shape
+    ids = np.repeat(prompts.input_ids, M, axis=0)
+    pm = np.repeat(prompts.attention_mask, M, axis=0)
+    rt, rm = tokens.reshape(P * M, N), mask.reshape(P * M, N)
+    lps, hid = [], []
+    for lo in range(0, P * M, chunk):
+        sc = score(encoder, ids[lo:lo + chunk], pm[lo:lo + chunk], rt[lo:lo + chunk], rm[lo:lo + chunk])
+        lps.append(np.asarray(sc.logprobs, np.float32))
+        hid.append(np.asarray(sc.hidden, np.float32))
+    return (np.concatenate(lps).reshape(P, M, N), np.concatenate(hid).reshape(P, M, -1))
+
+
+def candidate_ids(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[P, M] int32: equal ids mark identical responses (the first index of each distinct one)."""
+    P, M, _ = tokens.shape
+    ids = np.tile(np.arange(M, dtype=np.int32), (P, 1))
+    seq = tokens * mask
+    for p in range(P):
+        for j in range(1, M):
+            for i in range(j):
+                if ids[p, i] == i and (mask[p, i] == mask[p, j]).all() and (seq[p, i] == seq[p, j]).all():
+                    ids[p, j] = i
+                    break
+    return ids
+
+
+def decode(tokenizer, tokens: np.ndarray, mask: np.ndarray) -> list[list[str]]:
+    P, M, _ = tokens.shape
+    flat = [tokens[p, m][mask[p, m] == 1].tolist() for p in range(P) for m in range(M)]
+    if tokenizer is None:
+        texts = [" ".join(map(str, t)) for t in flat]
+    else:
+        texts = tokenizer.batch_decode(flat, skip_special_tokens=True)
+    return [texts[p * M:(p + 1) * M] for p in range(P)]
+
+
+def _sample(policy, encoder, prompts, key, sampling, candidates: int, strategy: str):
+    """M candidates; for xpo the last M // 2 come from the reference (`from_reference`)."""
+    from duel.sampling import generate
+
+    out = generate(policy, prompts, key, sampling, candidates)
+    from_ref = np.zeros(out.tokens.shape[:2], bool)
+    if strategy == "xpo":
+        k = candidates // 2
+        ref = generate(encoder, prompts, jax.random.fold_in(key, 1), sampling, k)
+        fields = {}
+        for f in ("tokens", "mask", "policy_logprobs"):
+            x = np.array(getattr(out, f))  # writable copy
+            x[:, candidates - k:] = getattr(ref, f)
+            fields[f] = x
+        out = dataclasses.replace(out, **fields)
+        from_ref[:, candidates - k:] = True
+    return out, from_ref
+
+
+def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampling, *,
+                  candidates: int, strategy: str, version: int, tokenizer=None,
+                  explore_options: dict | None = None, gamma: float = 0.0,
+                  mixed_active: bool = False, beta: float = 0.1) -> PairBatch:
+    """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
+
+    With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
+    (`duel.explore.synthetic_pairs`: best vs worst under a sampled member) instead of the
+    strategy's pair, flagged `synthetic` with the ensemble's P(a > b) in `synthetic_prob`.
+    """
+    from duel.ensemble import rewards
+    from duel.explore import select_pairs, synthetic_mask, synthetic_pairs
+
+    k_gen, k_sel, k_syn, k_mask = jax.random.split(key, 4)
+    t0 = time.perf_counter()
+    out, from_ref = _sample(policy, encoder, prompts, k_gen, sampling, candidates, strategy)
+    ref_lp, feats = frozen_pass(encoder, prompts, out.tokens, out.mask)
+    texts = decode(tokenizer, out.tokens, out.mask)
+    t1 = time.perf_counter()
+    ids = candidate_ids(out.tokens, out.mask)
+    r = rewards(erm_params, jnp.asarray(feats))  # [K, P, M]
+    opts = dict(explore_options or {}, candidate_ids=ids)
+    if strategy == "apl":
+        pol = (out.policy_logprobs * out.mask).sum(-1)
+        opts["implicit_rewards"] = beta * (pol - (ref_lp * out.mask).sum(-1))
+    if strategy == "xpo":
+        opts["from_reference"] = from_ref
+    pairs, diag = select_pairs(strategy, r, k_sel, **opts)
+    pairs = np.array(pairs, np.int32)
+    P = len(prompts)
+    synthetic = synthetic_mask(k_mask, P, gamma, 0 if mixed_active else -1, 0)
+    syn_prob = np.full(P, np.nan, np.float32)
+    if synthetic.any():
+        syn_pairs, prob = synthetic_pairs(r, k_syn, jnp.asarray(ids))
+        pairs[synthetic] = np.asarray(syn_pairs)[synthetic]
+        syn_prob[synthetic] = np.asarray(prob)[synthetic]
+    t2 = time.perf_counter()
+    rows = np.arange(P)
+    identical = ids[rows, pairs[:, 0]] == ids[rows, pairs[:, 1]]
+    cand = CandidateBatch(prompts=prompts, tokens=out.tokens, mask=out.mask,
+                          policy_logprobs=np.asarray(out.policy_logprobs, np.float32),
+                          ref_logprobs=ref_lp, features=feats, texts=texts, version=int(version))
+    diagnostics = {k: float(np.asarray(v)) for k, v in diag.items() if np.ndim(v) == 0}
+    diagnostics.update(time_generate=t1 - t0, time_select=t2 - t1)
+    return PairBatch(candidates=cand, pairs=pairs, identical=identical, synthetic=synthetic,
+                     strategy=strategy, diagnostics=diagnostics,
+                     pair_ids=[pair_id(prompts.step, prompts.index + i) for i in rows],
+                     synthetic_prob=syn_prob)

@@ -1,0 +1,182 @@
+"""The `duel` command.
+
+    duel run CONFIG [--set key=value ...] [--address ADDR] [--run-dir DIR]
+    duel resume RUN_DIR [--address ADDR]
+    duel eval RUN_DIR
+    duel export RUN_DIR OUT_DIR
+    duel bandit ... | duel report ... | duel sweep ...     (their own arguments)
+
+Bad input (config file, --set override, task name, model directory) fails before Ray starts,
+with a message naming the file, the key and what was expected; the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DISPATCH = {  # subcommands that own their argument parsing
+    "bandit": ("duel.tasks.bandit", "main"),
+    "report": ("duel.report", "main"),
+    "sweep": ("launch.sweep", "main"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="duel", description="Online alignment as a contextual dueling bandit.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run an experiment from a preset or a YAML file")
+    r.add_argument("config", help="preset name (launch/configs/NAME.yaml) or a YAML path")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set explore.strategy=bai_ts (repeatable)")
+    r.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    r.add_argument("--run-dir", default=None, help="run directory (default: the config's run_dir)")
+    s = sub.add_parser("resume", help="continue a stopped run from its latest checkpoint")
+    s.add_argument("run_dir")
+    s.add_argument("--address", default=None)
+    e = sub.add_parser("eval", help="win rate of a run's latest policy on the eval split")
+    e.add_argument("run_dir")
+    x = sub.add_parser("export", help="write a run's policy as a Hugging Face directory")
+    x.add_argument("run_dir")
+    x.add_argument("out_dir")
+    for name in DISPATCH:
+        sub.add_parser(name, help=f"see `duel {name} --help`", add_help=False)
+    return p
+
+
+def _fail(msg: str) -> int:
+    print(f"duel: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def fresh_run_dir(path: str | Path) -> Path:
+    """`path` if it is new or empty, else `path-1`, `path-2`, ... (never reuse a run's files)."""
+    path = Path(path)
+    if not path.exists() or not any(path.iterdir()):
+        return path
+    i = 1
+    while True:
+        cand = path.with_name(f"{path.name}-{i}")
+        if not cand.exists() or not any(cand.iterdir()):
+            return cand
+        i += 1
+
+
+def _check_inputs(cfg) -> None:
+    """Cheap checks that must pass before Ray starts (invariant 5)."""
+    from duel.config import ConfigError
+
+    if cfg.policy.path is not None:
+        p = Path(cfg.policy.path).expanduser()
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"key 'policy.path': expected a Hugging Face model directory with "
+                              f"config.json, got {cfg.policy.path!r}")
+    try:
+        from duel.tasks import get_task
+
+        get_task(cfg.task)
+    except (KeyError, ValueError, ImportError, AttributeError) as e:
+        raise ConfigError(f"key 'task': {e}") from None
+
+
+def cmd_run(args) -> int:
+    from duel.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        _check_inputs(cfg)
+    except ConfigError as e:
+        return _fail(str(e))
+    run_dir = Path(args.run_dir) if args.run_dir else fresh_run_dir(cfg.run_dir)
+    if args.run_dir and (run_dir / "config.yaml").exists():
+        return _fail(f"{run_dir} already holds a run; use `duel resume {run_dir}` or another --run-dir")
+    return _run(cfg, run_dir, address=args.address, resume=False)
+
+
+def cmd_resume(args) -> int:
+    from duel.config import ConfigError, load_config
+
+    cfg_path = Path(args.run_dir) / "config.yaml"
+    if not cfg_path.is_file():
+        return _fail(f"{cfg_path}: not found; `duel resume` needs a run directory written by `duel run`")
+    try:
+        cfg = load_config(cfg_path)
+        _check_inputs(cfg)
+    except ConfigError as e:
+        return _fail(str(e))
+    return _run(cfg, Path(args.run_dir), address=args.address, resume=True)
+
+
+def _run(cfg, run_dir: Path, *, address, resume: bool) -> int:
+    from learner.loop import RunStopped, run_experiment
+
+    try:
+        result = run_experiment(cfg, run_dir, address=address, resume=resume)
+    except RunStopped as e:
+        print(f"duel: stopped: {e}\n  resume with: duel resume {run_dir}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"\nduel: interrupted; resume with: duel resume {run_dir}", file=sys.stderr)
+        return 130
+    print(summary(result, run_dir))
+    return 0
+
+
+def summary(result: dict, run_dir: Path) -> str:
+    """What `duel run` prints last: the final win rates and where the run directory is."""
+    lines = []
+    ev = result.get("final_eval")
+    if ev:
+        lines.append(f"final win rate against the starting policy: {ev['win_rate_vs_start']:.3f} "
+                     f"(95% CI {ev['win_rate_vs_start_lo']:.3f}-{ev['win_rate_vs_start_hi']:.3f}, "
+                     f"n={ev['n']}, ties count 1/2)")
+        lines.append(f"win rate against the task's reference responses: {ev['win_rate']:.3f} "
+                     f"(starting policy: {ev['start_win_rate']:.3f})")
+    lines.append(f"steps: {result.get('step')}  queries: {result.get('queries')}  "
+                 f"synthetic labels: {result.get('synthetic')}")
+    lines.append(f"run directory: {Path(run_dir).resolve()}")
+    return "\n".join(lines)
+
+
+def cmd_eval(args) -> int:
+    from learner.offline import evaluate_run
+
+    try:
+        ev = evaluate_run(Path(args.run_dir))
+    except (FileNotFoundError, ValueError) as e:
+        return _fail(str(e))
+    print(f"step {ev['step']}: win rate against the starting policy {ev['win_rate_vs_start']:.3f} "
+          f"(95% CI {ev['win_rate_vs_start_lo']:.3f}-{ev['win_rate_vs_start_hi']:.3f}); against the "
+          f"references {ev['win_rate']:.3f} (95% CI {ev['win_rate_lo']:.3f}-{ev['win_rate_hi']:.3f}; "
+          f"starting policy {ev['start_win_rate']:.3f}), n={ev['n']}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from learner.offline import export_run
+
+    try:
+        out = export_run(Path(args.run_dir), Path(args.out_dir))
+    except (FileNotFoundError, ValueError) as e:
+        return _fail(str(e))
+    print(f"exported the policy to {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if argv and argv[0] in DISPATCH:
+        import importlib
+
+        mod, fn = DISPATCH[argv[0]]
+        rc = getattr(importlib.import_module(mod), fn)(argv[1:])
+        return int(rc or 0)
+    args = _parser().parse_args(argv)
+    return {"run": cmd_run, "resume": cmd_resume, "eval": cmd_eval, "export": cmd_export}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The label stage of a step: ledger reuse, oracle queries within the budget, sampled labels.
+
+    labeled, info = label_pairs(pb, step, seed=..., oracle=pool, stored=learner_lookup, ...)
+
+Rows of a PairBatch fall in three groups: synthetic (the ERM's P(a > b), never sent to the
+oracle), reused (the ledger already holds this pair id with the same responses: a resumed run
+does not pay again) and paid (one oracle query each). Binary labels are drawn for all rows at
+once from a generator keyed by (seed, step), so reuse never shifts the random stream; a reused
+row keeps its stored label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from duel.loop_utils import KEY_LABEL, step_rng
+from duel.records import LabeledBatch, PairBatch
+
+
+def take_rows(pb: PairBatch, rows: np.ndarray) -> PairBatch:
+    """The PairBatch restricted to `rows` (budget cut at the last step)."""
+    rows = np.asarray(rows, int)
+    c = pb.candidates
+    pr = c.prompts
+    prompts = dataclasses.replace(pr, prompt_ids=[pr.prompt_ids[i] for i in rows],
+                                  texts=[pr.texts[i] for i in rows], input_ids=pr.input_ids[rows],
+                                  attention_mask=pr.attention_mask[rows])
+    cand = dataclasses.replace(c, prompts=prompts, tokens=c.tokens[rows], mask=c.mask[rows],
+                               policy_logprobs=c.policy_logprobs[rows], ref_logprobs=c.ref_logprobs[rows],
+                               features=c.features[rows], texts=[c.texts[i] for i in rows])
+    return dataclasses.replace(
+        pb, candidates=cand, pairs=pb.pairs[rows], identical=pb.identical[rows],
+        synthetic=pb.synthetic[rows], pair_ids=[pb.pair_ids[i] for i in rows],
+        synthetic_prob=None if pb.synthetic_prob is None else pb.synthetic_prob[rows])
+
+
+def _response(pb: PairBatch, p: int, j: int) -> list[int]:
+    c = pb.candidates
+    return c.tokens[p, j][c.mask[p, j] == 1].astype(int).tolist()
+
+
+def label_pairs(pb: PairBatch, step: int, *, seed: int, oracle, stored: dict,
+                budget_left: int | None = None, label_mode: str = "bt", flip: float = 0.0):
+    """-> (LabeledBatch, info) with info = {"time_oracle", "paid", "reused", "cut"}.
+
+    oracle: anything with `label(prompts, a, b) -> (prob_a, metadata)` (the OraclePool).
+    stored: {pair_id: ledger row} for pair ids the ledger already holds.
+    budget_left: oracle queries still allowed; paid rows beyond it are dropped from the batch.
+    """
+    from duel.oracles import sample_labels
+
+    P = len(pb.pairs)
+    synthetic = np.asarray(pb.synthetic, bool)
+    reused = np.zeros(P, bool)
+    for p in np.flatnonzero(~synthetic):
+        row = stored.get(pb.pair_ids[p])
+        if row is None:
+            continue
+        a, b = (int(x) for x in pb.pairs[p])
+        if row["tokens_a"] != _response(pb, p, a) or row["tokens_b"] != _response(pb, p, b):
+            raise ValueError(
+                f"ledger: pair {pb.pair_ids[p]!r} is stored with other responses than the ones "
+                f"sampled now (version {row['version']} vs {pb.version}); the resumed run is not "
+                "replaying the stopped one")
+        reused[p] = True
+    paid = ~synthetic & ~reused
+    cut = 0
+    if budget_left is not None and paid.sum() > budget_left:
+        over = np.flatnonzero(paid)[max(budget_left, 0):]
+        keep = np.setdiff1d(np.arange(P), over)
+        cut = len(over)
+        pb = take_rows(pb, keep)
+        synthetic, reused, paid = synthetic[keep], reused[keep], paid[keep]
+        P = len(keep)
+
+    prob = np.full(P, np.nan, np.float32)
+    meta: list[dict] = [{} for _ in range(P)]
+    if pb.synthetic_prob is not None:
+        prob[synthetic] = pb.synthetic_prob[synthetic]
+    for p in np.flatnonzero(reused):
+        row = stored[pb.pair_ids[p]]
+        prob[p] = row["prob_a"]
+        meta[p] = dict(row.get("metadata") or {}, reused=True)
+    t0 = time.perf_counter()
+    rows = np.flatnonzero(paid)
+    if len(rows):
+        c = pb.candidates
+        texts = c.prompts.texts
+        pa, pm = oracle.label([texts[p] for p in rows],
+                              [c.texts[p][pb.pairs[p, 0]] for p in rows],
+                              [c.texts[p][pb.pairs[p, 1]] for p in rows])
+        prob[rows] = pa
+        for i, p in enumerate(rows):
+            meta[p] = pm[i]
+    t_oracle = time.perf_counter() - t0
+
+    rng = step_rng(seed, step, KEY_LABEL)
+    label = sample_labels(np.nan_to_num(prob, nan=0.5), rng, mode=label_mode, flip=flip).astype(np.int8)
+    for p in np.flatnonzero(reused):
+        label[p] = int(stored[pb.pair_ids[p]]["label"])
+    labeled = LabeledBatch(pairs=pb, prob_a=prob, label=label, metadata=meta, from_ledger=reused)
+    return labeled, {"time_oracle": t_oracle, "paid": int(paid.sum()), "reused": int(reused.sum()),
+                     "cut": cut}

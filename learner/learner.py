@@ -1,0 +1,250 @@
+"""The central learner: float32 policy + AdamW, ERM + replay buffer, ledger writer, reference.
+
+    learner = Learner(cfg, model_dir, run_dir)
+    learner.update(labeled, step)   # ledger append + fsync FIRST, then ERM and policy updates
+    ref = learner.publish()         # weights of the current version in the object store, once
+
+One `update` is one learner step and makes one new weights version. The ledger holds exactly
+the paid queries (synthetic and reused labels are not written again), appended and fsynced
+before any label is used (invariant 2). Every random draw is keyed by (seed, step).
+`LearnerActor` is the same class as a Ray actor; the loop places it with the layout.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import ray
+
+from duel.loop_utils import KEY_LEARN, checksum, flat_weights, step_key, to_wire
+
+ERM_BATCH = 64  # pairs per ERM Adam step (sampled from the replay buffer)
+
+
+def train_config(cfg):
+    from duel.train import TrainConfig
+
+    return TrainConfig(
+        loss=cfg.loss.kind, beta=cfg.loss.beta, label_smoothing=cfg.loss.label_smoothing,
+        flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
+        learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
+        min_lr_ratio=1.0, weight_decay=cfg.optim.weight_decay, clip_norm=cfg.optim.clip_norm or None,
+        micro_batches=cfg.optim.micro_batches,
+        compute_dtype="bfloat16" if cfg.policy.compute_dtype == "bfloat16" else "float32")
+
+
+def erm_config(cfg):
+    from duel.ensemble import ERMConfig
+
+    e = cfg.erm
+    return ERMConfig(num_members=e.num_members, hidden=tuple(e.hidden), learning_rate=e.lr,
+                     anchor_lambda=e.anchor_lambda, steps_per_update=e.steps_per_update,
+                     bootstrap_p=0.5 if e.bootstrap else 1.0)
+
+
+def pad_rows(tree, rows: int):
+    """Pad the leading axis of every leaf to `rows` (zeros: weight 0 masks the padding)."""
+    def pad(x):
+        x = np.asarray(x)
+        return np.concatenate([x, np.zeros((rows - x.shape[0], *x.shape[1:]), x.dtype)]) \
+            if x.shape[0] < rows else x
+    return jax.tree.map(pad, tree)
+
+
+class Learner:
+    def __init__(self, cfg, model_dir: str, run_dir: str, *, checksums: bool = False,
+                 readonly: bool = False):
+        from duel.ensemble import ERM, ReplayBuffer
+        from duel.ledger import Ledger
+        from duel.models import load_pretrained
+        from duel.reference import ReferenceSchedule, init_reference
+        from duel.train import init_train_state
+
+        self.cfg = cfg
+        self.run_dir = str(run_dir)
+        self.tcfg = train_config(cfg)
+        model, self.model_config = load_pretrained(model_dir, dtype=jnp.float32)
+        self.feature_dim = int(self.model_config.hidden_size)
+        self.state = init_train_state(model, self.tcfg)
+        r = cfg.reference
+        self.schedule = ReferenceSchedule(kind=r.schedule, tau=r.tau, every=max(r.every, 1))
+        self.reference = None if r.schedule == "fixed" else init_reference(self.state.params)
+        self.erm = ERM(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
+        self.buffer = ReplayBuffer(cfg.erm.buffer_size, self.feature_dim)
+        self.ledger = Ledger(run_dir, readonly=readonly)
+        self.model_dir = str(model_dir)
+        self._evaluator = None
+        self.version = 0
+        self.counters = {"step": 0, "version": 0, "queries": 0, "synthetic": 0, "reused": 0}
+        self.checksums = checksums
+        self.publish_dtype = None if cfg.policy.compute_dtype == "float32" else cfg.policy.compute_dtype
+        self._published = None  # (version, ObjectRef)
+        self.publish_bytes = 0
+
+    # -- labels --------------------------------------------------------------------------------
+
+    def lookup(self, pair_ids: list[str]) -> dict:
+        """Ledger entries for the given pair ids that are already stored (a resumed run reuses them)."""
+        out = {}
+        for pid in pair_ids:
+            e = self.ledger.get(pid)
+            if e is not None:
+                out[pid] = {"prob_a": e.prob_a, "label": e.label, "metadata": e.metadata,
+                            "tokens_a": e.tokens_a, "tokens_b": e.tokens_b, "version": e.version}
+        return out
+
+    def ledger_count(self) -> int:
+        return len(self.ledger)
+
+    # -- the update ----------------------------------------------------------------------------
+
+    def update(self, labeled, step: int) -> dict:
+        """One learner step on a LabeledBatch -> metrics. Ledger first (fsynced), then learning."""
+        from duel.ensemble import update as erm_update
+        from duel.ledger import entries_from_batch
+        from duel.reference import update_reference
+        from duel.train import pairs_from_labeled, train_step, with_reference
+
+        t0 = time.perf_counter()
+        self.ledger.append(entries_from_batch(labeled, step))  # invariant 2: durable before use
+        pb = labeled.pairs
+        synthetic = np.asarray(pb.synthetic, bool)
+        reused = np.zeros_like(synthetic) if labeled.from_ledger is None else np.asarray(labeled.from_ledger, bool)
+        self.counters["queries"] += labeled.queries
+        self.counters["synthetic"] += int(synthetic.sum())
+        self.counters["reused"] += int(reused.sum())
+        answered = ~np.isnan(np.asarray(labeled.prob_a, np.float32))
+        t_ledger = time.perf_counter() - t0
+
+        # ERM: oracle labels only (never its own synthetic ones), from the replay buffer
+        k_erm, k_buf = jax.random.split(step_key(self.cfg.seed, step, KEY_LEARN))
+        real = ~synthetic & answered & ~np.asarray(pb.identical, bool)
+        metrics: dict = {}
+        if real.any():
+            feats = pb.candidates.features
+            rows = np.flatnonzero(real)
+            fa = feats[rows, pb.pairs[rows, 0]]
+            fb = feats[rows, pb.pairs[rows, 1]]
+            self.buffer.add(fa, fb, np.asarray(labeled.label, np.float32)[rows])
+        if len(self.buffer):
+            s = self.cfg.erm.steps_per_update
+            fa, fb, p = self.buffer.sample(k_buf, ERM_BATCH, num_batches=s)
+            self.erm, em = erm_update(self.erm, fa, fb, p, self.buffer.total, k_erm, steps=s)
+            metrics.update({(k if k.startswith("erm_") else f"erm_{k}"): float(v)
+                            for k, v in em.items() if np.ndim(v) == 0})
+
+        # policy: hard labels decide chosen/rejected; skipped answers weigh 0
+        batch = pairs_from_labeled(labeled, soft=False)
+        batch = batch.replace(weight=np.asarray(batch.weight) * answered)
+        if pb.strategy == "xpo" or self.cfg.loss.kind == "xpo":
+            M = pb.candidates.tokens.shape[1]
+            win = np.where(np.asarray(labeled.label) > 0, pb.pairs[:, 0], pb.pairs[:, 1])
+            batch = batch.replace(ref_sample_is_chosen=(win >= M - M // 2).astype(np.int32))
+        batch = pad_rows(batch, self.cfg.prompts_per_step)
+        batch = jax.tree.map(jnp.asarray, batch)
+        if self.reference is not None:
+            batch = with_reference(batch, self.state, self.reference.params, self.tcfg)
+        self.state, pm = train_step(self.state, batch, self.tcfg)
+        metrics.update({k: float(v) for k, v in pm.items() if np.ndim(v) == 0})
+        if self.reference is not None:
+            self.reference = update_reference(self.schedule, self.reference, self.state.params, step + 1)
+        self.version += 1
+        self.counters.update(step=step + 1, version=self.version)
+        metrics["time_ledger"] = t_ledger
+        metrics["time_learn"] = time.perf_counter() - t0
+        return metrics
+
+    def update_and_publish(self, labeled, step: int):
+        """`update` then `publish` in one call -> (metrics with time_put, [ObjectRef])."""
+        metrics = self.update(labeled, step)
+        t0 = time.perf_counter()
+        refs = self.publish()
+        metrics["time_put"] = time.perf_counter() - t0
+        return metrics, refs
+
+    # -- weights -------------------------------------------------------------------------------
+
+    def publish(self):
+        """-> [ObjectRef] of {"version", "policy", "erm", "checksum"} for the current version.
+
+        One `ray.put` per version (a second call returns the same object)."""
+        if self._published is not None and self._published[0] == self.version:
+            return [self._published[1]]
+        params = self.state.params
+        if self.publish_dtype is not None:  # cast where the params live (half the bytes to move)
+            from duel.train import cast_floating
+
+            params = cast_floating(params, self.publish_dtype)
+        policy = flat_weights(params)
+        erm = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), self.erm.params)
+        wire, dtypes = to_wire(policy)
+        payload = {"version": self.version, "policy": wire, "dtypes": dtypes, "erm": erm,
+                   "checksum": checksum(policy) if self.checksums else ""}
+        self.publish_bytes = sum(a.nbytes for a in policy.values())
+        ref = ray.put(payload)
+        self._published = (self.version, ref)
+        return [ref]
+
+    def weights_checksum(self) -> str:
+        return checksum(flat_weights(self.state.params))
+
+    def erm_checksum(self) -> str:
+        return checksum(flat_weights({"params": self.erm.params, "opt": self.erm.opt_state}))
+
+    def get_counters(self) -> dict:
+        return dict(self.counters)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _tree(self) -> dict:
+        return {"policy": {"step": self.state.step, "params": self.state.params,
+                           "opt_state": self.state.opt_state, "rest": self.state.rest},
+                "reference": None if self.reference is None else self.reference,
+                "erm": self.erm, "buffer": self.buffer.state_dict()}
+
+    def save(self, step: int, meta: dict) -> str:
+        from duel.checkpoint import save
+
+        meta = {**meta, "learner": dict(self.counters)}
+        return str(save(self.run_dir, step, self._tree(), meta, keep=self.cfg.checkpoint.keep))
+
+    def restore(self) -> dict | None:
+        """Restore the newest valid checkpoint; -> its meta (+ "refused" messages), or None."""
+        from duel.checkpoint import restore
+        from duel.ensemble import ReplayBuffer
+
+        r = restore(self.run_dir, self._tree())
+        if r is None:
+            return None
+        t = r.state
+        self.state = self.state.replace(step=t["policy"]["step"], params=t["policy"]["params"],
+                                        opt_state=t["policy"]["opt_state"], rest=t["policy"]["rest"])
+        self.reference = t["reference"]
+        self.erm = t["erm"]
+        self.buffer = ReplayBuffer.from_state_dict(t["buffer"])
+        self.counters = dict(r.meta["learner"])
+        self.version = int(self.counters["version"])
+        self._published = None
+        return {**r.meta, "checkpoint_step": r.step, "refused": list(r.refused)}
+
+    def evaluate(self, step: int) -> dict:
+        """Win rates of the current policy (learner/evaluation.py)."""
+        from learner.evaluation import Evaluator
+
+        if self._evaluator is None:
+            self._evaluator = Evaluator(self.cfg, self.model_dir)
+        return self._evaluator.evaluate(self.policy_model(), step)
+
+    def policy_model(self):
+        from duel.train import model_from_state
+
+        return model_from_state(self.state)
+
+    def ping(self) -> dict:
+        return {"node_id": ray.get_runtime_context().get_node_id()}
+
+
+LearnerActor = ray.remote(num_cpus=0, max_restarts=0)(Learner)

@@ -1,0 +1,314 @@
+"""The loop that drives the actors: `run_experiment(config, run_dir)`.
+
+One step: prompts (seeded permutation, explicit position) -> generators (M candidates, frozen
+pass, pair selection) -> label stage (ledger reuse, oracle pool, ERM-labelled synthetic pairs)
+-> learner update (ledger fsync first) -> publish version v+1 -> generators load it.
+
+Sync mode is this pipeline with depth 0: generation for step t+1 starts after version t+1 is
+published, so every sample is on-policy and a fixed seed gives a deterministic run. Async mode
+keeps up to `max_staleness` steps of generation in flight while the learner learns: a sample
+used at learner version v was drawn from version >= v - max_staleness (checked, invariant 4).
+Every key derives from (seed, step) with fold_in; a checkpoint stores the prompt position of
+the first step not yet learned from, so a resumed run replays exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import ray
+
+from actors.generator import Generator, StaleWeights
+from actors.oracle import OracleActor, OraclePool, OracleUnavailable
+from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prompts
+from learner.labeling import label_pairs
+from learner.learner import LearnerActor
+from learner.placement import Layout, role_specs
+from learner.setup import RunInputs, prepare_inputs
+
+
+class RunStopped(RuntimeError):
+    """The run checkpointed and stopped before its last step (signal, oracle outage, quit)."""
+
+
+def enable_compile_cache() -> None:
+    """Share compiled programs between the run's processes and later runs (JAX persistent cache).
+
+    Set before Ray starts, so every actor inherits it; JAX_COMPILATION_CACHE_DIR wins if set."""
+    from learner.setup import cache_dir
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join `address` or start an embedded local Ray; -> True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    enable_compile_cache()
+    kwargs = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+    return True
+
+
+def run_experiment(config, run_dir, *, address: str | None = None, resume: bool | None = None,
+                   placement: dict | None = None, hooks: dict | None = None) -> dict:
+    """Run (or continue) an experiment; -> summary {"step", "queries", "synthetic", "final_eval", ...}.
+
+    resume: None = continue when RUN_DIR has a checkpoint, True = require one, False = refuse one.
+    placement: extra per-role Ray options {"learner"|"generator"|"oracle": {"num_cpus",
+    "num_gpus", "resources"}} on top of `config.resources`.
+    hooks: test hooks, {"after_step": fn(loop, step)}.
+    """
+    inputs = prepare_inputs(config, Path(run_dir), resume=resume)  # fails before Ray starts
+    started = init_ray(address)
+    loop = Loop(inputs, placement=placement, hooks=hooks or {})
+    try:
+        return loop.run()
+    finally:
+        loop.close()
+        if started:
+            ray.shutdown()
+
+
+class Loop:
+    def __init__(self, inputs: RunInputs, *, placement=None, hooks=None):
+        self.inp = inputs
+        cfg = self.cfg = inputs.cfg
+        self.hooks = hooks or {}
+        self.layout = Layout(role_specs(cfg, placement), strategy=cfg.resources.placement)
+        run_dir = str(inputs.run_dir)
+        self.learner = LearnerActor.options(**self.layout.options("learner")).remote(
+            cfg, inputs.model_dir, run_dir, checksums=bool(self.hooks.get("checksums")))
+        spec = {"seed": cfg.seed, "candidates": cfg.candidates, "strategy": cfg.explore.strategy,
+                "explore_options": dict(cfg.explore.options), "gamma": cfg.mixed.gamma,
+                "burn_in": cfg.mixed.burn_in, "beta": cfg.loss.beta,
+                "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
+                "top_k": cfg.sampling.top_k, "max_new_tokens": cfg.sampling.max_new_tokens,
+                "compute_dtype": cfg.policy.compute_dtype}
+        self.generators = [Generator.options(**self.layout.options("generator", i)).remote(inputs.model_dir, spec)
+                           for i in range(cfg.resources.generators)]
+        oracle_cfg = {"kind": cfg.oracle.kind, **cfg.oracle.options}
+        self.oracles = [OracleActor.options(**self.layout.options("oracle", i),
+                                            max_concurrency=cfg.resources.oracle_concurrency)
+                        .remote(oracle_cfg, cfg.task) for i in range(cfg.resources.oracle_actors)]
+        self.pool = OraclePool(self.oracles, max_retries=cfg.oracle.max_retries,
+                               max_concurrency=cfg.resources.oracle_concurrency * len(self.oracles),
+                               chunk_size=max(1, -(-cfg.prompts_per_step // len(self.oracles))))
+        self.gen_pids = [i["pid"] for i in ray.get([g.info.remote() for g in self.generators])]
+        self.gen_restarted: dict[int, int] = {}  # generator -> learner version when its restart was seen
+        self.sent = [-1] * len(self.generators)  # version whose weights each generator was sent
+        self.stream = PromptStream(len(inputs.prompt_rows), cfg.seed)
+        self.step = 0
+        self.version = 0
+        self.counters = {"queries": 0, "synthetic": 0, "reused": 0}
+        self.refs: dict[int, object] = {}  # version -> published ObjectRef (kept while in use)
+        self.evals: list[dict] = []
+        self._stop_signal = None
+
+    # -- weights -------------------------------------------------------------------------------
+
+    def publish(self, ref) -> None:
+        """Make the learner's published object of the current version the one generators use.
+
+        The ObjectRef travels with each generator's next `step` call (one round trip, no
+        barrier); the generator loads it and checks the version before sampling."""
+        self.refs[self.version] = ref
+
+    def _weights_for(self, i: int, version: int):
+        """The ObjectRef generator i still needs for `version`, or None when it holds it."""
+        if self.sent[i] == version:
+            return None
+        self.sent[i] = version
+        return self.refs.get(version)  # None after a skipped publish: the generator refuses
+
+    # -- one step's pieces ---------------------------------------------------------------------
+
+    def _submit(self, step: int) -> dict:
+        index, rows = self.stream.take(self.cfg.prompts_per_step)
+        batch = self.inp.prompt_batch(rows, step=step, index=index)
+        shards = shard_bounds(len(batch), len(self.generators))
+        futs = [self.generators[i].step.remote(slice_prompts(batch, lo, hi), self.version, step,
+                                               self._weights_for(i, self.version))
+                for i, (lo, hi) in enumerate(shards)]
+        return {"step": step, "batch": batch, "shards": shards, "futs": futs,
+                "version": self.version, "t0": time.perf_counter()}
+
+    def _gather(self, job: dict) -> list:
+        """The generators' PairBatches. A shard whose actor died (Ray restarts it empty) is
+        retried after reloading the job's weights: same key, same result. A generator that
+        holds another version for any other reason is an error (invariant 4)."""
+        out = []
+        for i, ((lo, hi), fut) in enumerate(zip(job["shards"], job["futs"])):
+            g = self.generators[i]
+            for attempt in range(4):
+                try:
+                    out.append(ray.get(fut))
+                    break
+                except (ray.exceptions.RayActorError, StaleWeights) as e:
+                    pid = ray.get(g.info.remote())["pid"]
+                    if pid != self.gen_pids[i]:  # Ray restarted it: jobs sent so far were lost
+                        self.gen_pids[i] = pid
+                        self.gen_restarted[i] = self.version
+                        self.sent[i] = -1
+                    if attempt == 3 or job["version"] > self.gen_restarted.get(i, -1):
+                        raise
+                    self.progress_message(f"generator {i} restarted ({type(e).__name__}); "
+                                          f"retrying step {job['step']}")
+                    fut = g.step.remote(slice_prompts(job["batch"], lo, hi), job["version"], job["step"],
+                                        self._weights_for(i, job["version"]))
+        return out
+
+    def _label(self, pb, step: int):
+        stored = {}
+        ids = [pid for pid, s in zip(pb.pair_ids, pb.synthetic) if not s]
+        if self.resumed and ids:
+            stored = ray.get(self.learner.lookup.remote(ids))
+        budget_left = None if self.cfg.budget is None else self.cfg.budget - self.counters["queries"]
+        return label_pairs(pb, step, seed=self.cfg.seed, oracle=self.pool, stored=stored,
+                           budget_left=budget_left, label_mode=self.cfg.oracle.label_mode,
+                           flip=self.cfg.oracle.flip)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        return self.cfg.max_staleness if self.cfg.mode == "async" else 0
+
+    def _restore(self) -> int:
+        meta = ray.get(self.learner.restore.remote())
+        # a run stopped before its first checkpoint restarts from step 0 but keeps its paid labels
+        self.resumed = meta is not None or ray.get(self.learner.ledger_count.remote()) > 0
+        if meta is None:
+            return 0
+        for msg in meta.get("refused", []):
+            self.progress_message(msg)
+        c = meta["counters"]
+        self.stream.position = int(c["position"])
+        self.counters = {k: int(c[k]) for k in ("queries", "synthetic", "reused")}
+        self.version = int(c["version"])
+        self.evals = list(meta.get("evals", []))
+        return int(c["step"])
+
+    def progress_message(self, text: str):
+        if getattr(self, "progress", None) is not None:
+            self.progress.message(text)
+        else:
+            print(text)
+
+    def checkpoint(self, step: int, position: int):
+        meta = {"counters": {"step": step, "position": position, "version": self.version, **self.counters},
+                "config": self.inp.config_dict, "evals": self.evals}
+        return ray.get(self.learner.save.remote(step, meta))
+
+    def run(self) -> dict:
+        from duel.metrics import MetricsWriter, Progress
+
+        cfg = self.cfg
+        start = self._restore()
+        self.metrics = MetricsWriter(self.inp.run_dir, tensorboard=cfg.logging.tensorboard,
+                                     resume_step=start if self.resumed else None)
+        self.progress = Progress(cfg.steps, cfg.budget, enabled=cfg.logging.progress, start_step=start)
+        self.publish(ray.get(self.learner.publish.remote())[0])
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for s in old:
+                signal.signal(s, self._on_signal)
+        except ValueError:  # not the main thread: no signal handling
+            old = {}
+        try:
+            with self.progress:
+                step = self._steps(start)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.metrics.close()
+        return {"step": step, "version": self.version, **self.counters,
+                "final_eval": self.evals[-1] if self.evals else None, "run_dir": str(self.inp.run_dir)}
+
+    def _on_signal(self, signum, frame):
+        self._stop_signal = signal.Signals(signum).name
+
+    def _steps(self, start: int) -> int:
+        cfg = self.cfg
+        pending: deque = deque()
+        next_gen = start
+        step = start
+        while step < cfg.steps:
+            if cfg.budget is not None and self.counters["queries"] >= cfg.budget:
+                break
+            while next_gen < cfg.steps and next_gen <= step + self.depth:
+                pending.append(self._submit(next_gen))
+                next_gen += 1
+            job = pending.popleft()
+            t_wall = time.perf_counter()
+            parts = self._gather(job)
+            t_wait = time.perf_counter() - t_wall
+            pb = concat_pairs(parts, pad_id=self.inp.pad_id)
+            if self.version - pb.version > self.depth:  # invariant 4
+                raise RuntimeError(f"step {step}: sample version {pb.version} is {self.version - pb.version} "
+                                   f"versions old; max_staleness is {self.depth}")
+            try:
+                labeled, info = self._label(pb, step)
+            except OracleUnavailable as e:
+                self.checkpoint(step, job["batch"].index)  # the failed step is redone on resume
+                raise RunStopped(f"oracle unavailable: {e}; checkpointed step {step}") from e
+            metrics, refs = ray.get(self.learner.update_and_publish.remote(labeled, step))
+            self.counters["queries"] += labeled.queries
+            self.counters["synthetic"] += int(np.sum(labeled.pairs.synthetic))
+            self.counters["reused"] += info["reused"]
+            self.version += 1
+            self.publish(refs[0])
+            step += 1
+            for v in [v for v in self.refs if v < self.version - self.depth]:
+                del self.refs[v]
+            times = {"generate": pb.diagnostics.get("time_generate", 0.0),
+                     "select": pb.diagnostics.get("time_select", 0.0),
+                     "oracle": info["time_oracle"], "learn": metrics.get("time_learn", 0.0),
+                     "publish": metrics.get("time_put", 0.0) + pb.diagnostics.get("time_load", 0.0)}
+            wall = time.perf_counter() - t_wall
+            row = {"queries": self.counters["queries"], "synthetic": self.counters["synthetic"],
+                   "version": self.version, "sample_version": pb.version,
+                   "staleness": self.version - 1 - pb.version,
+                   **{f"time_{k}": v for k, v in times.items()}, "time_wait": t_wait, "time_step": wall,
+                   **{k: v for k, v in metrics.items() if not k.startswith("time_")},
+                   **{k: v for k, v in pb.diagnostics.items() if not k.startswith("time_")}}
+            self.metrics.log("train", step, **row)
+            self.last_row = row
+            position = pending[0]["batch"].index if pending else self.stream.position
+            last = step >= cfg.steps or (cfg.budget is not None and self.counters["queries"] >= cfg.budget)
+            if (cfg.eval.every and step % cfg.eval.every == 0) or last:
+                self._evaluate(step)
+            self.progress.update(step, self.counters["queries"], self.counters["synthetic"],
+                                 win_rate=self.evals[-1]["win_rate"] if self.evals else None, times=times)
+            if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or last:
+                self.checkpoint(step, position)
+            if "after_step" in self.hooks:
+                self.hooks["after_step"](self, step)
+            if self._stop_signal and not last:
+                self.checkpoint(step, position)
+                raise RunStopped(f"{self._stop_signal} received; checkpointed step {step}")
+        return step
+
+    def _evaluate(self, step: int):
+        ev = ray.get(self.learner.evaluate.remote(step))
+        row = {"queries": self.counters["queries"], **ev}
+        self.metrics.log("eval", step, **row)
+        self.evals.append({"step": step, **row})
+        self.progress.message(f"eval step {step}: win rate {ev['win_rate']:.3f} "
+                              f"[{ev['win_rate_lo']:.3f}, {ev['win_rate_hi']:.3f}] n={ev['n']}")
+
+    def close(self):
+        for a in [self.learner, *self.generators, *self.oracles]:
+            try:
+                ray.kill(a)
+            except ValueError:  # not an actor handle any more
+                continue
+        self.layout.close()

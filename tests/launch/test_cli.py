@@ -1,0 +1,106 @@
+"""`duel`: bad input fails before Ray starts; run -> eval -> export end to end; dispatch."""
+
+import os
+
+import numpy as np
+import pytest
+import ray
+import yaml
+
+from launch import cli
+from tests.learner.tiny import TINY_TASK, tiny_model_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch, tmp_path_factory):
+    import tempfile
+
+    base = tempfile.gettempdir()
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", os.path.join(base, "duel-test-jax-cache"))
+    monkeypatch.setenv("DUEL_CACHE", os.path.join(base, "duel-test-cache"))
+    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    yield
+    assert not ray.is_initialized() or ray.shutdown() is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "demo", "--set", "explore.strategy=ee-ts"], "explore.strategy' expected one of"),
+    (["run", "demo", "--set", "explor.strategy=ee_ts"], "did you mean 'explore'"),
+    (["run", "no-such-preset"], "neither a YAML file nor a preset"),
+    (["run", "demo", "--set", "policy.path=/nonexistent/model"], "policy.path"),
+    (["run", "demo", "--set", "task=no_such_task"], "key 'task'"),
+    (["resume", "/nonexistent/run"], "config.yaml: not found"),
+])
+def test_bad_input_fails_before_ray_starts(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not ray.is_initialized()
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("name, module", [("bandit", "duel.tasks.bandit"), ("report", "duel.report"),
+                                          ("sweep", "launch.sweep")])
+def test_dispatch_passes_the_rest_of_argv(name, module, monkeypatch):
+    import importlib
+
+    got = []
+    monkeypatch.setattr(importlib.import_module(module), "main", lambda argv: got.append(argv) or 7)
+    assert cli.main([name, "--x", "1", "RUN"]) == 7
+    assert got == [["--x", "1", "RUN"]]
+
+
+def test_fresh_run_dir_never_reuses_a_run(tmp_path):
+    (tmp_path / "r").mkdir()
+    assert cli.fresh_run_dir(tmp_path / "r") == tmp_path / "r"
+    (tmp_path / "r" / "metrics.jsonl").write_text("")
+    assert cli.fresh_run_dir(tmp_path / "r") == tmp_path / "r-1"
+
+
+@pytest.mark.slow
+def test_run_eval_export_end_to_end(tmp_path, capsys):
+    model = tiny_model_dir(tmp_path / "policy")
+    cfg = {"task": TINY_TASK, "policy": {"path": model}, "steps": 2, "prompts_per_step": 4,
+           "candidates": 4, "sampling": {"max_new_tokens": 4},
+           "erm": {"num_members": 4, "hidden": [8]}, "eval": {"every": 0, "num_prompts": 8},
+           "resources": {"generators": 2}, "logging": {"tensorboard": False, "progress": False}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "run"
+    assert cli.main(["run", str(tmp_path / "tiny.yaml"), "--run-dir", str(run_dir),
+                     "--set", "optim.lr=1e-2"]) == 0
+    out = capsys.readouterr().out
+    assert "final win rate against the starting policy:" in out
+    assert f"run directory: {run_dir.resolve()}" in out
+    assert "steps: 2  queries: 8" in out
+    assert not ray.is_initialized()  # the embedded Ray is gone
+    # the resolved config (with the override) is the run's config
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["optim"]["lr"] == 1e-2
+    assert cli.main(["run", str(tmp_path / "tiny.yaml"), "--run-dir", str(run_dir)]) == 2
+
+    assert cli.main(["eval", str(run_dir)]) == 0
+    assert "step 2: win rate against the starting policy" in capsys.readouterr().out
+
+    out_dir = tmp_path / "export"
+    assert cli.main(["export", str(run_dir), str(out_dir)]) == 0
+    # transformers loads the export; its logits are the run's final policy's
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from learner.offline import restored_learner
+
+    hf = AutoModelForCausalLM.from_pretrained(out_dir)
+    tok = AutoTokenizer.from_pretrained(out_dir)
+    ids = tok("12+30=")["input_ids"]
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits.numpy()
+    learner, meta = restored_learner(run_dir)
+    assert meta["checkpoint_step"] == 2
+    ours = np.asarray(learner.policy_model()(np.array([ids]), np.ones((1, len(ids)), np.int32)))
+    np.testing.assert_allclose(ref, ours, atol=1e-4)
+    # and it is not the starting policy any more
+    start = AutoModelForCausalLM.from_pretrained(model)
+    with torch.no_grad():
+        assert not np.allclose(start(torch.tensor([ids])).logits.numpy(), ref, atol=1e-4)

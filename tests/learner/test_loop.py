@@ -1,0 +1,141 @@
+"""The distributed loop on CPU with tiny models: 2 generators, an oracle actor, the learner actor."""
+
+import itertools
+import os
+
+import pytest
+import ray
+
+from actors.generator import StaleWeights
+from duel.ledger import Ledger
+from duel.metrics import read_metrics
+from learner import loop as loop_mod
+from learner.loop import run_experiment
+from tests.learner.tiny import tiny_config, tiny_model_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": ROOT,
+                                       "JAX_COMPILATION_CACHE_DIR": os.environ["JAX_COMPILATION_CACHE_DIR"],
+                                       "DUEL_CACHE": os.environ["DUEL_CACHE"]}})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp("policy") / "tiny")
+
+
+def _watch(seen):
+    """after_step hook: what the learner published at that step, what every generator holds."""
+    def hook(loop, step):
+        infos = ray.get([g.info.remote() for g in loop.generators])
+        seen.append({"step": step, "version": loop.version,
+                     "learner": ray.get(loop.learner.weights_checksum.remote()),
+                     "generators": [(i["version"], i["checksum"]) for i in infos],
+                     "oracle_calls": loop.pool.num_calls(), "queries": loop.counters["queries"]})
+    return hook
+
+
+def test_sync_run_two_generators_with_mixed_preference(tmp_path, model):
+    cfg = tiny_config(model, steps=4, **{"mixed.gamma": 0.5, "mixed.burn_in": 2, "eval.every": 4})
+    seen = []
+    res = run_experiment(cfg, tmp_path, hooks={"after_step": _watch(seen), "checksums": True})
+    assert res["step"] == 4 and res["version"] == 4
+    # the weights a step sampled with are exactly those the learner published one step before
+    assert [s["version"] for s in seen] == [1, 2, 3, 4]
+    assert len({s["learner"] for s in seen}) == 4  # every update changed the policy
+    for prev, s in itertools.pairwise(seen):
+        assert s["generators"] == [(prev["version"], prev["learner"])] * 2, s
+    # every sample was drawn with the version just published (sync: on-policy)
+    rows = read_metrics(tmp_path, "train")
+    assert [r["sample_version"] for r in rows] == [0, 1, 2, 3]
+    assert all(r["staleness"] == 0 for r in rows)
+    # queries == oracle calls; steps 0-1 are all oracle (burn-in), steps 2-3 half synthetic
+    assert [r["queries"] for r in rows] == [4, 8, 10, 12]
+    assert [r["synthetic"] for r in rows] == [0, 0, 2, 4]
+    assert [s["oracle_calls"] for s in seen] == [4, 8, 10, 12]
+    assert res["queries"] == 12 and res["synthetic"] == 4
+    # the ledger holds every paid label, once, and nothing else
+    ledger = Ledger(tmp_path, readonly=True)
+    entries = ledger.entries()
+    assert len(entries) == 12
+    assert len({e.pair_id for e in entries}) == 12
+    assert sorted(e.step for e in entries) == [0] * 4 + [1] * 4 + [2] * 2 + [3] * 2
+    assert all(e.version == e.step for e in entries)
+    # eval row, checkpoint and config are in the run directory
+    ev = read_metrics(tmp_path, "eval")
+    assert [e["step"] for e in ev] == [4] and ev[0]["n"] == 8
+    assert 0.0 <= ev[0]["win_rate_vs_start"] <= 1.0
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "checkpoints" / "4").is_dir()
+
+
+def test_async_run_overlaps_within_max_staleness(tmp_path, model):
+    cfg = tiny_config(model, steps=4, mode="async", max_staleness=1)
+    res = run_experiment(cfg, tmp_path)
+    rows = read_metrics(tmp_path, "train")
+    # step t learns from samples drawn with version max(t - 1, 0): one step of generation ahead
+    assert [r["sample_version"] for r in rows] == [0, 0, 1, 2]
+    assert [r["staleness"] for r in rows] == [0, 1, 1, 1]
+    assert res["queries"] == 16 == len(Ledger(tmp_path, readonly=True))
+    versions = sorted(e.version for e in Ledger(tmp_path, readonly=True).entries())
+    assert versions == [0] * 8 + [1] * 4 + [2] * 4
+
+
+def test_a_skipped_publish_fails_the_next_step(tmp_path, monkeypatch, model):
+    real = loop_mod.Loop.publish
+
+    def skip_once(self, ref):
+        if self.version == 2:  # the learner published version 2, but the loop drops it
+            return None
+        return real(self, ref)
+
+    monkeypatch.setattr(loop_mod.Loop, "publish", skip_once)
+    with pytest.raises(StaleWeights, match="holds weights version 1 but was asked to sample with version 2"):
+        run_experiment(tiny_config(model, steps=4), tmp_path)
+    assert [r["step"] for r in read_metrics(tmp_path, "train")] == [1, 2]
+
+
+def test_stop_and_resume_ends_bit_identical(tmp_path, model):
+    """Sync mode: 4 steps straight == 2 steps, stop, resume to 4 (weights, ERM, ledger, metrics)."""
+    cfg = tiny_config(model, steps=4, **{"checkpoint.every": 2, "mixed.gamma": 0.5, "mixed.burn_in": 1})
+    ends = {}
+
+    def final(name):
+        def hook(loop, step):
+            if step == 4:
+                ends[name] = (ray.get(loop.learner.weights_checksum.remote()),
+                              ray.get(loop.learner.erm_checksum.remote()))
+        return hook
+
+    straight = tmp_path / "straight"
+    run_experiment(cfg, straight, hooks={"after_step": final("straight")})
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(loop, step):
+        if step == 2:
+            raise Stop
+
+    stopped = tmp_path / "stopped"
+    with pytest.raises(Stop):
+        run_experiment(cfg, stopped, hooks={"after_step": stop_at_2})
+    res = run_experiment(cfg, stopped, hooks={"after_step": final("resumed")})
+    assert res["step"] == 4 and res["queries"] == 4 + 2 * 3
+    assert ends["resumed"] == ends["straight"]
+
+    def rows(d):
+        return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in read_metrics(d)]
+
+    assert rows(stopped) == rows(straight)
+    a = [e.__dict__ | {"metadata": None} for e in Ledger(straight, readonly=True).entries()]
+    b = [e.__dict__ | {"metadata": None} for e in Ledger(stopped, readonly=True).entries()]
+    assert a == b and len(a) == 10
