@@ -1,0 +1,187 @@
+"""duel sweep: the strategy × seed grid on an embedded Ray with a fake run function, then the report."""
+
+import functools
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from duel import config as C
+from launch import sweep
+
+SCALE = {"passive": 150.0, "ee_ts": 50.0}  # queries to reach 63% of the fake gain
+
+
+def fake_win_rate(strategy, seed, queries):
+    return 0.1 + 0.5 * (1 - math.exp(-queries / SCALE[strategy])) + 0.01 * seed
+
+
+def fake_run(config, run_dir, stop_step=None):
+    """A resumable stand-in for learner.loop.run_experiment: writes config.yaml + metrics.jsonl."""
+    d = Path(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    C.save_config(config, d / "config.yaml")
+    metrics = d / "metrics.jsonl"
+    rows = [json.loads(x) for x in metrics.read_text().splitlines()] if metrics.exists() else []
+    start = max([r["step"] for r in rows], default=-1) + 1
+    with open(d / "calls.txt", "a") as f:
+        f.write(f"start {start}\n")
+    with open(metrics, "a") as f:
+        step = start
+        while True:
+            queries = min(step * config.prompts_per_step, config.budget)
+            syn = step * 2 if config.explore.strategy == "ee_ts" else 0
+            f.write(json.dumps({"kind": "train", "step": step, "queries": queries,
+                                "synthetic": syn}) + "\n")
+            if step % config.eval.every == 0 or queries >= config.budget:
+                w = fake_win_rate(config.explore.strategy, config.seed, queries)
+                f.write(json.dumps({"kind": "eval", "step": step, "queries": queries,
+                                    "win_rate": w, "win_rate_lo": w - 0.1,
+                                    "win_rate_hi": w + 0.1, "n": 32}) + "\n")
+            if queries >= config.budget or step == stop_step:
+                return
+            step += 1
+
+
+def fake_prepare(marker, config):
+    with open(marker, "a") as f:
+        f.write(config.task + "\n")
+    return "/cache/policy"
+
+
+@pytest.fixture
+def preset(tmp_path):
+    p = tmp_path / "tiny.yaml"
+    p.write_text("task: demo\nsteps: 1000\nprompts_per_step: 10\neval:\n  every: 5\n")
+    return p
+
+
+def test_sweep_two_by_two_completes_skips_resumes_and_reports(tmp_path, preset):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    out, marker = tmp_path / "sw", tmp_path / "prepared.txt"
+    argv = [str(preset), "--strategies", "passive,ee_ts", "--seeds", "2", "--budget", "200",
+            "--out", str(out), "--parallel", "2", "--set", "eval.num_prompts=8",
+            "--targets", "0.3,0.4,passive"]
+    # before the sweep: one run already complete, one stopped half-way
+    for strategy, seed, stop in (("passive", 0, None), ("ee_ts", 1, 7)):
+        cfg = sweep.plan(str(preset), [strategy], [seed], 200, ["eval.num_prompts=8"], out)[0]
+        fake_run(cfg.config, cfg.run_dir, stop_step=stop)
+    logs = []
+    rc = sweep.main(argv, run_fn=fake_run, prepare_fn=functools.partial(fake_prepare, marker),
+                    log=logs.append)
+    assert rc == 0, logs
+    assert marker.read_text() == "demo\n"  # starting policy built once, before the fan-out
+    calls = {d.name: (d / "calls.txt").read_text().split("\n")[:-1] for d in out.iterdir()
+             if (d / "calls.txt").exists()}
+    assert calls == {"passive-s0": ["start 0"], "passive-s1": ["start 0"],
+                     "ee_ts-s0": ["start 0"], "ee_ts-s1": ["start 0", "start 8"]}
+    assert any("1 complete, 1 to resume, 2 new" in x for x in logs)
+    cfg = C.load_config(out / "ee_ts-s1" / "config.yaml")
+    assert (cfg.explore.strategy, cfg.seed, cfg.budget, cfg.eval.num_prompts) == ("ee_ts", 1, 200, 8)
+
+    data = json.loads((out / "report" / "report.json").read_text())["tasks"]["demo"]
+    s = data["strategies"]
+    for strategy in SCALE:
+        finals = [fake_win_rate(strategy, seed, 200) for seed in (0, 1)]
+        assert s[strategy]["final"]["mean"] == pytest.approx(sum(finals) / 2)
+        assert s[strategy]["complete"] == 2
+    # queries to 0.4: eval every 5 steps = 50 queries; interpolate between the evals around it
+    for strategy in SCALE:
+        per_seed = []
+        for seed in (0, 1):
+            qs = [0, 50, 100, 150, 200]
+            ws = [fake_win_rate(strategy, seed, q) for q in qs]
+            i = next(k for k, w in enumerate(ws) if w >= 0.4)
+            per_seed.append(qs[i - 1] + (qs[i] - qs[i - 1]) * (0.4 - ws[i - 1]) / (ws[i] - ws[i - 1]))
+        assert s[strategy]["targets"]["0.40"]["per_seed"] == pytest.approx(per_seed)
+    ratio = s["ee_ts"]["targets"]["0.40"]["mean"] / s["passive"]["targets"]["0.40"]["mean"]
+    assert s["ee_ts"]["targets"]["0.40"]["ratio"] == pytest.approx(ratio)
+    assert ratio < 0.5  # the fake ee_ts learns three times faster
+    assert s["ee_ts"]["synthetic"]["mean"] == 2 * 20  # 20 steps of 10 queries, 2 synthetic each
+    assert (out / "report" / "report.md").exists() and (out / "report" / "win_rate_demo.png").exists()
+
+    # a second invocation finds everything complete and runs nothing
+    logs.clear()
+    assert sweep.main(argv, run_fn=fake_run, prepare_fn=None, log=logs.append) == 0
+    assert any("4 complete, 0 to resume, 0 new" in x for x in logs)
+    assert (out / "ee_ts-s1" / "calls.txt").read_text().count("start") == 2
+
+
+def test_sweep_refuses_a_run_dir_made_with_other_settings(tmp_path, preset, capsys):
+    out = tmp_path / "sw"
+    spec = sweep.plan(str(preset), ["passive"], [0], 100, [], out)[0]
+    fake_run(spec.config, spec.run_dir)
+    rc = sweep.main([str(preset), "--strategies", "passive", "--seeds", "1", "--budget", "200",
+                     "--out", str(out)], run_fn=fake_run, prepare_fn=None, log=lambda _: None)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "passive-s0/config.yaml" in err and "budget" in err
+    assert (spec.run_dir / "calls.txt").read_text() == "start 0\n"  # not run again
+
+
+def test_seed_and_config_errors(tmp_path, preset, capsys):
+    assert sweep.parse_seeds("3") == [0, 1, 2] and sweep.parse_seeds("4,1") == [1, 4]
+    with pytest.raises(sweep.SweepError, match="--seeds"):
+        sweep.parse_seeds("many")
+    with pytest.raises(C.ConfigError, match="explore.strategy"):
+        sweep.plan(str(preset), ["ee_tss"], [0], 100, [], tmp_path / "x")
+    with pytest.raises(sweep.SweepError, match="--budget"):
+        sweep.plan(str(preset), ["passive"], [0], None, [], tmp_path / "x")
+    argv = [str(preset), "--strategies", "passive", "--budget", "10", "--out", str(tmp_path / "y")]
+    assert sweep.main([*argv, "--set", "erm.num_member=3"], prepare_fn=None) == 2
+    assert "erm.num_members" in capsys.readouterr().err  # the config module's suggestion
+    assert not (tmp_path / "y").exists()  # nothing written before the input is checked
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:os.fork")  # Ray starts after JAX built the tiny policy
+def test_real_loop_tiny_sweep(tmp_path):
+    """2 strategies × 2 seeds through learner.loop.run_experiment at a tiny budget, then report."""
+    pytest.importorskip("learner.loop")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "tiny", Path(__file__).resolve().parents[1] / "learner" / "tiny.py")
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    policy = tiny.tiny_model_dir(tmp_path / "policy")
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(f"""
+task: arithmetic
+steps: 4
+prompts_per_step: 4
+candidates: 2
+policy: {{path: {policy}}}
+sampling: {{max_new_tokens: 4}}
+erm: {{num_members: 2, hidden: [8]}}
+optim: {{lr: 1.0e-3}}
+eval: {{every: 1, num_prompts: 8}}
+checkpoint: {{every: 1, keep: 1}}
+resources: {{generators: 1, oracle_actors: 1}}
+logging: {{tensorboard: false, progress: false}}
+""")
+    out = tmp_path / "sw"
+    argv = [str(preset), "--strategies", "passive,ee_ts", "--seeds", "2", "--budget", "8",
+            "--out", str(out), "--parallel", "2"]
+    logs = []
+    assert sweep.main(argv, log=logs.append) == 0, logs
+    s = json.loads((out / "report" / "report.json").read_text())["tasks"]["arithmetic"]["strategies"]
+    for strategy in ("passive", "ee_ts"):
+        assert s[strategy]["seeds"] == [0, 1] and s[strategy]["complete"] == 2
+        finals = []
+        for seed in (0, 1):
+            rows = [json.loads(x) for x in (out / f"{strategy}-s{seed}" / "metrics.jsonl")
+                    .read_text().splitlines()]
+            evals = [r for r in rows if r["kind"] == "eval"]
+            assert evals[-1]["queries"] == 8  # 2 steps of 4 queries, then the budget stops it
+            finals.append(evals[-1]["win_rate"])
+        assert s[strategy]["final"]["per_seed"] == pytest.approx(finals)
+        assert s[strategy]["final"]["mean"] == pytest.approx(sum(finals) / 2)
+        assert s[strategy]["oracle_queries"]["mean"] == 8
+    logs.clear()
+    assert sweep.main(argv, log=logs.append) == 0  # all complete: nothing runs again
+    assert any("4 complete, 0 to resume, 0 new" in x for x in logs)
