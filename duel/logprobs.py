@@ -1,0 +1,157 @@
+"""Teacher-forced log-probabilities of responses under a causal LM.
+
+One job: given left-padded prompts [B, Tp] and right-padded responses [B, N], run the model once
+over the concatenation and return log pi(y_t | x, y_<t) for every response token [B, N] (0 where
+the response is padded), optionally with the final hidden state at the last response token [B, H]
+(the encoder features phi(x, y)).
+
+Two ways to turn hidden states into log-probs, and a test compares them:
+
+- plain (`vocab_chunk=None`): logits [B, N, V] for the whole response at once, cast to float32,
+  log-softmax, gather.
+- lean (`vocab_chunk=C`): the vocabulary projection and log-softmax run over chunks of C token
+  positions, so at most C x V logits exist at a time (in the compute dtype, float32 only per
+  chunk); the chunk is rematerialised in the backward pass, so gradients stay lean too.
+
+Pure and differentiable in the module's parameters; call it on an NNX module inside a jitted
+function (`nnx.merge(graphdef, state)` there), or under `nnx.jit`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def concat_prompt_response(prompt_ids, prompt_mask, response_ids, response_mask):
+    """One sequence per row: [left-padded prompt | right-padded response], with positions.
+
+    Returns (input_ids [B, Tp+N], attention_mask [B, Tp+N], positions [B, Tp+N]); positions count
+    real tokens from 0 (cumsum of the mask minus one, clipped at 0), so left padding is skipped.
+    """
+    prompt_ids = jnp.asarray(prompt_ids)
+    response_ids = jnp.asarray(response_ids)
+    if prompt_ids.ndim != 2 or response_ids.ndim != 2:
+        raise ValueError(
+            f"prompt_ids and response_ids must be [B, T]; got {prompt_ids.shape} and {response_ids.shape}"
+        )
+    if prompt_ids.shape[0] != response_ids.shape[0]:
+        raise ValueError(f"batch sizes differ: prompts {prompt_ids.shape[0]}, responses {response_ids.shape[0]}")
+    if prompt_ids.shape[1] < 1:
+        raise ValueError("prompts must have at least one token (the response's first token is predicted from it)")
+    ids = jnp.concatenate([prompt_ids, response_ids], axis=1).astype(jnp.int32)
+    mask = jnp.concatenate([jnp.asarray(prompt_mask), jnp.asarray(response_mask)], axis=1).astype(jnp.int32)
+    positions = jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0).astype(jnp.int32)
+    return ids, mask, positions
+
+
+def token_logprobs(logits, targets):
+    """log softmax(logits)[targets], at least float32. logits [..., V], targets [...] int."""
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    targets = jnp.clip(targets, 0, logits.shape[-1] - 1)
+    picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    return picked - jax.nn.logsumexp(logits, axis=-1)
+
+
+def logprobs_plain(unembed, hidden, targets):
+    """Reference path: logits for every position at once. hidden [B, N, H], targets [B, N]."""
+    return token_logprobs(unembed(hidden), targets)
+
+
+def logprobs_chunked(unembed, hidden, targets, chunk: int):
+    """Lean path: the same numbers, projecting `chunk` token positions onto the vocabulary at a time.
+
+    The B*N positions are flattened, padded to a multiple of `chunk` and scanned; each chunk is
+    wrapped in `jax.checkpoint`, so the backward pass recomputes its logits instead of storing them.
+    """
+    if chunk < 1:
+        raise ValueError(f"vocab_chunk must be a positive number of token positions, got {chunk}")
+    B, N, H = hidden.shape
+    n = B * N
+    num_chunks = -(-n // chunk)
+    pad = num_chunks * chunk - n
+    h = jnp.pad(hidden.reshape(n, H), ((0, pad), (0, 0))).reshape(num_chunks, chunk, H)
+    t = jnp.pad(targets.reshape(n), (0, pad)).reshape(num_chunks, chunk)
+
+    @jax.checkpoint
+    def one(h_c, t_c):
+        return token_logprobs(unembed(h_c), t_c)
+
+    def body(carry, xs):
+        return carry, one(*xs)
+
+    _, out = jax.lax.scan(body, None, (h, t))
+    return out.reshape(-1)[:n].reshape(B, N)
+
+
+def response_logprobs(
+    model,
+    prompt_ids,
+    prompt_mask,
+    response_ids,
+    response_mask,
+    *,
+    return_hidden: bool = False,
+    vocab_chunk: int | None = None,
+):
+    """Per-token log-probs of the response tokens under `model`, [B, N] float32 (0 where masked).
+
+    prompt_ids/prompt_mask [B, Tp] left-padded; response_ids/response_mask [B, N] right-padded.
+    The model sees the concatenation with positions from the mask. With `return_hidden`, also
+    returns the final (post-norm) hidden state at the last response token, [B, H] (at the last
+    prompt token for an empty response). `vocab_chunk` (token positions per chunk) selects the
+    lean path; None projects the whole response at once.
+
+    The model either has `hidden_states(ids, mask, positions)` and `unembed(hidden)` (our models),
+    or is only callable as `model(ids, mask, positions=...) -> logits` (then the lean path and
+    return_hidden are unavailable).
+    """
+    ids, mask, positions = concat_prompt_response(prompt_ids, prompt_mask, response_ids, response_mask)
+    Tp = prompt_ids.shape[1]
+    N = response_ids.shape[1]
+    response_mask = jnp.asarray(response_mask)
+    targets = ids[:, Tp:]
+
+    if hasattr(model, "hidden_states") and hasattr(model, "unembed"):
+        hidden_all = model.hidden_states(ids, mask, positions)  # [B, Tp+N, H]
+        # the token at sequence index Tp+t is predicted from the hidden state at Tp+t-1
+        h = hidden_all[:, Tp - 1 : Tp + N - 1]
+        if vocab_chunk is None:
+            lp = logprobs_plain(model.unembed, h, targets)
+        else:
+            lp = logprobs_chunked(model.unembed, h, targets, int(vocab_chunk))
+    else:
+        if return_hidden or vocab_chunk is not None:
+            raise ValueError(
+                "return_hidden and vocab_chunk need a model with hidden_states() and unembed(); "
+                f"{type(model).__name__} has only __call__"
+            )
+        hidden_all = None
+        logits = model(ids, mask, positions=positions)
+        lp = token_logprobs(logits[:, Tp - 1 : Tp + N - 1], targets)
+
+    lp = jnp.where(response_mask > 0, lp, 0.0)
+    if not return_hidden:
+        return lp
+    last = Tp + jnp.sum(response_mask > 0, axis=1) - 1  # [B]; Tp-1 for an empty response
+    hidden = jnp.take_along_axis(hidden_all, last[:, None, None], axis=1)[:, 0]
+    return lp, hidden
+
+
+def masked_sum(x, mask):
+    """Sum of x over the last axis where mask is set: [..., N] -> [...] (at least float32)."""
+    x = jnp.asarray(x)
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    return jnp.sum(jnp.where(jnp.asarray(mask) > 0, x, 0.0), axis=-1)
+
+
+def masked_mean(x, mask):
+    """Length-normalised sum: masked_sum / number of set mask entries (0 for an empty mask)."""
+    total = masked_sum(x, mask)
+    count = jnp.sum(jnp.asarray(mask) > 0, axis=-1).astype(total.dtype)
+    return total / jnp.maximum(count, 1.0)
+
+
+def sequence_logprob(token_lp, mask, *, average: bool = False):
+    """log pi(y | x) as the masked sum of token log-probs, or the per-token mean with `average`."""
+    return masked_mean(token_lp, mask) if average else masked_sum(token_lp, mask)
