@@ -1,0 +1,174 @@
+"""Policy-server throughput: generated tokens/s of duel.sampling.generate vs transformers generate.
+
+Random bf16 weights, full-length prompts, EOS ignored (every sequence runs max_new_tokens).
+Shapes: Pythia-1B (gpt_neox) and Qwen2.5-0.5B (llama family). Besides tok/s it reports the
+fraction of the memory roofline: (weights + KV-cache bytes read by every decode step) / measured
+copy bandwidth, over the measured wall time (prefill and sampling included).
+
+    .venv/bin/python bench/sampler.py            # CPU: scaled-down shapes, a few minutes
+    .venv/bin/python bench/sampler.py --full     # real shapes, batch 16/64/256, prompt 128, 128 new
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bench.common import copy_bandwidth_gbs, machine, print_table, timeit, write_result
+from duel.models import ModelConfig, build_model
+from duel.sampling import SamplingParams, generate
+
+PYTHIA_1B = {
+    "architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "hidden_size": 2048,
+    "num_hidden_layers": 16, "num_attention_heads": 8, "intermediate_size": 8192,
+    "vocab_size": 50304, "rotary_pct": 0.25, "rotary_emb_base": 10000, "use_parallel_residual": True,
+    "hidden_act": "gelu", "layer_norm_eps": 1e-5, "max_position_embeddings": 2048,
+    "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 0,
+}
+QWEN25_05B = {
+    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
+    "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+    "intermediate_size": 4864, "vocab_size": 151936, "tie_word_embeddings": True,
+    "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "hidden_act": "silu",
+    "max_position_embeddings": 32768, "bos_token_id": 151643, "eos_token_id": 151643,
+}
+# CPU stand-ins: same families and layouts (GQA 7:1 -> 2:1, tied head, partial rotary), ~1/8 width
+TINY = {
+    "pythia-1b": {**PYTHIA_1B, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
+                  "intermediate_size": 1024, "vocab_size": 4096},
+    "qwen2.5-0.5b": {**QWEN25_05B, "hidden_size": 128, "num_hidden_layers": 4,
+                     "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 704,
+                     "vocab_size": 8192, "bos_token_id": 1, "eos_token_id": 1},
+}
+FULL = {"pythia-1b": PYTHIA_1B, "qwen2.5-0.5b": QWEN25_05B}
+
+
+def decode_bytes(cfg: ModelConfig, batch: int, prompt_len: int, new_tokens: int) -> float:
+    """Bytes a perfect decoder reads for new_tokens - 1 steps: all weights once per step (an
+    untied input embedding is only gathered, not read) plus the filled KV cache, bf16."""
+    from duel.models import param_shapes
+
+    weights = sum(int(np.prod(s)) for s in param_shapes(cfg).values())
+    if not cfg.tie_word_embeddings:
+        weights -= cfg.vocab_size * cfg.hidden_size
+    kv_per_slot = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim  # k and v, all layers
+    steps = np.arange(1, new_tokens)
+    slots = batch * np.sum(prompt_len + steps)  # step t attends over prompt_len + t slots
+    return 2.0 * (weights * len(steps) + kv_per_slot * slots)
+
+
+def ours(cfg, batch, n, prompt_len, new_tokens, repeat, length_buckets=None):
+    model = build_model(cfg, seed=0, dtype=jnp.bfloat16)
+    ids = np.random.default_rng(0).integers(2, cfg.vocab_size, (batch // n, prompt_len)).astype(np.int32)
+    prompts = (ids, np.ones_like(ids))
+    params = SamplingParams(temperature=1.0, max_new_tokens=new_tokens, stop_token_ids=())
+    key = jax.random.key(0)
+    t0 = time.perf_counter()
+    out = generate(model, prompts, key, params, n, length_buckets=length_buckets)
+    first = time.perf_counter() - t0
+    assert out.tokens.shape == (batch // n, n, new_tokens) and (out.lengths == new_tokens).all()
+    t = timeit(lambda: generate(model, prompts, key, params, n, length_buckets=length_buckets),
+               warmup=0, repeat=repeat)
+    return t, first
+
+
+def peer(hf_cfg, batch, n, prompt_len, new_tokens, repeat, warmup):
+    """transformers generate (torch, bf16, its default dynamic cache) on the same shapes."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    d = {k: v for k, v in hf_cfg.items() if k not in ("architectures", "model_type")}
+    config = AutoConfig.for_model(hf_cfg["model_type"], **d)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).to(device).eval()
+    ids = torch.randint(2, hf_cfg["vocab_size"], (batch // n, prompt_len), device=device)
+    kwargs = {"attention_mask": torch.ones_like(ids), "do_sample": True, "temperature": 1.0,
+              "top_k": 0, "top_p": 1.0, "max_new_tokens": new_tokens,
+              "min_new_tokens": new_tokens, "num_return_sequences": n,
+              "pad_token_id": hf_cfg["eos_token_id"]}
+
+    def run():
+        with torch.no_grad():
+            out = model.generate(ids, **kwargs)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        assert out.shape == (batch, prompt_len + new_tokens)
+
+    return timeit(run, warmup=warmup, repeat=repeat)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="real shapes (for a GPU)")
+    ap.add_argument("--batches", type=int, nargs="+", help="sequences per call (default 16 64 256; CPU 8 32 128)")
+    ap.add_argument("--prompt-len", type=int, help="default 128 (CPU 32)")
+    ap.add_argument("--new-tokens", type=int, help="default 128 (CPU 32)")
+    ap.add_argument("--n", type=int, default=1, help="candidates per prompt (batch = prompts * n)")
+    ap.add_argument("--models", nargs="+", default=list(FULL), choices=list(FULL))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-peer", action="store_true", help="skip transformers generate")
+    ap.add_argument("--no-plain", action="store_true", help="skip the single full-length cache")
+    ap.add_argument("--name", default="sampler")
+    args = ap.parse_args(argv)
+    shapes = FULL if args.full else TINY
+    batches = args.batches or ([16, 64, 256] if args.full else [8, 32, 128])
+    prompt_len = args.prompt_len or (128 if args.full else 32)
+    new_tokens = args.new_tokens or (128 if args.full else 32)
+
+    bandwidth = copy_bandwidth_gbs()
+    rows = []
+    for name in args.models:
+        hf_cfg = shapes[name]
+        cfg = ModelConfig.from_hf(hf_cfg)
+        for batch in batches:
+            tokens = batch * new_tokens
+            ideal = decode_bytes(cfg, batch, prompt_len, new_tokens) / (bandwidth * 1e9)
+            t, first = ours(cfg, batch, args.n, prompt_len, new_tokens, args.repeat)
+            row = {"model": name, "batch": batch, "ours_tok_s": tokens / t,
+                   "ours_roofline": ideal / t, "ours_first_call_s": first}
+            if not args.no_plain:
+                tp, _ = ours(cfg, batch, args.n, prompt_len, new_tokens, args.repeat, length_buckets=1)
+                row["plain_cache_tok_s"] = tokens / tp
+            if not args.no_peer:
+                # torch bf16 on a CPU is slow: one untimed-warmup-free run there, 1 + 2 on a GPU
+                tq = peer(hf_cfg, batch, args.n, prompt_len, new_tokens,
+                          repeat=max(1, args.repeat - 1) if args.full else 1,
+                          warmup=1 if args.full else 0)
+                row.update({"peer_tok_s": tokens / tq, "peer_roofline": ideal / tq, "speedup": tq / t})
+            rows.append(row)
+            print(row, flush=True)
+
+    dev = machine()
+    gpu = dev["backend"] == "gpu"
+    payload = {
+        "mode": "full shapes" if args.full else "CPU stand-in shapes (scaled down)",
+        "note": None if gpu else (
+            "CPU only: GPU numbers were NOT measured (no GPU in this session). Run "
+            "`bench/sampler.py --full` on an H100/H200 for the issue's targets."),
+        "load_average": os.getloadavg(),
+        "copy_bandwidth_gbs": bandwidth,
+        "dtype": "bfloat16", "prompt_len": prompt_len, "new_tokens": new_tokens, "n": args.n,
+        "sampling": "temperature 1, no top-k/top-p, EOS ignored",
+        "peer": "transformers generate (torch, bf16, default dynamic cache, do_sample)",
+        "shapes": {k: shapes[k] for k in args.models},
+        "rows": rows,
+    }
+    path = write_result(args.name, payload)
+    print_table(rows, title=f"sampler ({payload['mode']}; {dev['device']}; copy {bandwidth:.1f} GB/s)"
+                + ("" if gpu else " -- GPU not measured"))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
