@@ -1,0 +1,154 @@
+"""Prompts: load them (local JSONL or Parquet, offline), template them, pad them, stream them.
+
+Rules, stated here and counted in `EncodeStats`:
+
+- Rows: every row must have a non-empty string under `prompt_key`; `id_key` is optional (ids
+  default to "<file stem>-<row number>") but must be unique. A bad row raises `DataError`
+  naming the file, the row number (0-based, in file order) and the key.
+- Chat template: when the tokenizer has one (and `chat_template` is not False), a prompt is
+  rendered as [{"role": "user", "content": prompt}] with the generation prompt appended, and
+  encoded without extra special tokens (the template writes them); otherwise the prompt text is
+  encoded with the tokenizer's special tokens (BOS).
+- Truncation: a prompt longer than `max_prompt_len` tokens is either cut to its LAST
+  max_prompt_len tokens, keeping the first token when it is BOS ("left", the default: the end
+  of a prompt is next to the response), or dropped ("drop"). Truncated and dropped rows are
+  counted; dropped rows are listed by id.
+- Padding: left padding with the pad id to the longest prompt in the batch, attention mask 1 on
+  real tokens (the sampler continues every row at the same position).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from duel.records import PromptBatch
+
+
+class DataError(ValueError):
+    """A prompts file or row does not match what duel expects."""
+
+
+def load_prompts(path, prompt_key: str = "prompt", id_key: str = "id") -> list[dict]:
+    """[{"id", "prompt"}] from a .jsonl/.json or .parquet file, read with `datasets`, offline."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{p}: prompts file not found")
+    suffix = p.suffix.lower()
+    builder = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(suffix)
+    if builder is None:
+        raise DataError(f"{p}: expected a .jsonl, .json or .parquet prompts file, got {suffix!r}")
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(builder, data_files=str(p), split="train", keep_in_memory=True)
+    except Exception as e:  # datasets raises many types for an unreadable file
+        raise DataError(f"{p}: cannot read it as {builder}: {type(e).__name__}: {e}") from e
+    if prompt_key not in ds.column_names:
+        raise DataError(f"{p}: row 0: missing key {prompt_key!r} (columns: {ds.column_names})")
+    return rows_from_records(ds.to_list(), str(p), prompt_key, id_key)
+
+
+def rows_from_records(records, source: str, prompt_key: str = "prompt", id_key: str = "id") -> list[dict]:
+    rows, seen = [], {}
+    stem = Path(source).stem
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise DataError(f"{source}: row {i}: expected an object, got {type(rec).__name__}")
+        text = rec.get(prompt_key)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{source}: row {i}: key {prompt_key!r} must be a non-empty string, got {text!r:.80}")
+        rid = rec.get(id_key)
+        if rid is None:
+            rid = f"{stem}-{i}"
+        elif not isinstance(rid, (str, int)) or isinstance(rid, bool):
+            raise DataError(f"{source}: row {i}: key {id_key!r} must be a string or an integer, got {rid!r:.80}")
+        rid = str(rid)
+        if rid in seen:
+            raise DataError(f"{source}: row {i}: key {id_key!r} value {rid!r} repeats row {seen[rid]}")
+        seen[rid] = i
+        rows.append({"id": rid, "prompt": text})
+    if not rows:
+        raise DataError(f"{source}: no prompts")
+    return rows
+
+
+@dataclasses.dataclass
+class EncodeStats:
+    rows: int = 0
+    truncated: int = 0
+    dropped: int = 0
+    dropped_ids: list[str] = dataclasses.field(default_factory=list)
+
+
+def prompt_token_ids(tokenizer, text: str, chat_template: bool | None = None) -> list[int]:
+    """Token ids of one prompt: the tokenizer's chat template when it has one (see module rules)."""
+    use = getattr(tokenizer, "chat_template", None) if chat_template is not False else None
+    if use:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict):  # transformers may return a BatchEncoding
+            ids = ids["input_ids"]
+        return list(ids)
+    return list(tokenizer(text)["input_ids"])
+
+
+def encode_prompts(tokenizer, rows: list[dict], max_prompt_len: int = 512, truncation: str = "left",
+                   chat_template: bool | None = None, step: int = 0, index: int = 0) -> tuple[PromptBatch, EncodeStats]:
+    """Rows -> left-padded PromptBatch, with the truncation/drop counts (module docstring)."""
+    if truncation not in ("left", "drop"):
+        raise ValueError(f"truncation must be 'left' or 'drop', got {truncation!r}")
+    if max_prompt_len < 2:
+        raise ValueError(f"max_prompt_len must be >= 2, got {max_prompt_len}")
+    bos = getattr(tokenizer, "bos_token_id", None)
+    stats = EncodeStats(rows=len(rows))
+    kept, seqs = [], []
+    for r in rows:
+        ids = prompt_token_ids(tokenizer, r["prompt"], chat_template)
+        if len(ids) > max_prompt_len:
+            if truncation == "drop":
+                stats.dropped += 1
+                stats.dropped_ids.append(r["id"])
+                continue
+            stats.truncated += 1
+            ids = ([ids[0]] + ids[-(max_prompt_len - 1):]) if bos is not None and ids[0] == bos else ids[-max_prompt_len:]
+        kept.append(r)
+        seqs.append(ids)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    pad = 0 if pad is None else pad
+    t = max((len(s) for s in seqs), default=1)
+    ids = np.full((len(seqs), t), pad, np.int32)
+    mask = np.zeros((len(seqs), t), np.int32)
+    for i, s in enumerate(seqs):
+        ids[i, t - len(s):], mask[i, t - len(s):] = s, 1
+    batch = PromptBatch(prompt_ids=[r["id"] for r in kept], texts=[r["prompt"] for r in kept],
+                        input_ids=ids, attention_mask=mask, step=step, index=index)
+    return batch, stats
+
+
+def stream_rows(rows: list[dict], index: int, batch_size: int, seed: int = 0) -> list[dict]:
+    """Rows at stream positions [index, index + batch_size): epoch e is a permutation of the rows
+    seeded by (seed, e), so a resumed run that knows `index` sees the same prompts."""
+    n = len(rows)
+    if n == 0:
+        raise ValueError("stream_rows: no rows")
+    out = []
+    for pos in range(index, index + batch_size):
+        epoch, k = divmod(pos, n)
+        perm = _perm(n, seed, epoch)
+        out.append(rows[perm[k]])
+    return out
+
+
+_PERMS: dict = {}
+
+
+def _perm(n: int, seed: int, epoch: int) -> np.ndarray:
+    key = (n, seed, epoch)
+    if key not in _PERMS:
+        if len(_PERMS) > 8:
+            _PERMS.clear()
+        _PERMS[key] = np.random.default_rng([seed, epoch]).permutation(n)
+    return _PERMS[key]

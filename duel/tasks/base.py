@@ -1,0 +1,216 @@
+"""A task: prompts, reference responses, a gold reward and a starting policy.
+
+A new task is one short Python file:
+
+    from duel.tasks import Task, register_task
+
+    @register_task("mytask")
+    class MyTask(Task):
+        level = "word"                                # tokenizer: "word" or "char"
+        def symbols(self): ...                        # the tokenizer's vocabulary
+        def make_prompts(self, rng): ...              # -> (train rows, eval rows) of {"id", "prompt"}
+        def reference(self, row): ...                 # reference response for win rates
+        def gold_reward(self, prompt, response): ...  # float; simulated oracles use it
+        def well_formed(self, prompt, response): ...  # bool
+        def sft_response(self, prompt, rng): ...      # one draw from the starting behaviour
+
+and the config names it: `task: mytask` (registered) or `task: my_pkg.my_module:MyTask`.
+
+`starting_policy(cache_dir)` returns a Hugging Face directory (config.json, model.safetensors,
+tokenizer files, task.json) with a tiny Llama-family model trained by SFT (duel.train) on
+responses drawn from `sft_response`. It is cached under cache_dir (default $DUEL_CACHE or
+~/.cache/duel) in a folder keyed by a hash of the task spec (class source, vocabulary, model
+size, SFT settings), so runs and tests reuse it; it is written to a temporary folder and
+renamed, so a crash never leaves a half-written policy behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from duel.tasks.tokenizer import Tokenizer, build_tokenizer, save_tokenizer
+
+_TASKS: dict[str, type] = {}
+
+
+def register_task(name: str):
+    def deco(cls):
+        cls.name = name
+        _TASKS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_task(spec) -> "Task":
+    """A registered name (e.g. "arithmetic") or "module.path:ClassName"; a Task passes through."""
+    if isinstance(spec, Task):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"task must be a name or 'module.path:ClassName', got {spec!r}")
+    import duel.tasks.arithmetic  # noqa: F401  (registration of the shipped tasks)
+    import duel.tasks.style  # noqa: F401
+
+    if spec in _TASKS:
+        task = _TASKS[spec]()
+    elif ":" in spec:
+        mod, _, attr = spec.partition(":")
+        try:
+            cls = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"task {spec!r}: cannot import it: {e}") from e
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise ValueError(f"task {spec!r}: expected a subclass of duel.tasks.Task")
+        task = cls()
+    else:
+        raise ValueError(f"unknown task {spec!r}; registered: {sorted(_TASKS)}, or use 'module.path:ClassName'")
+    task.spec = spec
+    return task
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("DUEL_CACHE") or Path.home() / ".cache" / "duel").expanduser()
+
+
+class Task:
+    name: str = "task"
+    level: str = "word"
+    max_new_tokens: int = 16
+    seed: int = 0
+    # the starting policy: a tiny Llama, trained by SFT
+    model: dict = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 192}
+    sft: dict = {"examples": 8192, "steps": 400, "batch_size": 64, "learning_rate": 3e-3, "warmup_steps": 20}
+
+    def __init__(self):
+        self.spec = self.name
+
+    # ---------------------------------------------------------------- to define in a task
+    def symbols(self) -> list[str]:
+        raise NotImplementedError
+
+    def make_prompts(self, rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+        raise NotImplementedError
+
+    def reference(self, row: dict) -> str:
+        raise NotImplementedError
+
+    def gold_reward(self, prompt: str, response: str) -> float:
+        raise NotImplementedError
+
+    def well_formed(self, prompt: str, response: str) -> bool:
+        raise NotImplementedError
+
+    def sft_response(self, prompt: str, rng: np.random.Generator) -> str:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- derived
+    @functools.cached_property
+    def _splits(self):
+        train, eval_ = self.make_prompts(np.random.default_rng(self.seed))
+        ids = [r["id"] for r in train + eval_]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"task {self.name}: prompt ids must be unique")
+        return train, eval_
+
+    @property
+    def train_prompts(self) -> list[dict]:
+        return self._splits[0]
+
+    @property
+    def eval_prompts(self) -> list[dict]:
+        return self._splits[1]
+
+    @functools.cached_property
+    def references(self) -> dict[str, str]:
+        """Reference response per prompt id (train and eval)."""
+        return {r["id"]: self.reference(r) for r in self.train_prompts + self.eval_prompts}
+
+    @functools.cached_property
+    def tokenizer(self) -> Tokenizer:
+        tok = build_tokenizer(self.symbols(), self.level)
+        return Tokenizer(tok)
+
+    def spec_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "source": hashlib.sha256(inspect.getsource(type(self)).encode()).hexdigest(),
+            "symbols": self.symbols(),
+            "level": self.level,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "model": self.model,
+            "sft": self.sft,
+        }
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.spec_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def model_config(self):
+        from duel.models import ModelConfig
+
+        m, tok = self.model, self.tokenizer
+        vocab = -(-tok.vocab_size // 8) * 8
+        return ModelConfig(
+            family="llama", vocab_size=vocab, hidden_size=m["hidden_size"], num_layers=m["num_layers"],
+            num_heads=m["num_heads"], num_kv_heads=m["num_heads"], head_dim=m["hidden_size"] // m["num_heads"],
+            intermediate_size=m["intermediate_size"], max_position_embeddings=128, tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id, eos_token_id=(tok.eos_token_id,), pad_token_id=tok.pad_token_id,
+        )
+
+    def sft_examples(self, n: int, rng: np.random.Generator) -> list[dict]:
+        """(prompt, response) token examples for the starting policy, over all prompts."""
+        rows = self.train_prompts + self.eval_prompts
+        tok = self.tokenizer
+        out = []
+        for i in rng.integers(0, len(rows), size=n):
+            p = rows[i]["prompt"]
+            r = self.sft_response(p, rng)
+            out.append({"prompt_ids": tok.encode(p), "response_ids": tok.encode(r, False) + [tok.eos_token_id]})
+        return out
+
+    def starting_policy(self, cache_dir=None) -> Path:
+        """HF directory of the SFT starting policy (trained on first use, then cached)."""
+        root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        out = root / f"{self.name}-{self.spec_hash()}"
+        if (out / "task.json").is_file():
+            return out
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{out.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._train_starting_policy(tmp)
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process finished first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+
+    def _train_starting_policy(self, out: Path) -> None:
+        from duel.models import build_model, save_pretrained
+        from duel.train import sft_train
+
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(self.seed + 1)
+        examples = self.sft_examples(self.sft["examples"], rng)
+        config = self.model_config()
+        model = build_model(config, seed=self.seed)
+        model, losses = sft_train(
+            model, examples, self.sft["steps"], batch_size=self.sft["batch_size"],
+            learning_rate=self.sft["learning_rate"], warmup_steps=self.sft["warmup_steps"],
+            seed=self.seed, pad_id=self.tokenizer.pad_token_id,
+        )
+        save_pretrained(model, config, out)
+        save_tokenizer(self.tokenizer._tok, out)
+        info = {"spec": self.spec_dict(), "spec_hash": self.spec_hash(), "sft_seconds": time.perf_counter() - t0,
+                "sft_loss_first": losses[0], "sft_loss_last": float(np.mean(losses[-20:]))}
+        (out / "task.json").write_text(json.dumps(info, indent=2))

@@ -1,0 +1,154 @@
+"""Tasks: registry, prompts, gold rewards, tokenizers, and the shipped starting policies.
+
+The starting-policy tests train each policy once (about a minute on CPU) into the on-disk cache
+($DUEL_CACHE or ~/.cache/duel), keyed by the task spec, so later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from duel.evaluate import best_of_n, evaluate_policy
+from duel.oracles import make_oracle
+from duel.tasks import Task, get_task, load_tokenizer, register_task
+from duel.tasks.arithmetic import arithmetic_reward
+from duel.tasks.style import style_reward
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+TASKS = ["arithmetic", "style"]
+
+
+class Parity(Task):
+    """A user task in a few lines: is the number even? (used by the import-path test)."""
+
+    level = "char"
+
+    def symbols(self):
+        return list("0123456789?eo")
+
+    def make_prompts(self, rng):
+        rows = [{"id": f"p{i}", "prompt": f"{i}?"} for i in range(20)]
+        return rows[:15], rows[15:]
+
+    def reference(self, row):
+        return "e"
+
+    def gold_reward(self, prompt, response):
+        return float(response == ("e" if int(prompt[:-1]) % 2 == 0 else "o"))
+
+    def well_formed(self, prompt, response):
+        return response in ("e", "o")
+
+    def sft_response(self, prompt, rng):
+        return "e" if rng.random() < 0.5 else "o"
+
+
+def test_registry_and_user_task_by_import_path():
+    assert get_task("arithmetic").name == "arithmetic" and get_task("style").name == "style"
+    t = get_task("tests.duel.test_tasks:Parity")
+    assert t.spec == "tests.duel.test_tasks:Parity" and len(t.train_prompts) == 15
+    assert t.gold_reward("4?", "e") == 1.0 and t.references["p16"] == "e"
+    oracle = make_oracle({"kind": "task", "tau": 0.0}, task=t)
+    assert oracle.label(["3?"], ["o"], ["e"]).prob_a[0] == 1.0
+    register_task("parity_test")(Parity)
+    assert get_task("parity_test").spec == "parity_test"
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        get_task("nope")
+    with pytest.raises(ValueError, match="subclass of duel.tasks.Task"):
+        get_task("duel.tasks.style:style_reward")
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_prompts_and_references(name):
+    t = get_task(name)
+    tr, ev = t.train_prompts, t.eval_prompts
+    ids = [r["id"] for r in tr + ev]
+    assert len(set(ids)) == len(ids) and not {r["id"] for r in tr} & {r["id"] for r in ev}
+    assert len(tr) >= 100 and len(ev) >= 48
+    assert get_task(name).eval_prompts == ev  # deterministic
+    for r in ev:
+        ref = t.references[r["id"]]
+        assert t.well_formed(r["prompt"], ref)
+        ids = t.tokenizer.encode(r["prompt"] + ("" if t.level == "char" else " ") + ref)
+        assert t.tokenizer.unk_token_id not in ids
+
+
+def test_arithmetic_reward_is_graded():
+    assert arithmetic_reward("17+25=", "42") == 5.0
+    assert arithmetic_reward("17+25=", "43") == pytest.approx(2.7)
+    assert arithmetic_reward("17+25=", "39") == pytest.approx(2.1)
+    assert arithmetic_reward("17+25=", "52") == 0.0 == arithmetic_reward("17+25=", "99")
+    assert arithmetic_reward("17+25=", "4 2") == -1.0 == arithmetic_reward("17+25=", "")
+    t = get_task("arithmetic")
+    assert t.references[t.eval_prompts[0]["id"]] == str(eval(t.eval_prompts[0]["prompt"][:-1]) + 1)
+
+
+def test_style_reward_features():
+    p = "describe the sea please"
+    assert style_reward(p, "the sea has waves .") == pytest.approx(0.5 + 1.0 + 0.5 - 0.25)
+    best = "the sea has waves salt and tide so bright gentle ."  # 10 words: one over
+    assert style_reward(p, best) == pytest.approx(0.5 + 3.0 + 1.0 + 0.5 - 0.25)
+    assert style_reward(p, "the sea has waves and salt , bright .") == -3.0  # "," not in vocabulary
+    assert style_reward(p, "the sea has waves and salt") == -3.0  # no final mark
+    bad = "the sand is dull um stuff sand !"  # other topic x2, negative, 2 fillers, repeat
+    assert style_reward(p, bad) == pytest.approx(-1.0 - 0.5 - 1.0 - 0.5 + 1.0)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_tokenizer_saved_loads_in_transformers(name, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    t = get_task(name)
+    t.tokenizer.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    ours = load_tokenizer(tmp_path)
+    text = t.eval_prompts[0]["prompt"]
+    resp = t.references[t.eval_prompts[0]["id"]]
+    assert hf(text)["input_ids"] == ours(text)["input_ids"] == t.tokenizer.encode(text)
+    assert ours.encode(text)[0] == ours.bos_token_id == hf.bos_token_id
+    assert (hf.eos_token_id, hf.pad_token_id) == (ours.eos_token_id, ours.pad_token_id)
+    assert ours.decode(ours.encode(resp, add_special_tokens=False) + [ours.eos_token_id]) == resp
+
+
+# ----------------------------------------------------------------------------- starting policies
+
+
+@pytest.fixture(scope="session")
+def policies():
+    out = {}
+    for name in TASKS:
+        out[name] = get_task(name).starting_policy()
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TASKS)
+def test_starting_policy_well_formed_and_beatable(name, policies):
+    from duel.models import load_pretrained
+
+    t = get_task(name)
+    path = policies[name]
+    info = json.loads((path / "task.json").read_text())
+    assert info["spec_hash"] == t.spec_hash() and path.name.endswith(t.spec_hash())
+    assert t.starting_policy() == path  # cached
+    model, cfg = load_pretrained(path)
+    tok = load_tokenizer(path)
+    oracle = make_oracle({"kind": "task", "tau": 0.0}, task=t)
+    ev = evaluate_policy(model, tok, t.eval_prompts, t.references, oracle, jax.random.key(0),
+                         max_new_tokens=t.max_new_tokens, samples=8, well_formed=t.well_formed)
+    print(name, {k: v for k, v in ev.items() if not k.startswith("responses")})
+    assert ev["well_formed_sampled"] >= 0.9
+    s, g = ev["sampled"], ev["greedy"]
+    # good responses exist but are rare: the sampled win rate is well below 1/2, not zero
+    assert 0.05 <= s.win_rate <= 0.3 and s.hi < 0.4 and s.wins > 0
+    assert g.win_rate <= 0.35
+    # best of 8 under the gold reward (a perfect "ensemble"): room to improve is there
+    gold = lambda ps, ys: np.array([[t.gold_reward(p, y)] for p, y in zip(ps, ys)])
+    bon = best_of_n(model, tok, t.eval_prompts, t.references, oracle, jax.random.key(1), 8,
+                    reward_fn=lambda f: f[..., 0], features_fn=gold, max_new_tokens=t.max_new_tokens)["best_of_n"]
+    print(name, "best-of-8", bon)
+    assert bon.win_rate > s.win_rate + 0.2
