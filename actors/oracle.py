@@ -58,12 +58,32 @@ class OracleActor:
         return self.calls
 
 
+def oracle_name(oracle_cfg: dict) -> str:
+    """How messages name an oracle: its kind and what identifies it (reward, url, model...)."""
+    kind = oracle_cfg.get("kind", "?")
+    for key in ("reward", "url", "model", "path"):
+        if oracle_cfg.get(key):
+            return f"{kind} oracle ({key} {oracle_cfg[key]!r})"
+    return f"{kind} oracle"
+
+
+def _cause(e: BaseException) -> str:
+    """The oracle's own error, without Ray's remote traceback."""
+    cause = getattr(e, "cause", None)  # RayTaskError: the exception raised in the actor
+    if isinstance(e, ray.exceptions.RayActorError):
+        return f"the oracle actor died ({type(e).__name__})"
+    if isinstance(cause, BaseException):
+        e = cause
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[-1] if text else ''}"[:500]
+
+
 class OraclePool:
     """Label pairs with a pool of `OracleActor`s: chunks round-robin, at most
     `max_concurrency` chunks in flight, each chunk retried up to `max_retries` times."""
 
     def __init__(self, actors: list, *, max_concurrency: int = 4, chunk_size: int = 16,
-                 max_retries: int = 3, backoff_s: float = 0.5):
+                 max_retries: int = 3, backoff_s: float = 0.5, name: str = "oracle"):
         if not actors:
             raise ValueError("OraclePool needs at least one oracle actor")
         self.actors = list(actors)
@@ -71,6 +91,7 @@ class OraclePool:
         self.chunk_size = max(1, int(chunk_size))
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
+        self.name = name
         self.queries = 0  # pairs answered (paid) through this pool
         self.stop_requested = False
         self._next = 0
@@ -114,8 +135,9 @@ class OraclePool:
                     for r in inflight:
                         ray.cancel(r)
                     raise OracleUnavailable(
-                        f"oracle failed {tries[lo]} times on pairs {lo}..{hi - 1} "
-                        f"(retry budget {self.max_retries}): {type(e).__name__}: {e}") from e
+                        f"{self.name} failed {tries[lo]} times in a row on pairs {lo}..{hi - 1}, "
+                        f"past its retry budget (oracle.max_retries = {self.max_retries}); last "
+                        f"error: {_cause(e)}") from e
                 time.sleep(self.backoff_s * 2 ** (tries[lo] - 1))
                 todo.append(chunk)
                 continue

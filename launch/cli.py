@@ -64,21 +64,26 @@ def fresh_run_dir(path: str | Path) -> Path:
         i += 1
 
 
-def _check_inputs(cfg) -> None:
-    """Cheap checks that must pass before Ray starts (invariant 5)."""
+def _check_inputs(cfg, source) -> None:
+    """Cheap checks that must pass before Ray starts (invariant 5): the model directory, the
+    task and its training prompts. Raises ConfigError naming `source` (the config file)."""
     from duel.config import ConfigError
+    from learner.setup import InputError, task_prompts
 
-    if cfg.policy.path is not None:
-        p = Path(cfg.policy.path).expanduser()
-        if not (p / "config.json").is_file():
-            raise ConfigError(f"key 'policy.path': expected a Hugging Face model directory with "
-                              f"config.json, got {cfg.policy.path!r}")
     try:
-        from duel.tasks import get_task
+        if cfg.policy.path is not None:
+            from learner.setup import model_dir_for
 
-        get_task(cfg.task)
-    except (KeyError, ValueError, ImportError, AttributeError) as e:
-        raise ConfigError(f"key 'task': {e}") from None
+            model_dir_for(cfg)
+        try:
+            from duel.tasks import get_task
+
+            task = get_task(cfg.task)
+        except (KeyError, ValueError, ImportError, AttributeError) as e:
+            raise InputError(f"key 'task': {e}") from None
+        task_prompts(cfg, task)
+    except InputError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def cmd_run(args) -> int:
@@ -86,7 +91,7 @@ def cmd_run(args) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides)
-        _check_inputs(cfg)
+        _check_inputs(cfg, args.config + (" with --set overrides" if args.overrides else ""))
     except ConfigError as e:
         return _fail(str(e))
     run_dir = Path(args.run_dir) if args.run_dir else fresh_run_dir(cfg.run_dir)
@@ -103,17 +108,21 @@ def cmd_resume(args) -> int:
         return _fail(f"{cfg_path}: not found; `duel resume` needs a run directory written by `duel run`")
     try:
         cfg = load_config(cfg_path)
-        _check_inputs(cfg)
+        _check_inputs(cfg, cfg_path)
     except ConfigError as e:
         return _fail(str(e))
     return _run(cfg, Path(args.run_dir), address=args.address, resume=True)
 
 
 def _run(cfg, run_dir: Path, *, address, resume: bool) -> int:
+    from duel.config import ConfigError
     from learner.loop import RunStopped, run_experiment
+    from learner.setup import InputError
 
     try:
         result = run_experiment(cfg, run_dir, address=address, resume=resume)
+    except (InputError, ConfigError) as e:  # raised before Ray starts; nothing was written
+        return _fail(str(e))
     except RunStopped as e:
         print(f"duel: stopped: {e}\n  resume with: duel resume {run_dir}", file=sys.stderr)
         return 3

@@ -48,7 +48,8 @@ def label_pairs(pb: PairBatch, step: int, *, seed: int, oracle, stored: dict,
 
     oracle: anything with `label(prompts, a, b) -> (prob_a, metadata)` (the OraclePool).
     stored: {pair_id: ledger row} for pair ids the ledger already holds.
-    budget_left: oracle queries still allowed; paid rows beyond it are dropped from the batch.
+    budget_left: oracle queries still allowed (reused rows count: they were paid before a
+    stop); paid rows beyond it are dropped from the batch.
     """
     from duel.oracles import sample_labels
 
@@ -68,6 +69,8 @@ def label_pairs(pb: PairBatch, step: int, *, seed: int, oracle, stored: dict,
         reused[p] = True
     paid = ~synthetic & ~reused
     cut = 0
+    if budget_left is not None:  # reused labels were paid queries too: they use budget
+        budget_left -= int(reused.sum())
     if budget_left is not None and paid.sum() > budget_left:
         over = np.flatnonzero(paid)[max(budget_left, 0):]
         keep = np.setdiff1d(np.arange(P), over)

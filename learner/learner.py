@@ -113,7 +113,7 @@ class Learner:
         pb = labeled.pairs
         synthetic = np.asarray(pb.synthetic, bool)
         reused = np.zeros_like(synthetic) if labeled.from_ledger is None else np.asarray(labeled.from_ledger, bool)
-        self.counters["queries"] += labeled.queries
+        self.counters["queries"] += labeled.queries + int(reused.sum())  # reused: paid before a stop
         self.counters["synthetic"] += int(synthetic.sum())
         self.counters["reused"] += int(reused.sum())
         answered = ~np.isnan(np.asarray(labeled.prob_a, np.float32))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import ray
 
 from actors.generator import Generator, StaleWeights
-from actors.oracle import OracleActor, OraclePool, OracleUnavailable
+from actors.oracle import OracleActor, OraclePool, OracleUnavailable, oracle_name
 from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prompts
 from learner.labeling import label_pairs
 from learner.learner import LearnerActor
@@ -46,7 +47,10 @@ def enable_compile_cache() -> None:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Join `address` or start an embedded local Ray; -> True when this call started Ray."""
+    """Join `address` or start an embedded local Ray; -> True when this call started Ray.
+
+    Without an address the run gets a Ray of its own (`address="local"`): it never attaches
+    to another Ray instance that happens to run on the machine (RAY_ADDRESS, `ray start`)."""
     if ray.is_initialized():
         return False
     enable_compile_cache()
@@ -54,7 +58,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
     return True
 
 
@@ -65,7 +69,8 @@ def run_experiment(config, run_dir, *, address: str | None = None, resume: bool 
     resume: None = continue when RUN_DIR has a checkpoint, True = require one, False = refuse one.
     placement: extra per-role Ray options {"learner"|"generator"|"oracle": {"num_cpus",
     "num_gpus", "resources"}} on top of `config.resources`.
-    hooks: test hooks, {"after_step": fn(loop, step)}.
+    hooks: test hooks, {"after_step": fn(loop, step), "after_submit": fn(loop, job)} (a job
+    is one step's generation in flight: {"step", "batch", "futs", ...}).
     """
     inputs = prepare_inputs(config, Path(run_dir), resume=resume)  # fails before Ray starts
     started = init_ray(address)
@@ -101,7 +106,8 @@ class Loop:
                         .remote(oracle_cfg, cfg.task) for i in range(cfg.resources.oracle_actors)]
         self.pool = OraclePool(self.oracles, max_retries=cfg.oracle.max_retries,
                                max_concurrency=cfg.resources.oracle_concurrency * len(self.oracles),
-                               chunk_size=max(1, -(-cfg.prompts_per_step // len(self.oracles))))
+                               chunk_size=max(1, -(-cfg.prompts_per_step // len(self.oracles))),
+                               name=oracle_name(oracle_cfg))
         self.gen_pids = [i["pid"] for i in ray.get([g.info.remote() for g in self.generators])]
         self.gen_restarted: dict[int, int] = {}  # generator -> learner version when its restart was seen
         self.sent = [-1] * len(self.generators)  # version whose weights each generator was sent
@@ -111,6 +117,7 @@ class Loop:
         self.counters = {"queries": 0, "synthetic": 0, "reused": 0}
         self.refs: dict[int, object] = {}  # version -> published ObjectRef (kept while in use)
         self.evals: list[dict] = []
+        self.saved_step: int | None = None  # the step of the checkpoint on disk for this state
         self._stop_signal = None
 
     # -- weights -------------------------------------------------------------------------------
@@ -138,8 +145,11 @@ class Loop:
         futs = [self.generators[i].step.remote(slice_prompts(batch, lo, hi), self.version, step,
                                                self._weights_for(i, self.version))
                 for i, (lo, hi) in enumerate(shards)]
-        return {"step": step, "batch": batch, "shards": shards, "futs": futs,
-                "version": self.version, "t0": time.perf_counter()}
+        job = {"step": step, "batch": batch, "shards": shards, "futs": futs,
+               "version": self.version, "t0": time.perf_counter()}
+        if "after_submit" in self.hooks:
+            self.hooks["after_submit"](self, job)
+        return job
 
     def _gather(self, job: dict) -> list:
         """The generators' PairBatches. A shard whose actor died (Ray restarts it empty) is
@@ -153,18 +163,30 @@ class Loop:
                     out.append(ray.get(fut))
                     break
                 except (ray.exceptions.RayActorError, StaleWeights) as e:
-                    pid = ray.get(g.info.remote())["pid"]
+                    pid = self._generator_pid(g)
                     if pid != self.gen_pids[i]:  # Ray restarted it: jobs sent so far were lost
                         self.gen_pids[i] = pid
                         self.gen_restarted[i] = self.version
                         self.sent[i] = -1
                     if attempt == 3 or job["version"] > self.gen_restarted.get(i, -1):
                         raise
-                    self.progress_message(f"generator {i} restarted ({type(e).__name__}); "
-                                          f"retrying step {job['step']}")
+                    self.warn(f"generator {i} restarted ({type(e).__name__}); "
+                              f"retrying step {job['step']}")
                     fut = g.step.remote(slice_prompts(job["batch"], lo, hi), job["version"], job["step"],
                                         self._weights_for(i, job["version"]))
         return out
+
+    @staticmethod
+    def _generator_pid(g, timeout_s: float = 300.0) -> int:
+        """The pid of generator `g`, waiting while Ray restarts it (ActorUnavailableError)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return ray.get(g.info.remote())["pid"]
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _label(self, pb, step: int):
         stored = {}
@@ -189,8 +211,10 @@ class Loop:
         if meta is None:
             return 0
         for msg in meta.get("refused", []):
-            self.progress_message(msg)
+            self.warn(msg)
         c = meta["counters"]
+        self.saved_step = int(c["step"])
+        self.warn(f"resumed from checkpoint step {c['step']} ({c['queries']} queries paid so far)")
         self.stream.position = int(c["position"])
         self.counters = {k: int(c[k]) for k in ("queries", "synthetic", "reused")}
         self.version = int(c["version"])
@@ -203,10 +227,20 @@ class Loop:
         else:
             print(text)
 
+    def warn(self, text: str):
+        """An event the user must see (a fault, a refused checkpoint), progress display or not."""
+        progress = getattr(self, "progress", None)
+        if progress is not None and progress.live is not None:
+            progress.message(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
     def checkpoint(self, step: int, position: int):
         meta = {"counters": {"step": step, "position": position, "version": self.version, **self.counters},
                 "config": self.inp.config_dict, "evals": self.evals}
-        return ray.get(self.learner.save.remote(step, meta))
+        path = ray.get(self.learner.save.remote(step, meta))
+        self.saved_step = step
+        return path
 
     def run(self) -> dict:
         from duel.metrics import MetricsWriter, Progress
@@ -258,10 +292,14 @@ class Loop:
             try:
                 labeled, info = self._label(pb, step)
             except OracleUnavailable as e:
-                self.checkpoint(step, job["batch"].index)  # the failed step is redone on resume
-                raise RunStopped(f"oracle unavailable: {e}; checkpointed step {step}") from e
+                # the failed step is redone on resume; the labels paid so far are in the ledger
+                if self.saved_step != step:  # (a checkpoint of exactly this state is on disk)
+                    self.checkpoint(step, job["batch"].index)
+                raise RunStopped(f"oracle unavailable: {e}; checkpoint of step {step} saved "
+                                 f"({self.counters['queries']} queries paid, all in the ledger)") from e
             metrics, refs = ray.get(self.learner.update_and_publish.remote(labeled, step))
-            self.counters["queries"] += labeled.queries
+            # a reused label is a query paid before the stop (in the ledger, not in the checkpoint)
+            self.counters["queries"] += labeled.queries + info["reused"]
             self.counters["synthetic"] += int(np.sum(labeled.pairs.synthetic))
             self.counters["reused"] += info["reused"]
             self.version += 1
@@ -293,7 +331,8 @@ class Loop:
             if "after_step" in self.hooks:
                 self.hooks["after_step"](self, step)
             if self._stop_signal and not last:
-                self.checkpoint(step, position)
+                if self.saved_step != step:
+                    self.checkpoint(step, position)
                 raise RunStopped(f"{self._stop_signal} received; checkpointed step {step}")
         return step
 

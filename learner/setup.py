@@ -17,7 +17,11 @@ import numpy as np
 from duel.records import PromptBatch
 
 
-class RunDirError(ValueError):
+class InputError(ValueError):
+    """Bad input found before Ray starts (invariant 5); the message names file, key, expectation."""
+
+
+class RunDirError(InputError):
     """The run directory does not fit what was asked (new run vs resume)."""
 
 
@@ -30,8 +34,9 @@ def model_dir_for(cfg, task=None) -> str:
     if cfg.policy.path:
         p = Path(cfg.policy.path).expanduser()
         if not (p / "config.json").is_file():
-            raise FileNotFoundError(f"policy.path: {p} is not a Hugging Face model directory "
-                                    "(expected config.json and *.safetensors)")
+            raise InputError(f"key 'policy.path': expected a Hugging Face model directory "
+                             f"(config.json and *.safetensors), got {str(p)!r}"
+                             + ("" if p.exists() else " (it does not exist)"))
         return str(p)
     if task is None:
         from duel.tasks import get_task
@@ -59,6 +64,29 @@ class RunInputs:
                            step=step, index=index)
 
 
+def task_prompts(cfg, task) -> list[dict]:
+    """The task's training prompts, checked row by row (a prompts file with bad rows fails here)."""
+    from duel.data import DataError
+
+    try:
+        rows = list(task.train_prompts)
+    except (DataError, OSError) as e:  # the task reads a prompts file
+        raise InputError(f"key 'task' ({cfg.task!r}): its training prompts: {e}") from e
+    if not rows:
+        raise InputError(f"key 'task' ({cfg.task!r}): the training prompt set is empty")
+    seen = set()
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("prompt"), str) \
+                or not r["prompt"].strip():
+            raise InputError(f"key 'task' ({cfg.task!r}): training prompt row {i} must be "
+                             f"{{'id', 'prompt': non-empty str}}, got {str(r)[:200]}")
+        if str(r["id"]) in seen:
+            raise InputError(f"key 'task' ({cfg.task!r}): training prompt row {i}: id "
+                             f"{str(r['id'])!r} repeats an earlier row")
+        seen.add(str(r["id"]))
+    return rows
+
+
 def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:
     from duel.checkpoint import all_steps
     from duel.config import ConfigError, save_config, to_dict
@@ -83,15 +111,12 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
         task = get_task(cfg.task)
     except (KeyError, ValueError) as e:
         raise ConfigError(f"key 'task': {e}") from None
-    rows = list(task.train_prompts)
-    if not rows:
-        raise ValueError(f"task {cfg.task!r}: the training prompt set is empty")
-    for i, r in enumerate(rows):
-        if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("prompt"), str):
-            raise ValueError(f"task {cfg.task!r}: training prompt row {i} must be "
-                             f"{{'id', 'prompt': str}}, got {str(r)[:200]}")
+    rows = task_prompts(cfg, task)
     model_dir = model_dir_for(cfg, task)
-    tok = load_tokenizer(model_dir)
+    try:
+        tok = load_tokenizer(model_dir)
+    except FileNotFoundError as e:
+        raise InputError(f"key 'policy.path': {e}") from e
     batch, _ = encode_prompts(tok, [{"id": str(r["id"]), "prompt": r["prompt"]} for r in rows],
                               max_prompt_len=1024)
     ids, mask = batch.input_ids, batch.attention_mask

@@ -1,0 +1,186 @@
+"""Bad input (issue 8, invariant 5): each fails with a message naming the file, the key and what
+was expected, before Ray starts, and leaves the run directory exactly as it was. An oracle
+reply of the wrong shape stops the run with a clear message and records no label."""
+
+import hashlib
+import http.server
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import yaml
+
+from duel import checkpoint
+from duel.config import save_config, to_dict
+from duel.data import load_prompts
+from duel.ledger import Ledger, LedgerEntry
+from duel.metrics import read_metrics
+from launch import cli
+from tests.learner.tiny import TinyTask, tiny_config, tiny_model_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TASK = "tests.launch.test_bad_input:PromptsFileTask"
+
+
+class PromptsFileTask(TinyTask):
+    """TinyTask whose prompts come from the file named by $DUEL_TEST_PROMPTS."""
+
+    name = "prompts_file"
+
+    def make_prompts(self, rng):
+        rows = load_prompts(os.environ["DUEL_TEST_PROMPTS"])
+        return rows, [{"id": f"eval-{r['id']}", "prompt": r["prompt"]} for r in rows]
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch, tmp_path):
+    import tempfile
+
+    base = tempfile.gettempdir()
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", os.path.join(base, "duel-test-jax-cache"))
+    monkeypatch.setenv("DUEL_CACHE", os.path.join(base, "duel-test-cache"))
+    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"{i}+{i}="}) + "\n" for i in range(6)))
+    monkeypatch.setenv("DUEL_TEST_PROMPTS", str(prompts))
+    yield
+    assert not ray.is_initialized() or ray.shutdown() is None
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under root -> sha256 of its bytes (None for a directory)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        out[str(p.relative_to(root))] = None if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture
+def stopped_run(tmp_path):
+    """A run directory as a stopped run leaves it: config, checkpoint 2, ledger, metrics."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")  # only its presence is checked before Ray starts
+    run_dir = tmp_path / "run"
+    cfg = tiny_config(model, task=TASK, steps=4)
+    save_config(cfg, run_dir / "config.yaml")
+    checkpoint.save(run_dir, 2, {"w": np.arange(4.0)}, {"counters": {"step": 2, "queries": 1}})
+    Ledger(run_dir).append([LedgerEntry(pair_id="s0-i0", prompt_id="p0", tokens_a=[3], tokens_b=[4],
+                                        version=0, strategy="ee_ts", prob_a=0.25, label=0, step=0)])
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 1, "queries": 1}) + "\n")
+    return run_dir
+
+
+def edit_config(run_dir: Path, **changes):
+    data = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for key, value in changes.items():
+        node = data
+        *parts, last = key.split(".")
+        for p in parts:
+            node = node[p]
+        node[last] = value
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(data))
+
+
+def fails(argv, capsys) -> str:
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert not ray.is_initialized()  # failed before Ray started
+    return capsys.readouterr().err
+
+
+def test_mistyped_key_in_a_run_config(stopped_run, capsys):
+    cfg_file = stopped_run / "config.yaml"
+    data = yaml.safe_load(cfg_file.read_text())
+    data["explore"]["stratgy"] = data["explore"].pop("strategy")
+    cfg_file.write_text(yaml.safe_dump(data))
+    before = snapshot(stopped_run)
+    err = fails(["resume", str(stopped_run)], capsys)
+    assert f"duel: error: {cfg_file}: unknown key 'explore.stratgy' (did you mean 'explore.strategy'?)" in err, err
+    assert snapshot(stopped_run) == before
+
+
+def test_unknown_key_in_a_new_config_file(tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"task": TASK, "stepz": 4}))
+    err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
+    assert f"duel: error: {path}: unknown key 'stepz' (did you mean 'steps'?); valid keys in the top level: seed," in err, err
+    assert not (tmp_path / "new").exists()
+
+
+def test_missing_model_directory(stopped_run, tmp_path, capsys):
+    gone = tmp_path / "deleted-model"
+    edit_config(stopped_run, **{"policy.path": str(gone)})
+    before = snapshot(stopped_run)
+    err = fails(["resume", str(stopped_run)], capsys)
+    assert (f"duel: error: {stopped_run / 'config.yaml'}: key 'policy.path': expected a Hugging Face "
+            f"model directory (config.json and *.safetensors), got '{gone}' (it does not exist)") in err, err
+    assert snapshot(stopped_run) == before
+
+
+@pytest.mark.parametrize("row, expected", [
+    ({"id": "x", "prompt": ""}, "row 3: key 'prompt' must be a non-empty string, got ''"),
+    ({"id": "p1", "prompt": "7+7="}, "row 3: key 'id' value 'p1' repeats row 1"),
+    ({"id": "x", "text": "7+7="}, "row 3: key 'prompt' must be a non-empty string, got None"),
+])
+def test_prompts_file_with_a_bad_row(stopped_run, capsys, row, expected):
+    prompts = Path(os.environ["DUEL_TEST_PROMPTS"])
+    lines = prompts.read_text().splitlines()
+    lines[3] = json.dumps(row)
+    prompts.write_text("\n".join(lines) + "\n")
+    before = snapshot(stopped_run)
+    err = fails(["resume", str(stopped_run)], capsys)
+    assert (f"duel: error: {stopped_run / 'config.yaml'}: key 'task' ('{TASK}'): its training "
+            f"prompts: {prompts}: {expected}") in err, err
+    assert snapshot(stopped_run) == before
+    # a new run with the same config fails the same way and writes nothing
+    err = fails(["run", str(stopped_run / "config.yaml"), "--run-dir", str(stopped_run.parent / "new")], capsys)
+    assert f"{prompts}: {expected}" in err
+    assert not (stopped_run.parent / "new").exists()
+
+
+class WrongShape(http.server.BaseHTTPRequestHandler):
+    """A remote oracle that answers one probability too few."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        reply = json.dumps({"prob_a": [0.5] * (len(body["pairs"]) - 1)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+def test_oracle_reply_of_the_wrong_shape_stops_the_run_and_records_no_label(tmp_path, capsys):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WrongShape)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/label"
+    try:
+        model = tiny_model_dir(tmp_path / "policy")
+        cfg = tiny_config(model, steps=2, **{
+            "resources.generators": 1, "oracle.kind": "remote", "oracle.max_retries": 0,
+            "oracle.options": {"url": url, "max_retries": 1, "backoff_s": 0.0}})
+        (tmp_path / "remote.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+        run_dir = tmp_path / "run"
+        capsys.readouterr()
+        assert cli.main(["run", str(tmp_path / "remote.yaml"), "--run-dir", str(run_dir)]) == 3
+        err = capsys.readouterr().err
+    finally:
+        server.shutdown()
+    assert (f"duel: stopped: oracle unavailable: remote oracle (url '{url}') failed 1 times in a row "
+            "on pairs 0..3, past its retry budget (oracle.max_retries = 0); last error: OracleError: "
+            f"{url}: no valid answer after 2 attempts (1 retries)") in err, err
+    assert "'prob_a' must be a list of 4 numbers, got 3" in err
+    # no label was recorded and no step was learned; the stopped run can be resumed
+    assert len(Ledger(run_dir, readonly=True)) == 0
+    assert read_metrics(run_dir, "train") == []
+    assert checkpoint.all_steps(run_dir) == [0]
