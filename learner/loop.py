@@ -26,6 +26,7 @@ import ray
 
 from actors.generator import Generator, StaleWeights
 from actors.oracle import OracleActor, OraclePool, OracleUnavailable, oracle_name
+from duel.ledger import LedgerError
 from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prompts
 from learner.labeling import label_pairs
 from learner.learner import LearnerActor
@@ -297,7 +298,10 @@ class Loop:
                     self.checkpoint(step, job["batch"].index)
                 raise RunStopped(f"oracle unavailable: {e}; checkpoint of step {step} saved "
                                  f"({self.counters['queries']} queries paid, all in the ledger)") from e
-            metrics, refs = ray.get(self.learner.update_and_publish.remote(labeled, step))
+            try:
+                metrics, refs = ray.get(self.learner.update_and_publish.remote(labeled, step))
+            except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing
+                raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
             # a reused label is a query paid before the stop (in the ledger, not in the checkpoint)
             self.counters["queries"] += labeled.queries + info["reused"]
             self.counters["synthetic"] += int(np.sum(labeled.pairs.synthetic))
@@ -335,6 +339,20 @@ class Loop:
                     self.checkpoint(step, position)
                 raise RunStopped(f"{self._stop_signal} received; checkpointed step {step}")
         return step
+
+    def _ledger_failed(self, e: LedgerError, step: int, paid: int) -> str:
+        """The stop message for a ledger write that failed in the learner (ENOSPC, EIO).
+
+        The ledger rolled the batch back, so the learner's update never ran: its state is still
+        that of `step`. No checkpoint is written (the disk is full; the newest one on disk stays
+        as it is); resume restarts from that checkpoint, reuses the labels the ledger holds and
+        asks the oracle again for this step's answers, which never reached the ledger."""
+        cause = getattr(e, "cause", None)  # Ray's RayTaskError(LedgerError): the actor's own error
+        text = str(cause if isinstance(cause, LedgerError) else e).strip().splitlines()[-1]
+        since = "step 0 (no checkpoint yet)" if self.saved_step is None else f"checkpoint step {self.saved_step}"
+        return (f"ledger write failed at step {step + 1}: {text}; the {paid} oracle answers of this "
+                f"step were not used and will be asked again; no checkpoint written, resume "
+                f"restarts from {since} and reuses the labels already in the ledger")
 
     def _evaluate(self, step: int):
         ev = ray.get(self.learner.evaluate.remote(step))

@@ -7,12 +7,15 @@
 pair = 2 lines; calls made by the win-rate evaluation are tagged apart), written with O_APPEND and fsynced: the count survives a SIGKILLed driver or
 actor. While `$DUEL_TEST_ORACLE_DIR/down` exists and holds an integer k, the oracle answers its
 first k reward calls and then fails every call (an outage); removing the file ends the outage.
+While `$DUEL_TEST_ORACLE_DIR/kill` holds k, the query call that finds k calls counted removes the
+file and SIGKILLs its own process (the oracle actor dies mid-call, before counting that call).
 The directory comes from the environment, so the driver must set it before Ray starts.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -58,6 +61,10 @@ def reward(prompt: str, response: str) -> float:
     query = _in_oracle_actor()
     if query and down.exists() and calls(d) >= int(down.read_text()):
         raise OracleDown(f"test oracle is down (after {down.read_text()} calls)")
+    kill = d / "kill"
+    if query and kill.exists() and calls(d) >= int(kill.read_text()):
+        kill.unlink(missing_ok=True)  # once: the restarted actor answers
+        os.kill(os.getpid(), signal.SIGKILL)
     if _task is None:
         from tests.learner.tiny import TinyTask
 
