@@ -10,7 +10,6 @@ import re
 import signal
 
 import pytest
-import ray
 import yaml
 
 import learner.loop
@@ -22,30 +21,15 @@ from launch import cli
 from learner.loop import run_experiment
 from tests.learner import counting_oracle, full_disk
 from tests.learner.test_resume import counters, digests, ledger_rows, rows
+from tests.learner.test_resume import oracle_dir, ray_session  # noqa: F401  (module fixtures: Ray with the counting oracle)
 from tests.learner.tiny import tiny_config, tiny_model_dir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.slow
 
 OVER = {"steps": 4, "checkpoint.every": 2, "checkpoint.keep": 3, "resources.generators": 1,
         "oracle.max_retries": 1, "eval.num_prompts": 4}
 QUERIES = 16  # 4 steps x 4 prompts, all paid
-
-
-@pytest.fixture(scope="module")
-def oracle_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("oracle")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session(oracle_dir):
-    env = {"PYTHONPATH": ROOT, "JAX_COMPILATION_CACHE_DIR": os.environ["JAX_COMPILATION_CACHE_DIR"],
-           "DUEL_CACHE": os.environ["DUEL_CACHE"], counting_oracle.ENV: str(oracle_dir)}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env})
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
