@@ -40,17 +40,13 @@ def frozen_pass(encoder, prompts: PromptBatch, tokens: np.ndarray, mask: np.ndar
 
 
 def candidate_ids(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[P, M] int32: equal ids mark identical responses (the first index of each distinct one)."""
-    P, M, _ = tokens.shape
-    ids = np.tile(np.arange(M, dtype=np.int32), (P, 1))
-    seq = tokens * mask
-    for p in range(P):
-        for j in range(1, M):
-            for i in range(j):
-                if ids[p, i] == i and (mask[p, i] == mask[p, j]).all() and (seq[p, i] == seq[p, j]).all():
-                    ids[p, j] = i
-                    break
-    return ids
+    """[P, M] int32: equal ids mark identical responses (the first index of each distinct one).
+
+    Responses i and j are identical when their masks and masked tokens agree; the id of j is the
+    smallest such i (equality is reflexive, so that is argmax over the first True)."""
+    seq = np.where(mask != 0, tokens, -1)  # masked slots compare equal only to masked slots
+    same = (seq[:, :, None, :] == seq[:, None, :, :]).all(-1)  # [P, M(i), M(j)]
+    return np.argmax(same, axis=1).astype(np.int32)
 
 
 def decode(tokenizer, tokens: np.ndarray, mask: np.ndarray) -> list[list[str]]:

@@ -1,0 +1,36 @@
+"""duel.propose.candidate_ids: the vectorised duplicate finder equals a plain loop."""
+
+import numpy as np
+
+from duel.propose import candidate_ids
+
+
+def _plain(tokens, mask):
+    P, M, _ = tokens.shape
+    ids = np.tile(np.arange(M, dtype=np.int32), (P, 1))
+    for p in range(P):
+        for j in range(M):
+            for i in range(j):
+                if (mask[p, i] == mask[p, j]).all() and (tokens[p, i] * mask[p, i] == tokens[p, j] * mask[p, j]).all():
+                    ids[p, j] = i
+                    break
+    return ids
+
+
+def test_candidate_ids_equals_plain_loop_with_duplicates():
+    rng = np.random.default_rng(0)
+    P, M, N = 6, 8, 5
+    tokens = rng.integers(0, 3, size=(P, M, N))  # tiny vocabulary: many duplicates
+    lengths = rng.integers(1, N + 1, size=(P, M))
+    mask = (np.arange(N) < lengths[..., None]).astype(np.int32)
+    tokens[:, 3] = tokens[:, 1]
+    mask[:, 3] = mask[:, 1]  # forced duplicate: id of 3 is at most 1
+    got = candidate_ids(tokens, mask)
+    np.testing.assert_array_equal(got, _plain(tokens, mask))
+    assert (got[:, 3] <= 1).all() and len(np.unique(got)) < P * M
+
+
+def test_same_tokens_different_length_are_distinct():
+    tokens = np.array([[[5, 0, 0], [5, 0, 0]]])
+    mask = np.array([[[1, 0, 0], [1, 1, 0]]])  # "5" vs "5 0"
+    np.testing.assert_array_equal(candidate_ids(tokens, mask), [[0, 1]])
