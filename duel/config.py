@@ -160,7 +160,7 @@ class Config:
     max_staleness: int = _field(0, lo=0)  # async only; sync mode is always 0
     prompts_per_step: int = _field(8, lo=1)
     candidates: int = _field(4, lo=2)  # M responses sampled per prompt
-    task: str = "demo"  # registered task name or "module:Class"
+    task: str = "arithmetic"  # registered task name or "module:Class" (the demo task by default)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)

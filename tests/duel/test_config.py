@@ -19,7 +19,7 @@ from duel.config import (
 def test_defaults_are_valid_and_documented_names_exist():
     cfg = load_config(None)
     assert cfg == Config()
-    assert (cfg.seed, cfg.task, cfg.budget, cfg.explore.strategy) == (0, "demo", None, "ee_ts")
+    assert (cfg.seed, cfg.task, cfg.budget, cfg.explore.strategy) == (0, "arithmetic", None, "ee_ts")
     assert cfg.erm.hidden == (128, 128) and cfg.mode == "sync" and cfg.max_staleness == 0
 
 
