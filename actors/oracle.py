@@ -78,6 +78,9 @@ def _cause(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[-1] if text else ''}"[:500]
 
 
+MAX_ACTOR_RESTARTS = 8  # per chunk: an actor that keeps dying stops the run
+
+
 class OraclePool:
     """Label pairs with a pool of `OracleActor`s: chunks round-robin, at most
     `max_concurrency` chunks in flight, each chunk retried up to `max_retries` times."""
@@ -114,6 +117,7 @@ class OraclePool:
         todo = deque((lo, min(lo + self.chunk_size, n), prompts, a, b)
                      for lo in range(0, n, self.chunk_size))
         tries: dict[int, int] = {}
+        restarts: dict[int, int] = {}
         inflight: dict[Any, tuple] = {}
         started: dict[Any, float] = {}
         while todo or inflight:
@@ -129,7 +133,19 @@ class OraclePool:
             lo, hi = chunk[0], chunk[1]
             try:
                 p, m, stop = ray.get(ref)
-            except Exception as e:  # actor died, oracle raised, bad reply
+            except ray.exceptions.RayActorError as e:  # the actor died or is restarting
+                # Ray restarts it (max_restarts): not the oracle's fault, so not its retry budget
+                restarts[lo] = restarts.get(lo, 0) + 1
+                if restarts[lo] > MAX_ACTOR_RESTARTS:
+                    for r in inflight:
+                        ray.cancel(r)
+                    raise OracleUnavailable(
+                        f"{self.name}: its actor died {restarts[lo]} times on pairs {lo}..{hi - 1}; "
+                        f"last error: {_cause(e)}") from e
+                time.sleep(self.backoff_s * 2 ** min(restarts[lo] - 1, 4))
+                todo.append(chunk)
+                continue
+            except Exception as e:  # oracle raised, bad reply
                 tries[lo] = tries.get(lo, 0) + 1
                 if tries[lo] > self.max_retries:
                     for r in inflight:
