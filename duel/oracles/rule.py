@@ -9,12 +9,12 @@ re-resolves the function there.
 
 from __future__ import annotations
 
-import importlib
 import time
 from typing import Callable
 
 import numpy as np
 
+from duel.imports import import_object
 from duel.oracles.base import Oracle, OracleResult, bt_prob, check_keys, finite_float, register_oracle
 
 RewardFn = Callable[[str, str], float]
@@ -39,11 +39,7 @@ def resolve_reward(spec: str) -> RewardFn:
     if spec in _REWARDS:
         return _REWARDS[spec]
     if ":" in spec:
-        mod, _, attr = spec.partition(":")
-        try:
-            fn = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"rule oracle: cannot import reward {spec!r}: {e}") from e
+        fn = import_object(spec, f"rule oracle: reward {spec!r}")
         if not callable(fn):
             raise ValueError(f"rule oracle: reward {spec!r} is not callable")
         return fn

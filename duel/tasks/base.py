@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import inspect
 import json
 import os
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duel.imports import import_object
 from duel.tasks.tokenizer import Tokenizer, build_tokenizer, save_tokenizer
 
 _TASKS: dict[str, type] = {}
@@ -64,11 +64,7 @@ def get_task(spec) -> "Task":
     if spec in _TASKS:
         task = _TASKS[spec]()
     elif ":" in spec:
-        mod, _, attr = spec.partition(":")
-        try:
-            cls = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"task {spec!r}: cannot import it: {e}") from e
+        cls = import_object(spec, f"task {spec!r}")
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise ValueError(f"task {spec!r}: expected a subclass of duel.tasks.Task")
         task = cls()
