@@ -8,12 +8,34 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# where write_result puts JSON: bench/results/, or $DUEL_BENCH_RESULTS (bench/gpu.sh sets it to the
+# device run's $OUT); a --check run never writes to bench/results/ (its numbers mean nothing)
+CHECK_RESULTS = Path(tempfile.gettempdir()) / "duel-bench-check"
+
+
+def results_dir(check: bool = False) -> Path:
+    """Directory for result JSON: $DUEL_BENCH_RESULTS if set, else bench/results/ (a temp dir
+    for --check runs)."""
+    env = os.environ.get("DUEL_BENCH_RESULTS")
+    if env:
+        return Path(env)
+    return CHECK_RESULTS if check else RESULTS
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def machine() -> dict:
@@ -21,16 +43,21 @@ def machine() -> dict:
     import jax
 
     dev = jax.devices()[0]
-    return {
+    out = {
         "host": platform.node(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "jax": jax.__version__,
+        "flax": _version("flax"),
         "backend": jax.default_backend(),
         "device": getattr(dev, "device_kind", str(dev)),
         "device_count": jax.device_count(),
     }
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        out["device_memory_gib"] = stats["bytes_limit"] / 2**30
+    return out
 
 
 def timeit(fn, *, warmup: int = 1, repeat: int = 5) -> float:
@@ -82,10 +109,14 @@ def print_table(rows: list[dict], title: str = "") -> None:
     Console(width=200).print(table)
 
 
-def write_result(name: str, payload: dict) -> Path:
-    """Write bench/results/NAME.json with the machine named."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "machine": machine(), "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **payload}
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, payload: dict, *, check: bool = False) -> Path:
+    """Write NAME.json into results_dir(check) with the machine named (check runs say so)."""
+    out = results_dir(check)
+    out.mkdir(parents=True, exist_ok=True)
+    head = {"benchmark": name, "machine": machine(), "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if check:
+        head["check"] = "check mode: the GPU code path on scaled-down shapes; the numbers mean nothing"
+    payload = {**head, **payload}
+    path = out / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     return path

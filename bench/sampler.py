@@ -7,6 +7,7 @@ copy bandwidth, over the measured wall time (prefill and sampling included).
 
     .venv/bin/python bench/sampler.py            # CPU: scaled-down shapes, a few minutes
     .venv/bin/python bench/sampler.py --full     # real shapes, batch 16/64/256, prompt 128, 128 new
+    .venv/bin/python bench/sampler.py --check    # the --full code path on stand-in shapes, seconds (tests)
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ TINY = {
                      "vocab_size": 8192, "bos_token_id": 1, "eos_token_id": 1},
 }
 FULL = {"pythia-1b": PYTHIA_1B, "qwen2.5-0.5b": QWEN25_05B}
+# --check: the --full path on 2-layer, 64-wide stand-ins (every option, numbers meaningless)
+CHECK = {k: {**v, "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 256, "vocab_size": 512}
+         for k, v in TINY.items()}
 
 
 def decode_bytes(cfg: ModelConfig, batch: int, prompt_len: int, new_tokens: int) -> float:
@@ -91,7 +95,8 @@ def peer(hf_cfg, batch, n, prompt_len, new_tokens, repeat, warmup):
     d = {k: v for k, v in hf_cfg.items() if k not in ("architectures", "model_type")}
     config = AutoConfig.for_model(hf_cfg["model_type"], **d)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).to(device).eval()
+    with torch.device(device):  # init on the GPU: on the host a 1B random init took 20 s (2-core VM)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).to(device).eval()
     ids = torch.randint(2, hf_cfg["vocab_size"], (batch // n, prompt_len), device=device)
     kwargs = {"attention_mask": torch.ones_like(ids), "do_sample": True, "temperature": 1.0,
               "top_k": 0, "top_p": 1.0, "max_new_tokens": new_tokens,
@@ -111,6 +116,8 @@ def peer(hf_cfg, batch, n, prompt_len, new_tokens, repeat, warmup):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="real shapes (for a GPU)")
+    ap.add_argument("--check", action="store_true",
+                    help="the --full code path (peer warm-up, both caches) on 2-layer stand-ins, batch 2 and 4, 8 + 8 tokens")
     ap.add_argument("--batches", type=int, nargs="+", help="sequences per call (default 16 64 256; CPU 8 32 128)")
     ap.add_argument("--prompt-len", type=int, help="default 128 (CPU 32)")
     ap.add_argument("--new-tokens", type=int, help="default 128 (CPU 32)")
@@ -121,38 +128,19 @@ def main(argv=None):
     ap.add_argument("--no-plain", action="store_true", help="skip the single full-length cache")
     ap.add_argument("--name", default="sampler")
     args = ap.parse_args(argv)
-    shapes = FULL if args.full else TINY
-    batches = args.batches or ([16, 64, 256] if args.full else [8, 32, 128])
-    prompt_len = args.prompt_len or (128 if args.full else 32)
-    new_tokens = args.new_tokens or (128 if args.full else 32)
+    full_path = args.full or args.check  # the GPU run's options: peer warm-up, its repeat count
+    shapes = CHECK if args.check else FULL if args.full else TINY
+    batches = args.batches or ([2, 4] if args.check else [16, 64, 256] if args.full else [8, 32, 128])
+    prompt_len = args.prompt_len or (8 if args.check else 128 if args.full else 32)
+    new_tokens = args.new_tokens or (8 if args.check else 128 if args.full else 32)
+    repeat = 1 if args.check else args.repeat
 
-    bandwidth = copy_bandwidth_gbs()
+    gpu = jax.default_backend() == "gpu"
+    bandwidth = copy_bandwidth_gbs(1 << 30 if gpu else 256 << 20)
     rows = []
-    for name in args.models:
-        hf_cfg = shapes[name]
-        cfg = ModelConfig.from_hf(hf_cfg)
-        for batch in batches:
-            tokens = batch * new_tokens
-            ideal = decode_bytes(cfg, batch, prompt_len, new_tokens) / (bandwidth * 1e9)
-            t, first = ours(cfg, batch, args.n, prompt_len, new_tokens, args.repeat)
-            row = {"model": name, "batch": batch, "ours_tok_s": tokens / t,
-                   "ours_roofline": ideal / t, "ours_first_call_s": first}
-            if not args.no_plain:
-                tp, _ = ours(cfg, batch, args.n, prompt_len, new_tokens, args.repeat, length_buckets=1)
-                row["plain_cache_tok_s"] = tokens / tp
-            if not args.no_peer:
-                # torch bf16 on a CPU is slow: one untimed-warmup-free run there, 1 + 2 on a GPU
-                tq = peer(hf_cfg, batch, args.n, prompt_len, new_tokens,
-                          repeat=max(1, args.repeat - 1) if args.full else 1,
-                          warmup=1 if args.full else 0)
-                row.update({"peer_tok_s": tokens / tq, "peer_roofline": ideal / tq, "speedup": tq / t})
-            rows.append(row)
-            print(row, flush=True)
-
-    dev = machine()
-    gpu = dev["backend"] == "gpu"
+    mode = "check (2-layer stand-ins)" if args.check else "full shapes" if args.full else "CPU stand-in shapes (scaled down)"
     payload = {
-        "mode": "full shapes" if args.full else "CPU stand-in shapes (scaled down)",
+        "mode": mode,
         "note": None if gpu else (
             "CPU only: GPU numbers were NOT measured (no GPU in this session). Run "
             "`bench/sampler.py --full` on an H100/H200 for the issue's targets."),
@@ -164,10 +152,35 @@ def main(argv=None):
         "shapes": {k: shapes[k] for k in args.models},
         "rows": rows,
     }
-    path = write_result(args.name, payload)
-    print_table(rows, title=f"sampler ({payload['mode']}; {dev['device']}; copy {bandwidth:.1f} GB/s)"
+    for name in args.models:
+        hf_cfg = shapes[name]
+        cfg = ModelConfig.from_hf(hf_cfg)
+        for batch in batches:
+            tokens = batch * new_tokens
+            ideal = decode_bytes(cfg, batch, prompt_len, new_tokens) / (bandwidth * 1e9)
+            t, first = ours(cfg, batch, args.n, prompt_len, new_tokens, repeat)
+            row = {"model": name, "batch": batch, "ours_tok_s": tokens / t,
+                   "ours_roofline": ideal / t, "ours_first_call_s": first}
+            if not args.no_plain:
+                tp, _ = ours(cfg, batch, args.n, prompt_len, new_tokens, repeat, length_buckets=1)
+                row["plain_cache_tok_s"] = tokens / tp
+            if not args.no_peer:
+                # torch bf16 on a CPU is slow: one untimed-warmup-free run there; on a GPU one warm-up
+                # run per model (at its first batch size), then max(1, repeat - 1) timed runs
+                tq = peer(hf_cfg, batch, args.n, prompt_len, new_tokens,
+                          repeat=max(1, repeat - 1) if full_path else 1,
+                          warmup=1 if full_path and batch == batches[0] else 0)
+                row.update({"peer_tok_s": tokens / tq, "peer_roofline": ideal / tq, "speedup": tq / t})
+            rows.append(row)
+            print(row, flush=True)
+            path = write_result(args.name, payload, check=args.check)  # every row: a cut run keeps what it has
+
+    dev = machine()
+    path = write_result(args.name, payload, check=args.check)
+    print_table(rows, title=f"sampler ({mode}; {dev['device']}; copy {bandwidth:.1f} GB/s)"
                 + ("" if gpu else " -- GPU not measured"))
     print(f"wrote {path}")
+    return payload
 
 
 if __name__ == "__main__":

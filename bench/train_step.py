@@ -6,6 +6,7 @@ A step = reference forward (log-prob sums of chosen and rejected) + policy forwa
 
     .venv/bin/python bench/train_step.py            # CPU: tiny shapes (same vocabularies), minutes
     .venv/bin/python bench/train_step.py --full     # GPU: real shapes, 8 pairs x 512 tokens
+    .venv/bin/python bench/train_step.py --check    # the --full code path on tiny trunks, seconds (tests)
 
 Reports tokens/s (policy tokens: 2 * pairs * (prompt + response)), model-FLOP utilisation
 against this machine's measured bf16 matmul rate, and peak memory for both implementations:
@@ -56,6 +57,11 @@ def tiny(c: ModelConfig) -> ModelConfig:
     heads, kv = (4, 4) if c.family == "gpt_neox" else (4, 2)
     return dataclasses.replace(c, hidden_size=128, num_layers=2, num_heads=heads, num_kv_heads=kv, head_dim=32,
                                intermediate_size=512, rotary_dim=8 if c.family == "gpt_neox" else 0)
+
+
+def check_shape(c: ModelConfig) -> ModelConfig:
+    """--check stand-in: the tiny trunk with a small vocabulary (the code path, not the numbers)."""
+    return dataclasses.replace(tiny(c), vocab_size=512)
 
 
 def matmul_params(c: ModelConfig) -> int:
@@ -139,8 +145,9 @@ def run_torch(c: ModelConfig, b: dict, args) -> dict:
     hf = c.to_hf()
     hf_cfg = transformers.AutoConfig.for_model(hf.pop("model_type"), **{k: v for k, v in hf.items() if k != "architectures"})
     hf_cfg._attn_implementation = args.torch_attn
-    policy = transformers.AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.float32).to(device)
-    reference = transformers.AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.bfloat16).to(device).eval()
+    with torch.device(device):  # init on the GPU: on the host a 1B random init took 20 s (2-core VM)
+        policy = transformers.AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.float32).to(device)
+        reference = transformers.AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.bfloat16).to(device).eval()
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-6, weight_decay=0.0, fused=cuda)
     t = {k: torch.as_tensor(v, device=device, dtype=torch.long) for k, v in b.items()}
     tp = t["prompt_ids"].shape[1]
@@ -178,9 +185,11 @@ def run_torch(c: ModelConfig, b: dict, args) -> dict:
 # ---------------------------------------------------------------- main
 
 
-def main() -> None:
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="real model shapes, 8 pairs x 512 tokens (for a GPU)")
+    ap.add_argument("--check", action="store_true",
+                    help="the --full code path (two vocab_chunk runs, the torch peer) on tiny trunks, 2 pairs x 8+8 tokens")
     ap.add_argument("--shapes", default="pythia-1b,qwen2.5-0.5b")
     ap.add_argument("--pairs", type=int, default=None)
     ap.add_argument("--prompt", type=int, default=None, help="prompt tokens (default: half the sequence)")
@@ -192,17 +201,30 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--torch-attn", default="sdpa", help="transformers attention implementation (eager, sdpa)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.full = args.full and not args.check  # --check wins: never full shapes on the way to a test
     pairs = args.pairs or (8 if args.full else 2)
-    prompt = args.prompt or (256 if args.full else 32)
-    response = args.response or (256 if args.full else 32)
-    chunks = [int(x) or None for x in (args.vocab_chunk or ("0,2048" if args.full else "0,64")).split(",")]
+    prompt = args.prompt or (256 if args.full else 8 if args.check else 32)
+    response = args.response or (256 if args.full else 8 if args.check else 32)
+    chunks = [int(x) or None for x in (args.vocab_chunk or ("0,2048" if args.full else "0,16" if args.check else "0,64")).split(",")]
+    if args.check:
+        args.repeat = 1
 
     on_gpu = jax.default_backend() == "gpu"
     peak_tflops = matmul_tflops(8192 if on_gpu else 1024, "bfloat16")
     rows, results = [], []
+    note = (
+        "measured on GPU" if on_gpu else
+        "CPU run with tiny trunks (real vocabularies); GPU numbers were NOT measured - rerun with --full on a GPU"
+    )
+    payload = {
+        "note": note, "full_shapes": args.full, "check": args.check, "pairs": pairs, "prompt_tokens": prompt,
+        "response_tokens": response, "vocab_chunks": chunks, "remat": args.remat,
+        "load_average": os.getloadavg(), "torch_attn": args.torch_attn, "bf16_matmul_tflops": peak_tflops,
+        "results": results,
+    }
     for name in args.shapes.split(","):
-        c = FULL[name] if args.full else tiny(FULL[name])
+        c = FULL[name] if args.full else check_shape(FULL[name]) if args.check else tiny(FULL[name])
         b = make_batch(c, pairs, prompt, response)
         flops = step_flops(c, 2 * pairs, prompt + response)
         tokens = 2 * pairs * (prompt + response)
@@ -215,7 +237,7 @@ def main() -> None:
         for impl, r in impls.items():
             peak, est = r.get("peak_bytes"), r.get("bytes_estimate")
             row = {
-                "shape": name + ("" if args.full else " (tiny)"),
+                "shape": name + ("" if args.full else " (check)" if args.check else " (tiny)"),
                 "impl": impl,
                 "step_s": r["seconds"],
                 "tokens_per_s": tokens / r["seconds"],
@@ -231,20 +253,13 @@ def main() -> None:
             results.append({"shape": name, "speedup_vs_torch": speedup, "best_jax": best})
             rows.append({"shape": name, "impl": "speedup best jax / torch", "step_s": "", "tokens_per_s": f"{speedup:.2f}x",
                          "tflops": "", "mfu_pct": "", "peak_mem_gib": "", "mem_estimate_gib": ""})
-    note = (
-        "measured on GPU" if on_gpu else
-        "CPU run with tiny trunks (real vocabularies); GPU numbers were NOT measured - rerun with --full on a GPU"
-    )
-    path = write_result("train_step", {
-        "note": note, "full_shapes": args.full, "pairs": pairs, "prompt_tokens": prompt, "response_tokens": response,
-        "vocab_chunks": chunks, "remat": args.remat,
-        "load_average": os.getloadavg(), "torch_attn": args.torch_attn,
-        "bf16_matmul_tflops": peak_tflops, "max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "results": results,
-    })
+        payload["max_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        write_result("train_step", payload, check=args.check)  # every shape: a cut run keeps what it has
+    path = write_result("train_step", payload, check=args.check)
     print(note)
     print(f"measured bf16 matmul rate: {peak_tflops:.3g} TFLOP/s; wrote {path}")
     print_table(rows, title=f"one DPO step: {pairs} pairs x {prompt}+{response} tokens, bf16 compute, AdamW")
+    return payload
 
 
 if __name__ == "__main__":
