@@ -2,8 +2,11 @@
 
 Holds the policy (inference copy, compute dtype), the frozen reference/encoder (reference
 log-probs and features phi(x, y) from one frozen `score` pass) and a copy of the ERM. The
-learner publishes weights once per version (`ray.put`); `load(weights, version)` receives the
-object (Ray hands NumPy arrays over from the object store without another copy) and
+learner publishes weights once per version: a `duel.transport.Packed` (the policy in bucketed
+host buffers of the publish dtype, plus extras {"erm", "checksum"}) put in the object store by
+learner/transport_ray.py. `load(weights, version)` receives that Packed (Ray resolves the
+ObjectRef; the buckets are views of the object store) and installs it through the transport
+(one host-to-device copy per bucket on an accelerator, no copy on CPU);
 `step(prompts, version, step)` refuses to sample with any version other than the one it
 holds (invariant 4). The loop sends the object with the first `step` call of a new version
 (`step(prompts, version, step, weights)`): one round trip, no barrier. The work itself is
@@ -30,6 +33,7 @@ class GeneratorCore:
 
         from duel.models import load_pretrained
         from duel.sampling import SamplingParams
+        from duel.transport import LocalTransport
 
         dtype = getattr(jnp, spec.get("compute_dtype", "float32"))
         self.policy, self.model_config = load_pretrained(model_dir, dtype=dtype)
@@ -43,26 +47,40 @@ class GeneratorCore:
             top_k=spec.get("top_k", 0), max_new_tokens=spec.get("max_new_tokens", 64),
             stop_token_ids=stops, pad_token_id=int(pad if pad is not None else 0))
         self._params_template = nnx.state(self.policy, nnx.Param)
+        self.dtype = dtype
+        # Ray resolves the learner's ObjectRef into the Packed before `load` runs, so receiving
+        # is the in-process unpack; a collective (NCCL) transport would replace this object
+        self.transport = LocalTransport()
         self.erm_params = None
         self.version = -1
         self.checksum = ""
 
-    def load(self, weights: dict, version: int) -> str:
-        """Install published weights {"version", "policy", "erm", "checksum"}; returns the checksum."""
+    def load(self, weights, version: int) -> str:
+        """Install a published duel.transport.Packed of `version`; returns its checksum.
+
+        With a checksum published (the tests' `checksums` hook) the installed weights are
+        digested and must match it."""
         from flax import nnx
 
-        from duel.loop_utils import from_wire, unflat_weights
+        from duel.loop_utils import checksum, flat_weights
+        from duel.transport import check_layout
 
-        if int(weights["version"]) != int(version):
-            raise StaleWeights(f"published object holds version {weights['version']}, expected {version}")
-        flat = from_wire(weights["policy"], weights.get("dtypes", {}))
-        nnx.update(self.policy, unflat_weights(self._params_template, flat))
-        self.erm_params = weights["erm"]
+        if int(weights.version) != int(version):
+            raise StaleWeights(f"published object holds version {weights.version}, expected {version}")
+        check_layout(weights.spec, self._params_template)
+        _, params = self.transport.get(weights, dtype=self.dtype)
+        nnx.update(self.policy, params)
+        self.erm_params = weights.extras["erm"]
         self.version = int(version)
-        self.checksum = weights.get("checksum", "")
+        self.checksum = weights.extras.get("checksum", "")
+        if self.checksum:
+            got = checksum(flat_weights(nnx.state(self.policy, nnx.Param)))
+            if got != self.checksum:
+                raise RuntimeError(f"generator installed weights of version {version} with checksum "
+                                   f"{got}, but the learner published {self.checksum}")
         return self.checksum
 
-    def step(self, prompts, version: int, step: int, weights: dict | None = None):
+    def step(self, prompts, version: int, step: int, weights=None):
         """PairBatch for `prompts` sampled with weights `version`. `weights`: the published
         object of that version when this generator does not hold it yet (loaded first)."""
         import time

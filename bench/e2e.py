@@ -9,11 +9,12 @@ process, no Ray: the time split shows what the loop costs before any orchestrati
     .venv/bin/python bench/e2e.py                          # CPU: tiny shapes
     .venv/bin/python bench/e2e.py --shape pythia-1b        # GPU: real shape, bf16 generation
     .venv/bin/python bench/e2e.py --shape qwen2.5-0.5b
+    .venv/bin/python bench/e2e.py --shape pythia-1b --check   # that code path on a 2-layer stand-in (tests)
 
-Also measures publish bandwidth (GB/s of published bytes) for the packed bucket path
-(duel.transport pack + unpack), for the per-leaf path (duel.loop_utils flat_weights +
-unflat_weights) and a plain host memory copy of the same bytes, on the step's policy and on a
-larger payload (`--publish-layers` Pythia-1B-shaped layers, f32 masters -> bf16).
+Also measures publish bandwidth (GB/s of published bytes) for the packed bucket path the loop
+uses (duel.transport pack + unpack), for the per-leaf path it replaced (one host array per
+leaf, kept here as the baseline) and a plain host memory copy of the same bytes, on the step's
+policy and on a larger payload (`--publish-layers` Pythia-1B-shaped layers, f32 masters -> bf16).
 Writes bench/results/e2e.json (or --out NAME).
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/e2e.py` works too
 from bench.common import print_table, timeit, write_result
-from bench.train_step import FULL
+from bench.train_step import FULL, check_shape
 from duel.models import ModelConfig, build_model, param_shapes
 from duel.oracles.rule import register_reward
 
@@ -74,6 +75,8 @@ class Loop:
 
         a = self.args
         c, self.P, self.M, self.Tp, self.N, dtype = PRESETS[a.shape]
+        if getattr(a, "check", False):  # --check: same family, options and dtype; tiny trunk and batch
+            c, self.P, self.Tp, self.N = (c if a.shape == "tiny" else check_shape(c)), 2, 8, 8
         self.P, self.M = a.prompts or self.P, a.candidates or self.M
         self.Tp, self.N = a.prompt_len or self.Tp, a.new_tokens or self.N
         self.config = c
@@ -148,26 +151,46 @@ class Loop:
 
 
 def publish_bandwidth(params, dtype, bucket_bytes: int, repeat: int) -> dict:
-    """GB/s of published bytes: packed buckets, per-leaf dicts, and a plain host memcpy."""
-    from duel.loop_utils import flat_weights, unflat_weights
-    from duel.transport import pack, unpack
+    """GB/s of published bytes: packed buckets (the loop's path), the removed per-leaf path, and
+    a plain host memcpy of the same bytes. Packed = pack (fresh buckets, as LocalTransport) or
+    pack into a reused staging area (as RayTransport on CPU) + unpack onto the default device."""
+    from duel.transport import empty_buckets, pack, unpack
 
     template = jax.tree.map(lambda x: jnp.zeros(x.shape, dtype), params)
     buffers, spec = pack(params, dtype, bucket_bytes)
     nbytes = spec.total_bytes
+    staging = empty_buckets(spec)
     t_pack = timeit(lambda: pack(params, dtype, bucket_bytes), warmup=1, repeat=repeat)
+    t_staged = timeit(lambda: pack(params, dtype, bucket_bytes, out=staging), warmup=1, repeat=repeat)
     t_unpack = timeit(lambda: jax.block_until_ready(unpack(buffers, spec)), warmup=1, repeat=repeat)
-    flat = flat_weights(params, dtype=dtype)
-    t_flat = timeit(lambda: flat_weights(params, dtype=dtype), warmup=1, repeat=repeat)
-    t_unflat = timeit(lambda: jax.block_until_ready(unflat_weights(template, flat)), warmup=1, repeat=repeat)
+    t_leaf = {cast: timeit(lambda cast=cast: jax.block_until_ready(_per_leaf_publish(params, dtype, template, cast)),
+                           warmup=1, repeat=repeat) for cast in ("jax", "numpy")}
     src = np.ones(nbytes, np.uint8)
     dst = np.empty_like(src)
     t_copy = timeit(lambda: np.copyto(dst, src), warmup=1, repeat=repeat)
     gbs = lambda t: nbytes / t / 1e9
     return {"bytes": nbytes, "buckets": len(buffers), "bucket_bytes": bucket_bytes,
-            "packed_gbs": gbs(t_pack + t_unpack), "pack_gbs": gbs(t_pack), "unpack_gbs": gbs(t_unpack),
-            "per_leaf_gbs": gbs(t_flat + t_unflat), "memcpy_gbs": gbs(t_copy),
+            "packed_gbs": gbs(t_pack + t_unpack), "packed_staged_gbs": gbs(t_staged + t_unpack),
+            "pack_gbs": gbs(t_pack), "pack_staged_gbs": gbs(t_staged), "unpack_gbs": gbs(t_unpack),
+            "per_leaf_gbs": gbs(t_leaf["jax"]), "per_leaf_numpy_cast_gbs": gbs(t_leaf["numpy"]),
+            "memcpy_gbs": gbs(t_copy), "packed_vs_per_leaf": t_leaf["jax"] / (t_pack + t_unpack),
             "packed_vs_memcpy": t_copy / (t_pack + t_unpack)}
+
+
+def _per_leaf_publish(params, dtype, template, cast: str):
+    """The removed per-leaf path, kept here only as the baseline: cast (on the device with jax,
+    as Learner.publish did, or in NumPy as this bench used to), one host array per leaf, then one
+    `jnp.asarray(leaf, template dtype)` per leaf on the generator side."""
+    import ml_dtypes  # noqa: F401  (bfloat16 NumPy dtype)
+
+    from duel.train import cast_floating
+
+    if cast == "jax":
+        host = [np.asarray(jax.device_get(x)) for x in jax.tree.leaves(cast_floating(params, dtype))]
+    else:
+        host = [np.asarray(jax.device_get(x)) for x in jax.tree.leaves(params)]
+        host = [x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x for x in host]
+    return [jnp.asarray(a, dtype=t.dtype) for a, t in zip(host, jax.tree.leaves(template))]
 
 
 def layer_payload(c: ModelConfig, layers: int) -> dict:
@@ -191,8 +214,17 @@ def main(argv=None):
     ap.add_argument("--bucket-mb", type=int, default=64)
     ap.add_argument("--publish-layers", type=int, default=1, help="Pythia-1B layers in the bandwidth payload (0: off)")
     ap.add_argument("--out", default="e2e")
+    ap.add_argument("--check", action="store_true", help="this --shape's code path on a 2-layer stand-in, 2 prompts, 1 step")
     args = ap.parse_args(argv)
+    if args.check:
+        args.steps = 1
 
+    bw_layers = None
+    if args.publish_layers:  # first, in a fresh process: after the loop the per-leaf baseline's
+        # jax cast ran up to 4x slower on CPU (not investigated), which would flatter the packed path
+        payload = layer_payload(FULL["pythia-1b"], args.publish_layers)
+        bw_layers = publish_bandwidth(payload, jnp.bfloat16, args.bucket_mb << 20, repeat=5)
+        del payload
     loop = Loop(args)
     t0 = time.perf_counter()
     warm = loop.step(0)  # compiles everything
@@ -204,11 +236,6 @@ def main(argv=None):
     pairs_per_s = loop.P / total
     pdt = jnp.dtype(args.dtype or PRESETS[args.shape][5])
     bw_policy = publish_bandwidth(loop.state.params, pdt, args.bucket_mb << 20, repeat=5)
-    bw_layers = None
-    if args.publish_layers:
-        payload = layer_payload(FULL["pythia-1b"], args.publish_layers)
-        bw_layers = publish_bandwidth(payload, jnp.bfloat16, args.bucket_mb << 20, repeat=3)
-        del payload
 
     c = loop.config
     result = {
@@ -225,7 +252,7 @@ def main(argv=None):
         "gpu": "not measured" if jax.default_backend() == "cpu" else jax.default_backend(),
         "load_average_1m": os.getloadavg()[0],  # shared CPU machines: other jobs slow every phase
     }
-    path = write_result(args.out, result)
+    path = write_result(args.out, result, check=args.check)
     rows = [{"phase": k, "seconds": med[k], "fraction": split[k]} for k in PHASES]
     rows.append({"phase": "step", "seconds": total, "fraction": 1.0})
     print(f"labelled pairs/s: {pairs_per_s:.3g}  (P={loop.P}, M={loop.M}, Tp={loop.Tp}, N={loop.N}, "
@@ -233,7 +260,9 @@ def main(argv=None):
     for name, bw in (("policy", bw_policy), (f"{args.publish_layers} pythia-1b layers", bw_layers)):
         if bw:
             print(f"publish {name}: {bw['bytes'] / 1e6:.1f} MB in {bw['buckets']} buckets; packed "
-                  f"{bw['packed_gbs']:.3g} GB/s, per-leaf {bw['per_leaf_gbs']:.3g} GB/s, memcpy {bw['memcpy_gbs']:.3g} GB/s")
+                  f"{bw['packed_gbs']:.3g} GB/s (staged {bw['packed_staged_gbs']:.3g}), per-leaf "
+                  f"{bw['per_leaf_gbs']:.3g} GB/s (NumPy cast {bw['per_leaf_numpy_cast_gbs']:.3g}), "
+                  f"memcpy {bw['memcpy_gbs']:.3g} GB/s")
     print(f"wrote {path}")
     print_table(rows, title=f"e2e step ({args.shape}, {jax.default_backend()})")
     return result

@@ -1,4 +1,4 @@
-"""Small pure helpers the loop needs: per-step keys, the prompt stream, batch splits, flat weights.
+"""Small pure helpers the loop needs: per-step keys, the prompt stream, batch splits, weight digests.
 
 Everything here is deterministic from (seed, step, position) so that a resumed run reproduces
 the one that was never stopped (invariant 3).
@@ -144,41 +144,6 @@ def flat_weights(tree, dtype=None) -> dict[str, np.ndarray]:
             arr = arr.astype(dtype)
         out[name] = arr
     return out
-
-
-def unflat_weights(tree, flat: dict[str, np.ndarray]):
-    """Put `flat` (from flat_weights) back into the structure of `tree`, casting to its dtypes."""
-    leaves = jax.tree_util.tree_leaves_with_path(tree)
-    treedef = jax.tree_util.tree_structure(tree)
-    new = []
-    for path, leaf in leaves:
-        name = "/".join(_key_name(k) for k in path)
-        if name not in flat:
-            raise KeyError(f"published weights lack {name!r}")
-        arr = flat[name]
-        if arr.shape != leaf.shape:
-            raise ValueError(f"published weights {name!r}: shape {arr.shape}, expected {leaf.shape}")
-        new.append(jax.numpy.asarray(arr, dtype=leaf.dtype))
-    return jax.tree_util.tree_unflatten(treedef, new)
-
-
-def to_wire(flat: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """bfloat16 leaves as uint16 views (NumPy-native dtypes cross Ray without pickling the data);
-    -> (arrays, {name: original dtype} for the viewed ones)."""
-    out, dtypes = {}, {}
-    for k, a in flat.items():
-        if a.dtype.kind == "V" or a.dtype.name == "bfloat16":
-            dtypes[k] = a.dtype.name
-            a = a.view(np.uint16)
-        out[k] = a
-    return out, dtypes
-
-
-def from_wire(flat: dict[str, np.ndarray], dtypes: dict[str, str]) -> dict[str, np.ndarray]:
-    """Undo `to_wire` (views, no copies)."""
-    import ml_dtypes
-
-    return {k: (a.view(getattr(ml_dtypes, dtypes[k])) if k in dtypes else a) for k, a in flat.items()}
 
 
 def _key_name(k) -> str:

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from actors.generator import GeneratorCore, StaleWeights
+from duel.loop_utils import checksum as digest
 from duel.loop_utils import flat_weights
 from duel.records import PromptBatch
+from duel.transport import LocalTransport, host
 from tests.learner.tiny import tiny_model_dir
 
 SPEC = {"seed": 3, "candidates": 4, "strategy": "ee_ts", "max_new_tokens": 5}
@@ -24,7 +26,9 @@ def _prompts(core, texts, step=0, index=0):
                        attention_mask=batch.attention_mask, step=step, index=index)
 
 
-def _weights(core, version, scale=1.0):
+def _weights(core, version, scale=1.0, checksum=True, dtype=None):
+    """What the learner publishes: a Packed of the policy (here the encoder's params times
+    `scale`) with the ERM params and the digest of the weights in extras."""
     import jax
     from flax import nnx
 
@@ -32,7 +36,8 @@ def _weights(core, version, scale=1.0):
 
     state = jax.tree.map(lambda x: x * scale, nnx.state(core.encoder, nnx.Param))
     erm = ERM(core.model_config.hidden_size, ERMConfig(num_members=3, hidden=(8,)), jax.random.key(0))
-    return {"version": version, "policy": flat_weights(state), "erm": erm.params, "checksum": f"v{version}"}
+    extras = {"erm": host(erm.params), "checksum": digest(flat_weights(state)) if checksum else ""}
+    return LocalTransport(dtype, bucket_bytes=4096).put(state, version, extras)
 
 
 def test_refuses_to_sample_with_another_version(core):
@@ -85,3 +90,44 @@ def test_loaded_weights_change_the_samples(core):
     # the frozen reference did not move
     ref = b.candidates.ref_logprobs[b.candidates.mask == 1]
     assert np.abs(ref + np.log(vocab)).max() > 0.1
+
+
+def test_load_installs_the_published_bytes_and_checks_them(core):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    w = _weights(core, 8, scale=0.5)
+    assert len(w.buffers) > 1  # a real bucketed publish, not one blob
+    assert core.load(w, 8) == w.extras["checksum"] and core.info()["version"] == 8
+    got = jax.tree.leaves(nnx.state(core.policy, nnx.Param))
+    want = jax.tree.leaves(jax.tree.map(lambda x: x * 0.5, nnx.state(core.encoder, nnx.Param)))
+    assert len(got) == len(want) > 3
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    F = core.model_config.hidden_size  # ERM: 3 members, features F -> 8 -> 1
+    assert [x.shape for x in jax.tree.leaves(core.erm_params)] == [(3, 8), (3, F, 8), (3, 1), (3, 8, 1)]
+    assert all(isinstance(x, np.ndarray) for x in jax.tree.leaves(core.erm_params))  # host arrays
+    # the digest is of what was installed: a wrong one is refused
+    bad = _weights(core, 9, scale=0.25)
+    bad.extras["checksum"] = w.extras["checksum"]
+    with pytest.raises(RuntimeError, match="version 9 with checksum"):
+        core.load(bad, 9)
+    # bf16 weights into this float32 generator: cast on install, round to nearest even
+    core.load(_weights(core, 10, checksum=False, dtype=jnp.bfloat16), 10)
+    a = jax.tree.leaves(nnx.state(core.policy, nnx.Param))[0]
+    b = jax.tree.leaves(nnx.state(core.encoder, nnx.Param))[0]
+    assert a.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b.astype(jnp.bfloat16).astype(jnp.float32)))
+
+
+def test_load_refuses_weights_of_another_model(core):
+    import jax
+    from flax import nnx
+
+    state = nnx.state(core.encoder, nnx.Param)
+    leaves, treedef = jax.tree.flatten(state)
+    wrong = jax.tree.unflatten(treedef, [x[..., :1] if i == 1 else x for i, x in enumerate(leaves)])
+    name = LocalTransport().put(state, 0).spec.names[1]
+    with pytest.raises(ValueError, match=f"published weights '{name}': shape"):
+        core.load(LocalTransport(None).put(wrong, 11, {"erm": {}}), 11)
