@@ -3,12 +3,18 @@
 One query is one pair sent to the oracle (invariant 1): each actor counts the pairs it labelled,
 and the pool counts what it paid for. Failures surface as `OracleUnavailable`, never as labels;
 a reply of the wrong shape or outside [0, 1] is an error too (invariant 5).
+
+Answers stream back one oracle call (`call_size` pairs) at a time: `OracleActor.label` is a Ray
+streaming generator with backpressure 1, so the actor starts its next oracle call only once the
+driver holds the previous answer. An actor that dies mid-chunk therefore loses only the answers
+of the call in flight; every answer received is kept and never asked again (invariant 2). A
+chunk that is a single call goes as a plain actor call (`label_once`; a stream costs ~1 ms more).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -16,7 +22,16 @@ import ray
 
 
 class OracleUnavailable(RuntimeError):
-    """The oracle kept failing past its retry budget; the run must checkpoint and stop."""
+    """The oracle kept failing past its retry budget; the run must checkpoint and stop.
+
+    `OraclePool.label` sets `answered` [N] bool, `prob_a` and `metadata`: the answers it had
+    received (paid) before it gave up; `learner.labeling.label_pairs` adds `labeled`, those
+    rows as a LabeledBatch for the ledger."""
+
+    answered: np.ndarray | None = None
+    prob_a: np.ndarray | None = None
+    metadata: list[dict] | None = None
+    labeled: Any = None
 
 
 def check_reply(prob_a: Any, n: int) -> np.ndarray:
@@ -28,6 +43,34 @@ def check_reply(prob_a: Any, n: int) -> np.ndarray:
     if np.any(np.isinf(ok)) or np.any((ok < 0) | (ok > 1)):
         raise ValueError(f"oracle reply: expected probabilities in [0, 1], got {prob.tolist()}")
     return prob
+
+
+def call_size(oracle, configured=None) -> int:
+    """Pairs per oracle call, each call's answers streamed back as soon as it returns (0 = the
+    whole chunk in one call).
+
+    `oracle.options.call_size` when set. Otherwise what the oracle is paid for at once: one
+    request of a remote oracle or one forward pass of a reward model (`batch_size`), a judge's
+    parallel requests (`concurrency`), one pair for a human. A rule oracle is simulated (nothing
+    is paid; a call costs microseconds, a streamed answer ~1 ms): its whole chunk is one call."""
+    if configured is not None:
+        if isinstance(configured, bool) or not isinstance(configured, int) or configured < 0:
+            raise ValueError("oracle config: key 'call_size' must be an integer >= 0 (0 = the "
+                             f"whole chunk in one call), got {configured!r}")
+        return configured
+    if getattr(oracle, "kind", None) == "rule":
+        return 0
+    for attr in ("batch_size", "concurrency"):
+        n = getattr(oracle, attr, None)
+        if isinstance(n, int) and n >= 1:
+            return n
+    return 1
+
+
+def skipped_rows(n: int) -> tuple[np.ndarray, list[dict]]:
+    """The answer rows of pairs never shown because the oracle asked to stop (a human quit)."""
+    meta = [{"latency_s": 0.0, "retries": 0, "skipped": True, "quit": True} for _ in range(n)]
+    return np.full(n, np.nan, np.float32), meta
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
@@ -43,16 +86,45 @@ class OracleActor:
 
             task = get_task(task_name)
         self.oracle = make_oracle(dict(oracle_cfg), task=task)
+        self.call_size = call_size(self.oracle, oracle_cfg.get("call_size"))
         self.calls = 0
 
-    def label(self, prompts: list[str], a: list[str], b: list[str]):
+    def call(self, prompts: list[str], a: list[str], b: list[str]):
+        """One oracle call -> (prob_a, metadata with latency_s, stop)."""
+        n = len(prompts)
+        t0 = time.perf_counter()
         res = self.oracle.label(list(prompts), list(a), list(b))
-        prob = check_reply(res.prob_a, len(prompts))
-        meta = list(getattr(res, "metadata", None) or [{} for _ in prompts])
-        if len(meta) != len(prompts):
-            raise ValueError(f"oracle reply: expected {len(prompts)} metadata rows, got {len(meta)}")
-        self.calls += len(prompts)
-        return prob, meta, bool(getattr(res, "stop", False))
+        prob = check_reply(res.prob_a, n)
+        meta = list(getattr(res, "metadata", None) or [{} for _ in range(n)])
+        if len(meta) != n:
+            raise ValueError(f"oracle reply: expected {n} metadata rows, got {len(meta)}")
+        latency = (time.perf_counter() - t0) / max(n, 1)
+        self.calls += n
+        return prob, [{**dict(m), "latency_s": float(dict(m).get("latency_s", latency))} for m in meta], \
+            bool(getattr(res, "stop", False))
+
+    @ray.method(num_returns="streaming", _generator_backpressure_num_objects=1)
+    def label(self, prompts: list[str], a: list[str], b: list[str]):
+        """Yields (offset, prob_a, metadata, stop) after every oracle call of `call_size` pairs.
+
+        Backpressure 1: the next oracle call starts only once the caller holds the previous
+        answer, so an actor that dies loses at most the answer of the call in flight."""
+        n, stop = len(prompts), False
+        size = self.call_size or max(n, 1)
+        for lo in range(0, n, size):
+            hi = min(lo + size, n)
+            if stop:  # as the oracle itself does within one call: the rest is never shown
+                yield (lo, *skipped_rows(hi - lo), True)
+                continue
+            prob, meta, stop = self.call(prompts[lo:hi], a[lo:hi], b[lo:hi])
+            yield lo, prob, meta, stop
+
+    def label_once(self, prompts: list[str], a: list[str], b: list[str]):
+        """`label` for a chunk that is one oracle call: its one answer, without a stream."""
+        return (0, *self.call(prompts, a, b))
+
+    def get_call_size(self) -> int:
+        return self.call_size
 
     def num_calls(self) -> int:
         return self.calls
@@ -71,6 +143,8 @@ def _cause(e: BaseException) -> str:
     """The oracle's own error, without Ray's remote traceback."""
     cause = getattr(e, "cause", None)  # RayTaskError: the exception raised in the actor
     if isinstance(e, ray.exceptions.RayActorError):
+        if _failed_to_start(e):  # its __init__ raised (a bad oracle config): the last line says why
+            return f"the oracle actor could not start: {str(e).strip().splitlines()[-1].strip()}"[:500]
         return f"the oracle actor died ({type(e).__name__})"
     if isinstance(cause, BaseException):
         e = cause
@@ -78,12 +152,31 @@ def _cause(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[-1] if text else ''}"[:500]
 
 
+def _failed_to_start(e: BaseException) -> bool:
+    return "error raised in its creation task" in str(e)
+
+
 MAX_ACTOR_RESTARTS = 8  # per chunk: an actor that keeps dying stops the run
+
+
+@dataclasses.dataclass
+class Chunk:
+    """Pairs lo..hi-1 of one `OraclePool.label` call; `at` is the first one not answered yet."""
+
+    lo: int
+    hi: int
+    at: int
+    tries: int = 0  # oracle failures in a row (the oracle's retry budget)
+    restarts: int = 0  # actor deaths (Ray restarts it; not the oracle's fault)
+    ready_at: float = 0.0  # time.monotonic() before which it is not sent again (backoff)
 
 
 class OraclePool:
     """Label pairs with a pool of `OracleActor`s: chunks round-robin, at most
-    `max_concurrency` chunks in flight, each chunk retried up to `max_retries` times."""
+    `max_concurrency` chunks in flight, each chunk's answers streamed back one oracle call at a
+    time. An answer is kept the moment it arrives: a chunk whose actor died, or whose oracle
+    failed (retried up to `max_retries` times in a row), is sent again from its first pair
+    still unanswered, so only the call that was in flight is ever asked twice."""
 
     def __init__(self, actors: list, *, max_concurrency: int = 4, chunk_size: int = 16,
                  max_retries: int = 3, backoff_s: float = 0.5, name: str = "oracle"):
@@ -98,73 +191,115 @@ class OraclePool:
         self.queries = 0  # pairs answered (paid) through this pool
         self.stop_requested = False
         self._next = 0
+        self._sizes: list[int] | None = None
 
-    def _submit(self, chunk):
-        actor = self.actors[self._next % len(self.actors)]
+    def _submit(self, c: Chunk, prompts, a, b):
+        """-> an ObjectRefGenerator (one answer per oracle call), or an ObjectRef when the
+        chunk is a single oracle call (a stream costs ~1 ms more per chunk)."""
+        i = self._next % len(self.actors)
         self._next += 1
-        lo, hi, p, a, b = chunk
-        return actor.label.remote(p[lo:hi], a[lo:hi], b[lo:hi])
+        args = (prompts[c.at:c.hi], a[c.at:c.hi], b[c.at:c.hi])
+        size = self._call_sizes[i]  # 0: the whole chunk is one call
+        if size == 0 or size >= c.hi - c.at:
+            return self.actors[i].label_once.remote(*args)
+        return self.actors[i].label.remote(*args)
+
+    @property
+    def _call_sizes(self) -> list[int]:
+        """Each actor's `call_size` (-1: unknown, it was down when asked: always stream)."""
+        if self._sizes is None:
+            try:
+                self._sizes = [int(x) for x in ray.get([x.get_call_size.remote() for x in self.actors])]
+            except (ray.exceptions.RayActorError, AttributeError):  # down, or a stand-in actor
+                return [-1] * len(self.actors)
+        return self._sizes
 
     def label(self, prompts: list[str], a: list[str], b: list[str]):
         """-> (prob_a [N] float32, metadata list[dict] with latency_s and retries).
 
+        Raises OracleUnavailable past the retry budgets; its `answered` [N] bool, `prob_a` and
+        `metadata` hold the answers received before (paid: the caller must keep them).
         `self.stop_requested` turns True when an oracle asked the run to stop (a human quit)."""
         n = len(prompts)
-        prob = np.zeros(n, np.float32)
-        meta: list[dict] = [{} for _ in range(n)]
-        if n == 0:
-            return prob, meta
-        todo = deque((lo, min(lo + self.chunk_size, n), prompts, a, b)
-                     for lo in range(0, n, self.chunk_size))
-        tries: dict[int, int] = {}
-        restarts: dict[int, int] = {}
-        inflight: dict[Any, tuple] = {}
-        started: dict[Any, float] = {}
-        while todo or inflight:
-            while todo and len(inflight) < self.max_concurrency:
-                chunk = todo.popleft()
-                ref = self._submit(chunk)
-                inflight[ref] = chunk
-                started[ref] = time.perf_counter()
-            done, _ = ray.wait(list(inflight), num_returns=1)
-            ref = done[0]
-            chunk = inflight.pop(ref)
-            t0 = started.pop(ref)
-            lo, hi = chunk[0], chunk[1]
+        out = (np.zeros(n, np.float32), [{} for _ in range(n)], np.zeros(n, bool))
+        todo = [Chunk(lo, min(lo + self.chunk_size, n), lo) for lo in range(0, n, self.chunk_size)]
+        running: dict[Any, tuple[Chunk, int]] = {}  # stream -> (chunk, its first pair)
+        try:
+            while todo or running:
+                now = time.monotonic()
+                for c in [c for c in todo if c.ready_at <= now][:self.max_concurrency - len(running)]:
+                    todo.remove(c)
+                    running[self._submit(c, prompts, a, b)] = (c, c.at)
+                wake = min((c.ready_at for c in todo), default=None)
+                if not running:
+                    time.sleep(max(0.0, wake - now))
+                    continue
+                timeout = None if wake is None or len(running) >= self.max_concurrency \
+                    else max(0.0, wake - now)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+                for stream in done:
+                    self._receive(stream, running, todo, out)
+        except OracleUnavailable as e:
+            for stream in running:
+                ray.cancel(stream)
+            e.prob_a, e.metadata, e.answered = out
+            raise
+        return out[0], out[1]
+
+    def _receive(self, stream, running: dict, todo: list, out) -> None:
+        """Take the next answer of `stream`, or requeue its chunk when the call failed."""
+        prob, meta, answered = out
+        c, first = running[stream]
+        if isinstance(stream, ray.ObjectRef):  # label_once: its one answer ends it
+            del running[stream]
+            ref = stream
+        else:
             try:
-                p, m, stop = ray.get(ref)
-            except ray.exceptions.RayActorError as e:  # the actor died or is restarting
-                # Ray restarts it (max_restarts): not the oracle's fault, so not its retry budget
-                restarts[lo] = restarts.get(lo, 0) + 1
-                if restarts[lo] > MAX_ACTOR_RESTARTS:
-                    for r in inflight:
-                        ray.cancel(r)
-                    raise OracleUnavailable(
-                        f"{self.name}: its actor died {restarts[lo]} times on pairs {lo}..{hi - 1}; "
-                        f"last error: {_cause(e)}") from e
-                time.sleep(self.backoff_s * 2 ** min(restarts[lo] - 1, 4))
-                todo.append(chunk)
-                continue
-            except Exception as e:  # oracle raised, bad reply
-                tries[lo] = tries.get(lo, 0) + 1
-                if tries[lo] > self.max_retries:
-                    for r in inflight:
-                        ray.cancel(r)
-                    raise OracleUnavailable(
-                        f"{self.name} failed {tries[lo]} times in a row on pairs {lo}..{hi - 1}, "
-                        f"past its retry budget (oracle.max_retries = {self.max_retries}); last "
-                        f"error: {_cause(e)}") from e
-                time.sleep(self.backoff_s * 2 ** (tries[lo] - 1))
-                todo.append(chunk)
-                continue
-            latency = time.perf_counter() - t0
-            self.stop_requested |= stop
-            prob[lo:hi] = p
-            for i, row in enumerate(m):
-                meta[lo + i] = {**dict(row), "latency_s": float(row.get("latency_s", latency)),
-                                "retries": tries.get(lo, 0)}
-            self.queries += hi - lo
-        return prob, meta
+                ref = next(stream)
+            except StopIteration:  # every pair sent on this stream is answered
+                del running[stream]
+                if c.at < c.hi:
+                    raise RuntimeError(f"{self.name}: the oracle actor ended its answers at pair "
+                                       f"{c.at} of {c.lo}..{c.hi - 1}") from None
+                return
+        try:
+            off, p, m, stop = ray.get(ref)
+        except ray.exceptions.RayActorError as e:  # the actor died or is restarting
+            running.pop(stream, None)
+            # Ray restarts it (max_restarts): not the oracle's fault, so not its retry budget
+            c.restarts += 1
+            if _failed_to_start(e):  # not a death Ray recovers from: no point in waiting
+                raise OracleUnavailable(f"{self.name}: {_cause(e)}") from e
+            if c.restarts > MAX_ACTOR_RESTARTS:
+                raise OracleUnavailable(
+                    f"{self.name}: its actor died {c.restarts} times on pairs {c.at}..{c.hi - 1}; "
+                    f"last error: {_cause(e)}") from e
+            c.ready_at = time.monotonic() + self.backoff_s * 2 ** min(c.restarts - 1, 4)
+            todo.append(c)
+            return
+        except Exception as e:  # oracle raised, bad reply
+            running.pop(stream, None)
+            c.tries += 1
+            if c.tries > self.max_retries:
+                raise OracleUnavailable(
+                    f"{self.name} failed {c.tries} times in a row on pairs {c.at}..{c.hi - 1}, "
+                    f"past its retry budget (oracle.max_retries = {self.max_retries}); last "
+                    f"error: {_cause(e)}") from e
+            c.ready_at = time.monotonic() + self.backoff_s * 2 ** (c.tries - 1)
+            todo.append(c)
+            return
+        lo = first + int(off)
+        hi = lo + len(p)
+        if lo != c.at or hi > c.hi:
+            raise RuntimeError(f"{self.name}: answer for pairs {lo}..{hi - 1}, expected the "
+                               f"next from pair {c.at} of {c.lo}..{c.hi - 1}")
+        prob[lo:hi] = p
+        for i, row in enumerate(m):
+            meta[lo + i] = {**dict(row), "retries": c.tries}
+        answered[lo:hi] = True
+        c.at, c.tries = hi, 0
+        self.queries += hi - lo
+        self.stop_requested |= bool(stop)
 
     def num_calls(self) -> int:
         """Pairs labelled, summed over the actors (restarted actors start again from 0)."""

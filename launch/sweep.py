@@ -28,6 +28,7 @@ from duel import config as C
 from duel import report as R
 
 DEFAULT_STRATEGIES = "passive,ee_ts,bai_ts,uncertainty,apl,xpo"
+STOPPED = "stopped: "  # a run that checkpointed and stopped (exit 3 of `duel run`), not a failure
 
 
 class SweepError(ValueError):
@@ -166,7 +167,13 @@ def execute(specs: list[RunSpec], run_fn: Callable, prepare_fn: Callable | None,
                     ray.get(ref)
                     log(f"done   {s.run_dir.name}")
                 except Exception as e:  # noqa: BLE001 -- one failed run must not stop the grid
-                    errors[str(s.run_dir)] = f"{type(e).__name__}: {e}"
+                    cause = getattr(e, "cause", None)  # Ray's RayTaskError: the run's own error
+                    cause = cause if isinstance(cause, Exception) else e
+                    if type(cause).__name__ == "RunStopped":  # checkpointed: the next sweep resumes it
+                        errors[str(s.run_dir)] = f"{STOPPED}{cause}; run the sweep again to resume it"
+                        log(f"STOPPED {s.run_dir.name}: {cause}")
+                        continue
+                    errors[str(s.run_dir)] = f"{type(cause).__name__}: {cause}"
                     log(f"FAILED {s.run_dir.name}: {errors[str(s.run_dir)].splitlines()[0]}")
         return errors
     finally:
@@ -194,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, run_fn: Callable = default_run,
          prepare_fn: Callable | None = default_prepare, log=print) -> int:
-    """Exit status 0 when every run completed, 1 when some failed, 2 on bad input."""
+    """Exit status 0 when every run completed, 1 when some failed, 2 on bad input, 3 when the
+    only incomplete runs stopped cleanly (learner.loop.RunStopped: run the sweep again)."""
     try:
         return run_sweep(build_parser().parse_args(argv), argv, run_fn, prepare_fn, log)
     except (FileNotFoundError, ValueError) as e:  # ConfigError is a ValueError
@@ -232,8 +240,10 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
         R.report(ran, sweep_dir / "report", targets)
         log(f"report: {sweep_dir / 'report' / 'report.md'}")
     for run_dir, err in errors.items():
-        log(f"failed: {run_dir}: {err}")
-    return 1 if errors else 0
+        log(f"{'' if err.startswith(STOPPED) else 'failed: '}{run_dir}: {err}")
+    if not errors:
+        return 0
+    return 3 if all(err.startswith(STOPPED) for err in errors.values()) else 1
 
 
 if __name__ == "__main__":

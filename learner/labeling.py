@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from actors.oracle import OracleUnavailable
 from duel.loop_utils import KEY_LABEL, step_rng
 from duel.records import LabeledBatch, PairBatch
 
@@ -50,9 +51,9 @@ def label_pairs(pb: PairBatch, step: int, *, seed: int, oracle, stored: dict,
     stored: {pair_id: ledger row} for pair ids the ledger already holds.
     budget_left: oracle queries still allowed (reused rows count: they were paid before a
     stop); paid rows beyond it are dropped from the batch.
+    When the oracle gives up (OracleUnavailable), the exception's `labeled` is the LabeledBatch
+    of the rows it answered before: paid, for the caller to put in the ledger.
     """
-    from duel.oracles import sample_labels
-
     P = len(pb.pairs)
     synthetic = np.asarray(pb.synthetic, bool)
     reused = np.zeros(P, bool)
@@ -92,18 +93,39 @@ def label_pairs(pb: PairBatch, step: int, *, seed: int, oracle, stored: dict,
     if len(rows):
         c = pb.candidates
         texts = c.prompts.texts
-        pa, pm = oracle.label([texts[p] for p in rows],
-                              [c.texts[p][pb.pairs[p, 0]] for p in rows],
-                              [c.texts[p][pb.pairs[p, 1]] for p in rows])
+        try:
+            pa, pm = oracle.label([texts[p] for p in rows],
+                                  [c.texts[p][pb.pairs[p, 0]] for p in rows],
+                                  [c.texts[p][pb.pairs[p, 1]] for p in rows])
+        except OracleUnavailable as e:  # the answers received before it gave up were paid
+            ok = np.zeros(len(rows), bool) if e.answered is None else np.asarray(e.answered, bool)
+            got = rows[ok]
+            for i in np.flatnonzero(ok):
+                prob[rows[i]], meta[rows[i]] = e.prob_a[i], e.metadata[i]
+            label = draw_labels(prob, pb, reused, stored, seed, step, label_mode, flip)
+            e.labeled = LabeledBatch(pairs=take_rows(pb, got), prob_a=prob[got], label=label[got],
+                                     metadata=[meta[p] for p in got], from_ledger=np.zeros(len(got), bool))
+            raise
         prob[rows] = pa
         for i, p in enumerate(rows):
             meta[p] = pm[i]
     t_oracle = time.perf_counter() - t0
 
+    label = draw_labels(prob, pb, reused, stored, seed, step, label_mode, flip)
+    labeled = LabeledBatch(pairs=pb, prob_a=prob, label=label, metadata=meta, from_ledger=reused)
+    return labeled, {"time_oracle": t_oracle, "paid": int(paid.sum()), "reused": int(reused.sum()),
+                     "cut": cut}
+
+
+def draw_labels(prob, pb: PairBatch, reused, stored: dict, seed: int, step: int, label_mode: str,
+                flip: float) -> np.ndarray:
+    """Binary labels of every row from one generator keyed by (seed, step): row p's label depends
+    on prob[p] alone, so a row's label is the same whether the others were answered or not.
+    Reused rows keep their stored label."""
+    from duel.oracles import sample_labels
+
     rng = step_rng(seed, step, KEY_LABEL)
     label = sample_labels(np.nan_to_num(prob, nan=0.5), rng, mode=label_mode, flip=flip).astype(np.int8)
     for p in np.flatnonzero(reused):
         label[p] = int(stored[pb.pair_ids[p]]["label"])
-    labeled = LabeledBatch(pairs=pb, prob_a=prob, label=label, metadata=meta, from_ledger=reused)
-    return labeled, {"time_oracle": t_oracle, "paid": int(paid.sum()), "reused": int(reused.sum()),
-                     "cut": cut}
+    return label

@@ -157,8 +157,9 @@ def make_oracle(cfg: dict, task=None, **kwargs) -> Oracle:
 
 
 # Keys a run config may pass to any oracle: label sampling happens outside the oracle, and
-# oracles without network calls have no use for retry settings.
-GENERIC_KEYS = {"kind", "label_mode", "flip", "max_retries", "timeout_s"}
+# oracles without network calls have no use for retry settings; call_size is read by the oracle
+# actor (actors/oracle.py: pairs per call, streamed back call by call).
+GENERIC_KEYS = {"kind", "label_mode", "flip", "max_retries", "timeout_s", "call_size"}
 
 
 def check_keys(cfg: dict, allowed: set[str], where: str) -> None:

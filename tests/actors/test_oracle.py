@@ -1,40 +1,60 @@
-"""The oracle pool: bounded concurrency, one query per pair, retries, failures never become labels."""
+"""The oracle pool: bounded concurrency, one query per pair, retries, failures never become labels,
+an actor that dies mid-chunk loses only the call in flight."""
+
+import os
+from collections import Counter
 
 import numpy as np
 import pytest
 import ray
 
-from actors.oracle import OracleActor, OraclePool, OracleUnavailable, check_reply
+from actors.oracle import OracleActor, OraclePool, OracleUnavailable, call_size, check_reply
+from duel.oracles import make_oracle
+from duel.oracles.base import bt_prob
+from tests.learner import counting_oracle
+from tests.learner.tiny import TinyTask
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def oracle_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("oracle")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+def ray_session(oracle_dir):
+    env = {"PYTHONPATH": ROOT, counting_oracle.ENV: str(oracle_dir)}
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     yield
     ray.shutdown()
 
 
 @ray.remote(num_cpus=0)
 class Flaky:
-    """Answers P(a > b) = len(a) / (len(a) + len(b)); fails its first `fail` calls."""
+    """Answers P(a > b) = len(a) / (len(a) + len(b)), one pair per yield as OracleActor does;
+    its first `fail` calls fail before answering anything."""
 
     def __init__(self, fail: int = 0):
         self.fail, self.calls, self.pairs, self.inflight, self.peak = fail, 0, 0, 0, 0
 
+    @ray.method(num_returns="streaming", _generator_backpressure_num_objects=1)
     async def label(self, prompts, a, b):
         import asyncio
 
         self.calls += 1
         self.inflight += 1
         self.peak = max(self.peak, self.inflight)
-        await asyncio.sleep(0.05)
-        self.inflight -= 1
-        if self.fail > 0:
-            self.fail -= 1
-            raise RuntimeError("oracle down")
-        self.pairs += len(prompts)
-        p = np.array([len(x) / (len(x) + len(y)) for x, y in zip(a, b)], np.float32)
-        return p, [{"latency_s": 0.05} for _ in prompts], False
+        try:
+            await asyncio.sleep(0.05)
+            if self.fail > 0:
+                self.fail -= 1
+                raise RuntimeError("oracle down")
+            for i, (x, y) in enumerate(zip(a, b)):
+                self.pairs += 1
+                yield i, np.array([len(x) / (len(x) + len(y))], np.float32), [{"latency_s": 0.05}], False
+        finally:
+            self.inflight -= 1
 
     def stats(self):
         return self.calls, self.pairs, self.peak
@@ -60,7 +80,7 @@ def test_pool_retries_then_succeeds():
     pool = OraclePool([actor], max_concurrency=1, chunk_size=8, max_retries=2, backoff_s=0.01)
     prob, meta = pool.label(["p"] * 3, ["a", "aa", "aaa"], ["b", "b", "b"])
     np.testing.assert_allclose(prob, [0.5, 2 / 3, 0.75], rtol=1e-6)
-    assert [m["retries"] for m in meta] == [2, 2, 2]
+    assert [m["retries"] for m in meta] == [2, 0, 0]  # failures in a row before each answer
     assert pool.queries == 3
     assert ray.get(actor.stats.remote())[:2] == (3, 3)
 
@@ -87,3 +107,55 @@ def test_oracle_actor_counts_pairs_and_uses_the_task_reward():
     prob, _ = pool.label(["2+3=", "2+3=", "10+10="], ["5", "7", "21"], ["6", "5", "20"])
     np.testing.assert_array_equal(prob, [1.0, 0.0, 0.0])  # closer to the sum wins
     assert pool.num_calls() == 3 == pool.queries
+
+
+@pytest.mark.parametrize("lost", [0, 1])
+def test_actor_killed_mid_chunk_keeps_every_answer_it_sent(oracle_dir, lost):
+    """The actor SIGKILLs itself inside pair J's oracle call: before its first reward call
+    (lost = 0: pairs 0..J-1 were answered and must all arrive) or between its two reward calls
+    (lost = 1: one reward call, response a of pair J, was in flight and is paid again)."""
+    n, j = 6, 3
+    prompts = [f"{i}+{i}=" for i in range(n)]
+    a = [str(2 * i) for i in range(n)]
+    b = [str(2 * i + 1) for i in range(n)]
+    start = counting_oracle.calls(oracle_dir)
+    (oracle_dir / "kill").write_text(str(start + 2 * j + lost))
+    actor = OracleActor.remote({"kind": "rule", **counting_oracle.oracle_config()["oracle.options"]})
+    pool = OraclePool([actor], max_concurrency=1, chunk_size=n, backoff_s=0.2)
+    prob, meta = pool.label(prompts, a, b)
+    assert not (oracle_dir / "kill").exists()  # it did die
+    gold = TinyTask().gold_reward
+    want = bt_prob([gold(p, x) for p, x in zip(prompts, a)], [gold(p, y) for p, y in zip(prompts, b)])
+    np.testing.assert_array_equal(prob, want)
+    assert pool.queries == n and [m["retries"] for m in meta] == [0] * n
+    calls = counting_oracle.query_calls(oracle_dir, start)
+    # oracle calls == answers (2 reward calls per pair) + the call in flight when it died
+    assert len(calls) == 2 * n + lost
+    pids = [pid for pid, _ in calls]
+    cut = 2 * j + lost
+    assert len(set(pids[:cut])) == 1 and len(set(pids[cut:])) == 1 and pids[0] != pids[cut]
+    # the only call asked twice is the one in flight; every answer before it arrived
+    twice = [k for k, c in Counter(k for _, k in calls).items() if c > 1]
+    assert twice == ([counting_oracle.call_key(prompts[j], a[j])] if lost else [])
+    ray.kill(actor)
+
+
+def test_call_size_is_what_the_oracle_is_paid_for_at_once():
+    def size(cfg, configured=None):
+        return call_size(make_oracle(cfg, task=TinyTask()), configured)
+
+    assert size({"kind": "remote", "url": "http://judge.invalid", "batch_size": 8}) == 8  # a request
+    assert size({"kind": "judge", "base_url": "http://judge.invalid", "model": "m", "concurrency": 3}) == 3
+    assert size({"kind": "human"}) == 1
+    assert size({"kind": "task"}) == 0  # simulated: the whole chunk in one call
+    assert size({"kind": "task", "call_size": 1}, 1) == 1
+    with pytest.raises(ValueError, match="key 'call_size' must be an integer >= 0"):
+        size({"kind": "task"}, -1)
+
+
+def test_bad_call_size_stops_at_once_naming_the_key():
+    pool = OraclePool([OracleActor.remote({"kind": "task", "call_size": -1}, "arithmetic")], backoff_s=0.01)
+    with pytest.raises(OracleUnavailable, match=r"could not start: ValueError: oracle config: key "
+                                                r"'call_size' must be an integer >= 0.*got -1"):
+        pool.label(["1+1="], ["2"], ["3"])
+    assert pool.queries == 0

@@ -185,3 +185,32 @@ logging: {{tensorboard: false, progress: false}}
     logs.clear()
     assert sweep.main(argv, log=logs.append) == 0  # all complete: nothing runs again
     assert any("4 complete, 0 to resume, 0 new" in x for x in logs)
+
+
+def stopping_run(config, run_dir):
+    """A run whose disk is full at its checkpoint (ee_ts) or that crashes (bai_ts)."""
+    from learner.loop import RunStopped
+
+    if config.explore.strategy == "bai_ts":
+        raise ValueError("boom")
+    fake_run(config, run_dir, stop_step=3)
+    if config.explore.strategy == "ee_ts":
+        raise RunStopped("checkpoint write failed: X/checkpoints/4: No space left on device")
+
+
+@pytest.mark.parametrize("strategies,rc", [("passive,ee_ts", 3), ("ee_ts,bai_ts", 1)])
+def test_sweep_reports_a_stopped_run_in_one_line_and_exit_3(tmp_path, preset, strategies, rc):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    logs = []
+    argv = [str(preset), "--strategies", strategies, "--seeds", "1", "--budget", "200",
+            "--out", str(tmp_path / "sw"), "--parallel", "2"]
+    assert sweep.main(argv, run_fn=stopping_run, prepare_fn=None, log=logs.append) == rc, logs
+    # the run's own message, one line, no Ray task banner or traceback
+    assert "STOPPED ee_ts-s0: checkpoint write failed: X/checkpoints/4: No space left on device" in logs
+    assert f"{tmp_path / 'sw' / 'ee_ts-s0'}: stopped: checkpoint write failed: X/checkpoints/4: No " \
+        "space left on device; run the sweep again to resume it" in logs
+    assert not any("ray::" in x or "Traceback" in x for x in logs), logs
+    if rc == 1:
+        assert "FAILED bai_ts-s0: ValueError: boom" in logs
