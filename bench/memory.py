@@ -4,7 +4,7 @@ The step is `duel.train.train_step` as the learner runs it: float32 master weigh
 global-norm clipping, bfloat16 compute, the reference log-probs arriving with the pairs (the
 loop's frozen pass computes them; `reference.schedule: fixed`). Its TrainConfig is the one the
 learner builds from `launch/configs/pythia-1b.yaml` (micro_batches 4), plus variants (1 micro-
-batch, `remat`, `vocab_chunk`, per-layer remat of the model).
+batch, `remat`: per-layer recomputation, `vocab_chunk`).
 
 Each variant is built from abstract shapes (`jax.eval_shape`: no parameter is ever allocated),
 lowered and compiled, and `compiled.memory_analysis()` gives XLA's buffer assignment: arguments
@@ -53,14 +53,13 @@ from duel.models import ModelConfig, build_model, param_shapes
 from duel.train import PairTensors, TrainConfig, init_train_state, train_step
 
 GiB = 2**30
-# name -> changes to the preset's TrainConfig (+ "layer_remat": Transformer.remat, a model option)
+# name -> changes to the preset's TrainConfig ("remat": per-layer recomputation, Transformer.remat)
 VARIANTS = {
     "preset": {},
     "preset+remat": {"remat": True},
     "mb1": {"micro_batches": 1},
     "mb1+remat": {"micro_batches": 1, "remat": True},
     "mb1+vocab_chunk": {"micro_batches": 1, "vocab_chunk": 2048},
-    "mb1+layer_remat": {"micro_batches": 1, "layer_remat": True},
 }
 
 
@@ -72,7 +71,7 @@ def train_config(cfg) -> TrainConfig:
         flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
         learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
         min_lr_ratio=1.0, weight_decay=cfg.optim.weight_decay, clip_norm=cfg.optim.clip_norm or None,
-        micro_batches=cfg.optim.micro_batches,
+        micro_batches=cfg.optim.micro_batches, remat=cfg.optim.remat,
         compute_dtype="bfloat16" if cfg.policy.compute_dtype == "bfloat16" else "float32")
 
 
@@ -81,10 +80,10 @@ def variant_config(base: TrainConfig, name: str, check: bool = False) -> tuple[T
     if name not in VARIANTS:
         raise ValueError(f"unknown memory variant {name!r}; valid: {', '.join(VARIANTS)}")
     changes = dict(VARIANTS[name])
-    layer_remat = changes.pop("layer_remat", False)
     if check and changes.get("vocab_chunk"):
         changes["vocab_chunk"] = 16
-    return dataclasses.replace(base, **changes), layer_remat
+    tcfg = dataclasses.replace(base, **changes)
+    return tcfg, tcfg.remat  # TrainConfig.remat sets the model's per-layer remat
 
 
 # ---------------------------------------------------------------- abstract state and batch
@@ -185,15 +184,12 @@ def saved_per_token_layer(c: ModelConfig, seq_len: int, act_bytes: int, remat: b
 
     No remat: layer input, norm outputs, roped q/k and v, attention output, MLP pre- and post-
     activation (llama: gate, act(gate), up, product), softmax probabilities in float32 and in the
-    compute dtype. `remat` (dots saveable): layer input + every weight matmul output. Layer remat:
+    compute dtype. Layer remat (TrainConfig.remat):
     the layer input only (one layer is recomputed at a time; counted once elsewhere).
     """
     H, N, K, D, I = c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size
     if layer_remat:
         return act_bytes * H
-    if remat:
-        dots = (N + 2 * K) * D + H + (2 * I + H if c.family == "llama" else I + H)
-        return act_bytes * (H + dots)
     if c.family == "llama":
         elems = 4 * H + 2 * N * D + 2 * K * D + 4 * I
     else:

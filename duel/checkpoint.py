@@ -12,7 +12,10 @@ leaves give dtype, shape and sharding (concrete arrays or jax.ShapeDtypeStruct);
 in the template come back as typed keys.
 
 Layout: RUN_DIR/checkpoints/STEP/{state,meta}. Orbax writes into a temporary directory and
-renames it when complete, so a crash mid-save never leaves a step that looks finished. Every
+renames it when complete, so a crash mid-save never leaves a step that looks finished; a save
+that fails (a full disk: ENOSPC) removes that temporary directory and raises
+`CheckpointWriteError`, and the older checkpoints stay as they were (keep-last-N deletes only
+after a save succeeded). Every
 leaf's SHA-256 is stored in the metadata and checked on restore: a checkpoint whose files were
 truncated or garbled is refused with a message (logged, and returned in `Restored.refused`) and
 the previous one is used. Saving step s moves checkpoints with step >= s (refused ones, or a
@@ -21,10 +24,14 @@ timeline abandoned by a resume) aside to RUN_DIR/checkpoints-superseded/ instead
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
+import os
+import re
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +46,14 @@ _ITEMS = ("state", "meta")
 
 class CheckpointError(RuntimeError):
     """No usable checkpoint, or a state that does not fit its template."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """Writing a checkpoint failed (full disk, I/O error); its partial files were removed."""
+
+    def __init__(self, message: str, errno_: int | None = None):
+        super().__init__(message)
+        self.errno = errno_
 
 
 @dataclasses.dataclass
@@ -88,25 +103,49 @@ def _impl_name(x) -> str:
 
 
 def _encode(tree):
-    """Typed key arrays -> their uint32 key data (Orbax stores plain arrays)."""
+    """Typed key arrays -> their uint32 key data (Orbax stores plain arrays); with several JAX
+    processes, process-local arrays -> NumPy (see `_host_local`)."""
     def enc(x):
-        if not _is_key(x):
-            return x
-        if isinstance(x, jax.Array):
-            return jax.random.key_data(x)
-        out = jax.eval_shape(jax.random.key_data, x)
-        return jax.ShapeDtypeStruct(out.shape, out.dtype, sharding=getattr(x, "sharding", None))
+        if _is_key(x):
+            if isinstance(x, jax.Array):
+                x = jax.random.key_data(x)
+            else:
+                out = jax.eval_shape(jax.random.key_data, x)
+                x = jax.ShapeDtypeStruct(out.shape, out.dtype, sharding=getattr(x, "sharding", None))
+        if _host_local(x):
+            return np.asarray(x) if isinstance(x, jax.Array) else np.empty(x.shape, x.dtype)
+        return x
     return jax.tree.map(enc, tree)
 
 
+def _host_local(x) -> bool:
+    """With several JAX processes (a multi-host learner): an array on this process's devices
+    only. Such state (ERM, replay buffer, keys) is held alike by every process; Orbax writes
+    global arrays only, so it is saved as NumPy, written once by the primary process."""
+    if jax.process_count() == 1 or not isinstance(x, (jax.Array, jax.ShapeDtypeStruct)):
+        return False
+    s = getattr(x, "sharding", None)
+    return s is None or all(d.process_index == jax.process_index() for d in s.device_set)
+
+
 def _abstract(template):
-    """Restore targets: a ShapeDtypeStruct without sharding lands on the default device."""
+    """Restore targets: a ShapeDtypeStruct without sharding lands on the default device; a
+    concrete array becomes its shape, dtype and sharding (restored into that layout)."""
     def fill(x):
         if isinstance(x, jax.ShapeDtypeStruct) and x.sharding is None:
-            device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
             return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device)
+        if isinstance(x, jax.Array):
+            return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
         return x
     return jax.tree.map(fill, template)
+
+
+def _local(x, t):
+    """A restored host-local leaf (NumPy) back on its template's device."""
+    s = getattr(t, "sharding", None)
+    return jax.device_put(np.asarray(x), s if isinstance(s, jax.sharding.SingleDeviceSharding)
+                          else jax.local_devices()[0])
 
 
 def _key_impls(tree) -> dict[str, str]:
@@ -115,9 +154,13 @@ def _key_impls(tree) -> dict[str, str]:
 
 
 def _checksums(encoded) -> dict[str, str]:
+    """SHA-256 per leaf. An array spread over several processes is gathered first: every
+    process computes the same digests (a collective, every process calls save/restore)."""
+    from duel.sharding import gather
+
     out = {}
     for path, x in jax.tree_util.tree_leaves_with_path(encoded):
-        a = np.asarray(jax.device_get(x))
+        a = gather(x)
         h = hashlib.sha256(f"{a.dtype.str}|{a.shape}|".encode())
         h.update(np.ascontiguousarray(a).tobytes())
         out[jax.tree_util.keystr(path)] = h.hexdigest()
@@ -134,15 +177,76 @@ def save(run_dir: str | Path, step: int, state: Any, meta: dict | None = None, *
     encoded = _encode(state)
     record = {"meta": meta or {}, "checksums": _checksums(encoded), "keys": _key_impls(state),
               "saved_at": time.time()}
-    with _manager(run_dir, keep=keep, create=True) as m:
-        m.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(encoded),
-                                             meta=ocp.args.JsonSave(record)), force=True)
-        m.wait_until_finished()
+    threads = set(threading.enumerate())
+    try:
+        with _manager(run_dir, keep=keep, create=True) as m, _io_errors_reported_once():
+            m.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(encoded),
+                                                 meta=ocp.args.JsonSave(record)), force=True)
+            m.wait_until_finished()
+    except Exception as e:
+        # a failed save leaves Orbax's temporary directory, which never looks finished; remove
+        # it now (the space is needed) once Orbax's writer threads, which may still be writing
+        # into it, are done; older checkpoints are deleted only after a save succeeds
+        for t in set(threading.enumerate()) - threads:
+            if type(t).__module__.startswith("orbax"):
+                t.join(timeout=120)
+        for tmp in checkpoint_dir(run_dir).glob(f"{step}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        code = os_error(e)
+        if code is None:
+            raise
+        raise CheckpointWriteError(
+            f"{checkpoint_dir(run_dir) / str(step)}: writing checkpoint step {step} failed "
+            f"({os.strerror(code)}); its partial files were removed, checkpoints "
+            f"{all_steps(run_dir)} are intact", code) from e
     return checkpoint_dir(run_dir) / str(step)
+
+
+class _DropIOErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "os_error_code=" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _io_errors_reported_once():
+    """Orbax's writer threads log a TensorStore I/O error with its traceback before `save`
+    raises it; the caller reports it once, as CheckpointWriteError, so those logs are dropped."""
+    f = _DropIOErrors()
+    logging.getLogger("absl").addFilter(f)
+    try:
+        yield
+    finally:
+        logging.getLogger("absl").removeFilter(f)
+
+
+def os_error(e: BaseException) -> int | None:
+    """The errno behind a failed write: an OSError's, or TensorStore's `[os_error_code='N']`
+    (it reports a full disk as a ValueError); None when `e` is not an I/O error."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno:
+            return int(e.errno)
+        m = re.search(r"os_error_code='?(\d+)|\[Errno (\d+)\]", str(e))
+        if m:
+            return int(m.group(1) or m.group(2))
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
 
 
 def _supersede(run_dir, step: int) -> None:
     newer = [s for s in all_steps(run_dir) if s >= step]
+    if jax.process_count() > 1:  # several processes save together: the primary one moves
+        from jax.experimental.multihost_utils import sync_global_devices
+
+        sync_global_devices(f"duel.checkpoint.supersede.{step}.listed")
+        if jax.process_index() == 0:
+            _move_aside(run_dir, step, newer)
+        sync_global_devices(f"duel.checkpoint.supersede.{step}.moved")
+        return
+    _move_aside(run_dir, step, newer)
+
+
+def _move_aside(run_dir, step: int, newer: list[int]) -> None:
     if not newer:
         return
     aside = Path(run_dir) / "checkpoints-superseded"
@@ -180,6 +284,7 @@ def _restore_step(m: ocp.CheckpointManager, step: int, template) -> Restored:
         raise CheckpointError(f"checksum mismatch in {len(bad)} arrays (first: {bad[0]})")
     leaves, treedef = jax.tree.flatten(state)
     tleaves = jax.tree.leaves(template)
+    leaves = [_local(x, t) if _host_local(t) else x for x, t in zip(leaves, tleaves)]
     leaves = [jax.random.wrap_key_data(x, impl=_impl_name(t)) if _is_key(t) else x
               for x, t in zip(leaves, tleaves)]
     return Restored(step, jax.tree.unflatten(treedef, leaves), record["meta"])

@@ -99,6 +99,7 @@ class OptimConfig:
     weight_decay: float = _field(0.0, lo=0.0)
     clip_norm: float = _field(1.0, lo=0.0)  # 0 = no clipping
     micro_batches: int = _field(1, lo=1)
+    remat: bool = False  # recompute each layer in the backward pass: less memory, ~1/3 more compute
 
 
 @dataclasses.dataclass
@@ -127,6 +128,20 @@ class ResourcesConfig:
     oracle_concurrency: int = _field(4, lo=1)  # in-flight requests per oracle actor
     learner_gpus: float = _field(0.0, lo=0.0)
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+
+
+@dataclasses.dataclass
+class LearnerConfig:
+    """How the learner's JAX program is laid out over its devices (docs/scale.md)."""
+
+    # none: one device; dp: params replicated, pairs split over the devices; fsdp: params and
+    # AdamW moments split too (duel.sharding)
+    sharding: Literal["none", "dp", "fsdp"] = "none"
+    # fsdp: arrays with fewer elements stay replicated. 2**16 float32 masters + AdamW moments are
+    # 768 KiB: splitting them saves less than one activation buffer and adds one latency-bound
+    # all-gather per use (Pythia-1B: the [16, 2048] norm scales stay whole, every matrix splits)
+    min_shard_size: int = _field(2**16, lo=0)
+    processes: int = _field(1, lo=1)  # JAX processes (Ray actors) of one learner; > 1: multi-host
 
 
 @dataclasses.dataclass
@@ -171,6 +186,7 @@ class Config:
     reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
     oracle: OracleConfig = dataclasses.field(default_factory=OracleConfig)
     resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
+    learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
@@ -348,12 +364,36 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     if any(h < 1 for h in cfg.erm.hidden):
         raise ConfigError(f"{source}: key 'erm.hidden' expected positive layer widths, "
                           f"got {list(cfg.erm.hidden)}")
+    _validate_learner(cfg, source)
     for section in ("oracle.options", "explore.options"):
         d = cfg.oracle.options if section == "oracle.options" else cfg.explore.options
         for key in _secret_keys(d, section + "."):
             raise ConfigError(
                 f"{source}: key '{key}' looks like a secret; secrets never go in a config. "
                 f"Put it in an environment variable and set '{key}_env: VAR_NAME' instead")
+
+
+def _validate_learner(cfg: Config, source: str) -> None:
+    """Sharding rules that need no device: several processes need a mesh strategy, and the
+    pairs of a step must split over the learner's devices when their count is known here
+    (`resources.learner_gpus` whole GPUs per process). The Learner checks the real count."""
+    lc = cfg.learner
+    if lc.processes > 1 and lc.sharding == "none":
+        raise ConfigError(f"{source}: key 'learner.processes' is {lc.processes}, which needs "
+                          f"'learner.sharding' dp or fsdp (one mesh over every process), got 'none'")
+    gpus = cfg.resources.learner_gpus
+    if lc.sharding != "none" and gpus >= 1 and float(gpus).is_integer():
+        check_learner_devices(cfg, lc.processes * int(gpus), source,
+                              f"learner.processes={lc.processes} x resources.learner_gpus={int(gpus)}")
+
+
+def check_learner_devices(cfg: Config, devices: int, source: str = "<config>", how: str = "") -> None:
+    """ConfigError unless `prompts_per_step` pairs split evenly over `devices` learner devices."""
+    if cfg.learner.sharding != "none" and cfg.prompts_per_step % devices:
+        raise ConfigError(
+            f"{source}: key 'prompts_per_step' ({cfg.prompts_per_step}) must be a multiple of the "
+            f"learner's device count {devices}{f' ({how})' if how else ''} with "
+            f"'learner.sharding: {cfg.learner.sharding}' (each device takes an equal share of the pairs)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,7 +446,7 @@ def _set(data: dict, override: str) -> None:
         raise ConfigError(f"{source}: malformed key {key!r}")
     # walk the schema while we can, so typos in section names are caught here with a suggestion
     cls, node, prefix = Config, data, ""
-    for i, part in enumerate(parts[:-1]):
+    for part in parts[:-1]:
         if cls is not None:
             hints = _hints(cls)
             if part not in hints:

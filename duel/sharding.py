@@ -3,6 +3,7 @@
     mesh = make_mesh("fsdp")                               # 1-D mesh, axis "data", all devices
     state = shard_train_state(state, mesh, "fsdp")         # params + AdamW moments sharded
     batch = shard_batch(batch, mesh, "fsdp")               # pairs split over "data"
+    batch = place_batch(full_batch, mesh, "fsdp")          # or: every process holds all rows
     step = sharded_train_step(state, batch, mesh, "fsdp", cfg)
     state, metrics = step(state, batch)                    # duel.train.train_step, same numbers
     step = make_sharded_step(mesh, "fsdp", cfg)            # or: shards host batches, caches jits
@@ -97,7 +98,7 @@ def train_state_shardings(state, mesh: Mesh, strategy: str, min_shard_size: int 
 
 def shard_train_state(state, mesh: Mesh, strategy: str, min_shard_size: int = 0):
     """Place a TrainState on the mesh with the strategy's layout (single-process: a device_put)."""
-    return _place(state, train_state_shardings(state, mesh, strategy, min_shard_size))
+    return place(state, train_state_shardings(state, mesh, strategy, min_shard_size))
 
 
 def batch_sharding(mesh: Mesh, strategy: str) -> NamedSharding:
@@ -107,25 +108,64 @@ def batch_sharding(mesh: Mesh, strategy: str) -> NamedSharding:
 
 
 def batch_shardings(batch, mesh: Mesh, strategy: str):
-    """batch_sharding for every leaf of a batch pytree (PairTensors: None fields stay None)."""
+    """batch_sharding for every leaf of a batch pytree (PairTensors: None fields stay None).
+
+    A host leaf of a multi-process mesh holds this process's rows (shard_batch); a leaf that
+    already is a global jax.Array holds every row."""
     n = mesh.shape[DATA_AXIS]
     sh = batch_sharding(mesh, strategy)
-    global_rows = {int(np.shape(x)[0]) * (jax.process_count() if _multiprocess(mesh) else 1)
-                   for x in jax.tree.leaves(batch)}
-    bad = [r for r in global_rows if strategy != "none" and r % n]
+    procs = jax.process_count() if _multiprocess(mesh) else 1
+    global_rows = {int(np.shape(x)[0]) * (1 if _is_global(x) else procs) for x in jax.tree.leaves(batch)}
+    _check_rows(global_rows, n, strategy)
+    return jax.tree.map(lambda _: sh, batch)
+
+
+def _check_rows(rows, n: int, strategy: str) -> None:
+    bad = [r for r in sorted(rows) if strategy != "none" and r % n]
     if bad:
         raise ValueError(f"a batch of {bad[0]} pairs does not split over {n} devices (strategy {strategy!r}); "
                          f"make prompts_per_step a multiple of the device count")
-    return jax.tree.map(lambda _: sh, batch)
 
 
 def shard_batch(batch, mesh: Mesh, strategy: str):
     """Place a host batch on the mesh. With several processes each passes its own rows (the
-    global batch is their concatenation in process order)."""
+    global batch is their concatenation in process order); a leaf that already is a global
+    array (place_batch, or computed on the mesh) is only moved to the batch layout."""
     shardings = batch_shardings(batch, mesh, strategy)
     if _multiprocess(mesh):
-        return jax.tree.map(lambda x, s: jax.make_array_from_process_local_data(s, np.asarray(x)), batch, shardings)
+        def put(x, s):
+            if _is_global(x):
+                return jax.device_put(x, s)
+            return jax.make_array_from_process_local_data(s, np.asarray(x))
+        return jax.tree.map(put, batch, shardings)
     return jax.device_put(batch, shardings)
+
+
+def place_batch(batch, mesh: Mesh, strategy: str):
+    """Place the whole batch, held alike by every process, on the mesh: each device takes its
+    rows of it (what the learner does: every learner process receives the full labelled batch,
+    so no process has to know which rows are its own)."""
+    _check_rows({int(np.shape(x)[0]) for x in jax.tree.leaves(batch)}, mesh.shape[DATA_AXIS], strategy)
+    sh = batch_sharding(mesh, strategy)
+    return place(batch, jax.tree.map(lambda _: sh, batch))
+
+
+def place_params(tree, mesh: Mesh, strategy: str, min_shard_size: int = 0):
+    """A parameter-shaped tree (e.g. the reference policy) in the strategy's parameter layout."""
+    return place(tree, param_shardings(tree, mesh, strategy, min_shard_size))
+
+
+def gather(tree):
+    """Host (NumPy) copy of a pytree of arrays laid out over any mesh. An array spread over
+    several processes is all-gathered: with several processes every one must call this, in
+    the same order (a collective)."""
+    from jax.experimental import multihost_utils
+
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(jax.device_get(x))
+    return jax.tree.map(get, tree)
 
 
 def sharded_train_step(state, batch, mesh: Mesh, strategy: str, cfg, *, step_fn: Callable | None = None,
@@ -167,14 +207,21 @@ def _multiprocess(mesh: Mesh) -> bool:
     return len({d.process_index for d in mesh.devices.flat}) > 1
 
 
-def _place(tree, shardings):
+def _is_global(x) -> bool:
+    """A jax.Array laid out over the devices of several processes."""
+    return isinstance(x, jax.Array) and len({d.process_index for d in x.sharding.device_set}) > 1
+
+
+def place(tree, shardings):
     """device_put, or for a multi-process mesh build each global array from the (identical)
-    host value every process holds."""
-    mesh = jax.tree.leaves(shardings)[0].mesh
-    if not _multiprocess(mesh):
+    host value every process holds (a global array is resharded as it is)."""
+    leaves = jax.tree.leaves(shardings)
+    if not leaves or not _multiprocess(leaves[0].mesh):
         return jax.device_put(tree, shardings)
 
     def put(x, s):
+        if _is_global(x):
+            return jax.device_put(x, s)
         x = np.asarray(jax.device_get(x))
         return jax.make_array_from_callback(x.shape, s, lambda idx: x[idx])
 

@@ -12,9 +12,11 @@ Under Ray the learner processes are actors. Rank 0 picks a free port on its own 
 (`coordinator_endpoint`), the driver hands (address, N, rank) to every rank, and all ranks
 initialise at once (jax.distributed.initialize blocks until all N have joined):
 
-    class LearnerShard(DistributedMember): ...           # the actor class mixes this in
-    actors = [LearnerShard.options(...).remote(...) for _ in range(n)]
-    specs = init_ray_group(actors)                        # -> [DistributedSpec] per rank
+    class LearnerProcess(Learner, DistributedMember): ...  # learner/group.py mixes this in
+    actors = [LearnerProcessActor.options(...).remote(...) for _ in range(n)]
+    infos = init_ray_group(actors)                         # -> per rank: process index, devices
+
+The loop does this for `learner.processes > 1` (learner/group.py, `LearnerGroup`).
 
 Generators and oracles are separate Ray actors on their own GPUs/nodes and never join the group.
 """

@@ -8,6 +8,12 @@ One `update` is one learner step and makes one new weights version. The ledger h
 the paid queries (synthetic and reused labels are not written again), appended and fsynced
 before any label is used (invariant 2). Every random draw is keyed by (seed, step).
 `LearnerActor` is the same class as a Ray actor; the loop places it with the layout.
+
+`learner.sharding` (dp | fsdp) lays the policy, its AdamW state and the reference over a mesh of
+every device (duel.sharding) and runs the same train step through `make_sharded_step`. With
+`learner.processes` > 1 the learner is that many JAX processes (`LearnerProcess` actors, one
+mesh): every rank gets the same calls with the same inputs and computes the same ERM, rank 0
+alone writes the ledger and publishes; checkpoints are written by all ranks together (Orbax).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import ray
 
-from duel.loop_utils import KEY_LEARN, checksum, flat_weights, step_key, to_wire
+from duel.loop_utils import KEY_LEARN, checksum, flat_weights, step_key
 
 ERM_BATCH = 64  # pairs per ERM Adam step (sampled from the replay buffer)
 
@@ -32,7 +38,7 @@ def train_config(cfg):
         flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
         learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
         min_lr_ratio=1.0, weight_decay=cfg.optim.weight_decay, clip_norm=cfg.optim.clip_norm or None,
-        micro_batches=cfg.optim.micro_batches,
+        micro_batches=cfg.optim.micro_batches, remat=cfg.optim.remat,
         compute_dtype="bfloat16" if cfg.policy.compute_dtype == "bfloat16" else "float32")
 
 
@@ -68,13 +74,17 @@ class Learner:
         self.tcfg = train_config(cfg)
         model, self.model_config = load_pretrained(model_dir, dtype=jnp.float32)
         self.feature_dim = int(self.model_config.hidden_size)
-        self.state = init_train_state(model, self.tcfg)
+        self.rank, self.processes = jax.process_index(), jax.process_count()
+        self.strategy = cfg.learner.sharding
+        self.mesh, self._train_step = self._layout(cfg, readonly)
+        self.state = self._on_mesh(init_train_state(model, self.tcfg))
         r = cfg.reference
         self.schedule = ReferenceSchedule(kind=r.schedule, tau=r.tau, every=max(r.every, 1))
-        self.reference = None if r.schedule == "fixed" else init_reference(self.state.params)
+        self.reference = None if r.schedule == "fixed" else self._on_mesh(init_reference(self.state.params))
         self.erm = ERM(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
         self.buffer = ReplayBuffer(cfg.erm.buffer_size, self.feature_dim)
-        self.ledger = Ledger(run_dir, readonly=readonly)
+        self.ledger = Ledger(run_dir, readonly=readonly or self.rank > 0)  # rank 0 writes it
+        self._host = None  # (version, host params) gathered from every process
         self.model_dir = str(model_dir)
         self._evaluator = None
         self.version = 0
@@ -83,6 +93,62 @@ class Learner:
         self.publish_dtype = None if cfg.policy.compute_dtype == "float32" else cfg.policy.compute_dtype
         self._published = None  # (version, ObjectRef)
         self.publish_bytes = 0
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _layout(self, cfg, readonly: bool = False):
+        """-> (mesh or None, step(state, batch) -> (state, metrics)) for `learner.sharding`."""
+        from duel.config import check_learner_devices
+        from duel.sharding import make_mesh, make_sharded_step
+        from duel.train import train_step
+
+        from duel.config import ConfigError
+
+        if cfg.learner.processes != self.processes and not readonly:  # eval/export: any count
+            raise ConfigError(f"{self.run_dir}/config.yaml: key 'learner.processes' is {cfg.learner.processes} "
+                              f"but this learner runs in {self.processes} JAX process(es); a learner of "
+                              f"several processes is started by the loop (learner.loop) or under SLURM")
+        if self.strategy == "none":
+            return None, lambda state, batch: train_step(state, batch, self.tcfg)
+        mesh = make_mesh(self.strategy)
+        check_learner_devices(cfg, mesh.size, f"{self.run_dir}/config.yaml",
+                              f"{self.processes} process(es) x {jax.local_device_count()} device(s)")
+        return mesh, make_sharded_step(mesh, self.strategy, self.tcfg,
+                                       min_shard_size=cfg.learner.min_shard_size)
+
+    def _on_mesh(self, tree):
+        """A TrainState or ReferenceState in the learner's layout (unchanged without a mesh)."""
+        from duel.reference import ReferenceState
+        from duel.sharding import place, place_params, replicated, shard_train_state
+
+        if self.mesh is None:
+            return tree
+        if isinstance(tree, ReferenceState):
+            return ReferenceState(
+                params=place_params(tree.params, self.mesh, self.strategy, self.cfg.learner.min_shard_size),
+                refreshed_at=place(tree.refreshed_at, replicated(self.mesh)))
+        return shard_train_state(tree, self.mesh, self.strategy, self.cfg.learner.min_shard_size)
+
+    def _device_batch(self, batch):
+        """Host PairTensors -> device arrays: on the mesh, each device takes its rows of the whole
+        batch (every learner process holds all of it)."""
+        from duel.sharding import place_batch
+
+        if self.mesh is None:
+            return jax.tree.map(jnp.asarray, batch)
+        return place_batch(batch, self.mesh, self.strategy)
+
+    def host_params(self):
+        """The policy parameters for publishing and evaluation. One process: the parameters as
+        they are (`jax.device_get` gathers a sharded array). Several processes: a host copy
+        gathered from every rank, cached per version; every rank must call it (a collective)."""
+        from duel.sharding import gather
+
+        if self.processes == 1:
+            return self.state.params
+        if self._host is None or self._host[0] != self.version:
+            self._host = (self.version, gather(self.state.params))
+        return self._host[1]
 
     # -- labels --------------------------------------------------------------------------------
 
@@ -99,6 +165,18 @@ class Learner:
     def ledger_count(self) -> int:
         return len(self.ledger)
 
+    def record(self, labeled, step: int) -> int:
+        """Append the oracle answers of a step that stops before its update (the oracle pool gave
+        up midway): paid, so kept for the resumed run to reuse (invariant 2); nothing is learned.
+        -> entries written (rank 0 writes the ledger)."""
+        from duel.ledger import entries_from_batch
+
+        if self.ledger.readonly:
+            return 0
+        entries = entries_from_batch(labeled, step)
+        self.ledger.append(entries)
+        return len(entries)
+
     # -- the update ----------------------------------------------------------------------------
 
     def update(self, labeled, step: int) -> dict:
@@ -106,10 +184,11 @@ class Learner:
         from duel.ensemble import update as erm_update
         from duel.ledger import entries_from_batch
         from duel.reference import update_reference
-        from duel.train import pairs_from_labeled, train_step, with_reference
+        from duel.train import pairs_from_labeled, with_reference
 
         t0 = time.perf_counter()
-        self.ledger.append(entries_from_batch(labeled, step))  # invariant 2: durable before use
+        if self.rank == 0:  # other ranks cannot finish a step before rank 0 (collectives)
+            self.ledger.append(entries_from_batch(labeled, step))  # invariant 2: durable before use
         pb = labeled.pairs
         synthetic = np.asarray(pb.synthetic, bool)
         reused = np.zeros_like(synthetic) if labeled.from_ledger is None else np.asarray(labeled.from_ledger, bool)
@@ -143,14 +222,14 @@ class Learner:
             M = pb.candidates.tokens.shape[1]
             win = np.where(np.asarray(labeled.label) > 0, pb.pairs[:, 0], pb.pairs[:, 1])
             batch = batch.replace(ref_sample_is_chosen=(win >= M - M // 2).astype(np.int32))
-        batch = pad_rows(batch, self.cfg.prompts_per_step)
-        batch = jax.tree.map(jnp.asarray, batch)
+        batch = self._device_batch(pad_rows(batch, self.cfg.prompts_per_step))
         if self.reference is not None:
             batch = with_reference(batch, self.state, self.reference.params, self.tcfg)
-        self.state, pm = train_step(self.state, batch, self.tcfg)
+        self.state, pm = self._train_step(self.state, batch)
         metrics.update({k: float(v) for k, v in pm.items() if np.ndim(v) == 0})
         if self.reference is not None:
-            self.reference = update_reference(self.schedule, self.reference, self.state.params, step + 1)
+            self.reference = self._on_mesh(
+                update_reference(self.schedule, self.reference, self.state.params, step + 1))
         self.version += 1
         self.counters.update(step=step + 1, version=self.version)
         metrics["time_ledger"] = t_ledger
@@ -161,38 +240,57 @@ class Learner:
         """`update` then `publish` in one call -> (metrics with time_put, [ObjectRef])."""
         metrics = self.update(labeled, step)
         t0 = time.perf_counter()
-        refs = self.publish()
+        refs = self.publish_group()
         metrics["time_put"] = time.perf_counter() - t0
         return metrics, refs
+
+    def publish_group(self):
+        """`publish` for a learner of any number of processes -> [ObjectRef] on rank 0, [] on
+        the others. With fsdp over several processes every rank first takes part in gathering
+        the parameters (`host_params`); rank 0 alone puts them in the object store."""
+        if self.processes > 1:
+            if self.strategy == "fsdp":
+                self.host_params()
+            if self.rank > 0:
+                return []
+        return self.publish()
 
     # -- weights -------------------------------------------------------------------------------
 
     def publish(self):
-        """-> [ObjectRef] of {"version", "policy", "erm", "checksum"} for the current version.
+        """-> [ObjectRef] of the current version's duel.transport.Packed: the policy cast to the
+        publish dtype in bucketed host buffers (learner/transport_ray.py), with extras
+        {"erm": ERM params (NumPy), "checksum": digest of the published weights or ""}.
 
         One `ray.put` per version (a second call returns the same object)."""
+        from duel.transport import host
+        from learner.transport_ray import RayTransport
+
         if self._published is not None and self._published[0] == self.version:
             return [self._published[1]]
-        params = self.state.params
-        if self.publish_dtype is not None:  # cast where the params live (half the bytes to move)
+        if getattr(self, "_transport", None) is None:  # keeps its CPU staging buffers across versions
+            self._transport = RayTransport(self.publish_dtype)
+        params = self.host_params()
+        extras = {"erm": host(self.erm.params), "checksum": ""}
+        if self.checksums:  # tests: which weights a generator must hold after loading this version
             from duel.train import cast_floating
 
-            params = cast_floating(params, self.publish_dtype)
-        policy = flat_weights(params)
-        erm = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), self.erm.params)
-        wire, dtypes = to_wire(policy)
-        payload = {"version": self.version, "policy": wire, "dtypes": dtypes, "erm": erm,
-                   "checksum": checksum(policy) if self.checksums else ""}
-        self.publish_bytes = sum(a.nbytes for a in policy.values())
-        ref = ray.put(payload)
+            extras["checksum"] = checksum(flat_weights(
+                params if self.publish_dtype is None else cast_floating(params, self.publish_dtype)))
+        ref = self._transport.put(params, self.version, extras)
+        self.publish_bytes = self._transport.last_bytes
         self._published = (self.version, ref)
         return [ref]
 
     def weights_checksum(self) -> str:
-        return checksum(flat_weights(self.state.params))
+        """Digest of the float32 policy (several processes: after this version's publish, or on
+        every rank: gathering is a collective)."""
+        return checksum(flat_weights(self.host_params()))
 
     def erm_checksum(self) -> str:
-        return checksum(flat_weights({"params": self.erm.params, "opt": self.erm.opt_state}))
+        from duel.transport import host
+
+        return checksum(flat_weights(host({"params": self.erm.params, "opt": self.erm.opt_state})))
 
     def get_counters(self) -> dict:
         return dict(self.counters)
@@ -228,20 +326,31 @@ class Learner:
         self.counters = dict(r.meta["learner"])
         self.version = int(self.counters["version"])
         self._published = None
+        self._host = None
         return {**r.meta, "checkpoint_step": r.step, "refused": list(r.refused)}
 
     def evaluate(self, step: int) -> dict:
-        """Win rates of the current policy (learner/evaluation.py)."""
+        """Win rates of the current policy (learner/evaluation.py); {} on ranks > 0."""
         from learner.evaluation import Evaluator
 
+        model = self.policy_model()  # several processes: a collective, every rank calls it
+        if self.rank > 0:
+            return {}
         if self._evaluator is None:
             self._evaluator = Evaluator(self.cfg, self.model_dir)
-        return self._evaluator.evaluate(self.policy_model(), step)
+        return self._evaluator.evaluate(model, step)
 
     def policy_model(self):
-        from duel.train import model_from_state
+        """The current policy as a live module; with several processes a copy on this process's
+        first device, built from `host_params` (every rank must call it)."""
+        from duel.sharding import gather
+        from duel.train import merge_model, model_from_state
 
-        return model_from_state(self.state)
+        if self.processes == 1:
+            return model_from_state(self.state)
+        device = jax.local_devices()[0]
+        return merge_model(self.state.graphdef, jax.device_put(self.host_params(), device),
+                           jax.device_put(gather(self.state.rest), device))
 
     def ping(self) -> dict:
         return {"node_id": ray.get_runtime_context().get_node_id()}

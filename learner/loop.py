@@ -26,10 +26,11 @@ import ray
 
 from actors.generator import Generator, StaleWeights
 from actors.oracle import OracleActor, OraclePool, OracleUnavailable, oracle_name
+from duel.checkpoint import CheckpointWriteError
 from duel.ledger import LedgerError
 from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prompts
 from learner.labeling import label_pairs
-from learner.learner import LearnerActor
+from learner.group import LearnerGroup
 from learner.placement import Layout, role_specs
 from learner.setup import RunInputs, prepare_inputs
 
@@ -91,8 +92,11 @@ class Loop:
         self.hooks = hooks or {}
         self.layout = Layout(role_specs(cfg, placement), strategy=cfg.resources.placement)
         run_dir = str(inputs.run_dir)
-        self.learner = LearnerActor.options(**self.layout.options("learner")).remote(
-            cfg, inputs.model_dir, run_dir, checksums=bool(self.hooks.get("checksums")))
+        # learner.processes JAX processes (one jax.distributed group); calls go to every rank
+        self.learners = LearnerGroup(cfg, inputs.model_dir, run_dir,
+                                     [self.layout.options("learner", i) for i in range(cfg.learner.processes)],
+                                     checksums=bool(self.hooks.get("checksums")))
+        self.learner = self.learners.rank0  # rank 0 alone: ledger lookups (and tests' probes)
         spec = {"seed": cfg.seed, "candidates": cfg.candidates, "strategy": cfg.explore.strategy,
                 "explore_options": dict(cfg.explore.options), "gamma": cfg.mixed.gamma,
                 "burn_in": cfg.mixed.burn_in, "beta": cfg.loss.beta,
@@ -206,7 +210,7 @@ class Loop:
         return self.cfg.max_staleness if self.cfg.mode == "async" else 0
 
     def _restore(self) -> int:
-        meta = ray.get(self.learner.restore.remote())
+        meta = self.learners.call("restore")
         # a run stopped before its first checkpoint restarts from step 0 but keeps its paid labels
         self.resumed = meta is not None or ray.get(self.learner.ledger_count.remote()) > 0
         if meta is None:
@@ -237,11 +241,27 @@ class Loop:
             print(text, file=sys.stderr, flush=True)
 
     def checkpoint(self, step: int, position: int):
+        """Write checkpoint `step`; a write that fails (full disk) stops the run: RunStopped."""
         meta = {"counters": {"step": step, "position": position, "version": self.version, **self.counters},
                 "config": self.inp.config_dict, "evals": self.evals}
-        path = ray.get(self.learner.save.remote(step, meta))
+        try:
+            path = self.learners.call("save", step, meta)
+        except CheckpointWriteError as e:  # the learner removed the partial checkpoint
+            raise RunStopped(self._checkpoint_failed(e, step)) from None
         self.saved_step = step
         return path
+
+    def _checkpoint_failed(self, e: CheckpointWriteError, step: int) -> str:
+        """The stop message for a checkpoint the learner could not write (ENOSPC, EIO).
+
+        The ledger holds every label paid so far (appended before each update), so resume
+        restarts from the newest checkpoint on disk and reuses those labels: none is paid twice."""
+        cause = getattr(e, "cause", None)  # Ray's RayTaskError(CheckpointWriteError)
+        text = str(cause if isinstance(cause, CheckpointWriteError) else e).strip().splitlines()[-1]
+        since = "step 0 (no checkpoint yet)" if self.saved_step is None else f"checkpoint step {self.saved_step}"
+        return (f"checkpoint write failed: {text}; the ledger holds all "
+                f"{self.counters['queries']} labels paid. Free disk space and resume the run: it "
+                f"restarts from {since} and reuses the labels in the ledger")
 
     def run(self) -> dict:
         from duel.metrics import MetricsWriter, Progress
@@ -251,7 +271,7 @@ class Loop:
         self.metrics = MetricsWriter(self.inp.run_dir, tensorboard=cfg.logging.tensorboard,
                                      resume_step=start if self.resumed else None)
         self.progress = Progress(cfg.steps, cfg.budget, enabled=cfg.logging.progress, start_step=start)
-        self.publish(ray.get(self.learner.publish.remote())[0])
+        self.publish(self.learners.call("publish_group")[0])
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             for s in old:
@@ -294,12 +314,16 @@ class Loop:
                 labeled, info = self._label(pb, step)
             except OracleUnavailable as e:
                 # the failed step is redone on resume; the labels paid so far are in the ledger
-                if self.saved_step != step:  # (a checkpoint of exactly this state is on disk)
-                    self.checkpoint(step, job["batch"].index)
+                kept = self._keep_answers(e, step)
+                try:
+                    if self.saved_step != step:  # (a checkpoint of exactly this state is on disk)
+                        self.checkpoint(step, job["batch"].index)
+                except RunStopped as c:
+                    raise RunStopped(f"oracle unavailable: {e}{kept}; then {c}") from e
                 raise RunStopped(f"oracle unavailable: {e}; checkpoint of step {step} saved "
-                                 f"({self.counters['queries']} queries paid, all in the ledger)") from e
+                                 f"({self.counters['queries']} queries paid, all in the ledger){kept}") from e
             try:
-                metrics, refs = ray.get(self.learner.update_and_publish.remote(labeled, step))
+                metrics, refs = self.learners.call("update_and_publish", labeled, step)
             except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing
                 raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
             # a reused label is a query paid before the stop (in the ledger, not in the checkpoint)
@@ -335,10 +359,29 @@ class Loop:
             if "after_step" in self.hooks:
                 self.hooks["after_step"](self, step)
             if self._stop_signal and not last:
-                if self.saved_step != step:
-                    self.checkpoint(step, position)
+                try:
+                    if self.saved_step != step:
+                        self.checkpoint(step, position)
+                except RunStopped as c:
+                    raise RunStopped(f"{self._stop_signal} received; then {c}") from None
                 raise RunStopped(f"{self._stop_signal} received; checkpointed step {step}")
         return step
+
+    def _keep_answers(self, e: OracleUnavailable, step: int) -> str:
+        """Put the answers the oracle gave in `step` before it gave up in the ledger (paid: the
+        resumed run reuses them) -> what to add to the stop message."""
+        labeled = getattr(e, "labeled", None)
+        n = 0 if labeled is None else len(labeled.prob_a)
+        if n == 0:
+            return ""
+        try:
+            self.learners.call("record", labeled, step)
+        except LedgerError as le:
+            cause = getattr(le, "cause", None)
+            text = str(cause if isinstance(cause, LedgerError) else le).strip().splitlines()[-1]
+            return (f"; the {n} answers of step {step + 1} received before it gave up could not "
+                    f"be written ({text}) and will be asked again")
+        return f"; the {n} answers of step {step + 1} received before it gave up are in the ledger too"
 
     def _ledger_failed(self, e: LedgerError, step: int, paid: int) -> str:
         """The stop message for a ledger write that failed in the learner (ENOSPC, EIO).
@@ -355,7 +398,7 @@ class Loop:
                 f"restarts from {since} and reuses the labels already in the ledger")
 
     def _evaluate(self, step: int):
-        ev = ray.get(self.learner.evaluate.remote(step))
+        ev = self.learners.call("evaluate", step)
         row = {"queries": self.counters["queries"], **ev}
         self.metrics.log("eval", step, **row)
         self.evals.append({"step": step, **row})
@@ -363,7 +406,7 @@ class Loop:
                               f"[{ev['win_rate_lo']:.3f}, {ev['win_rate_hi']:.3f}] n={ev['n']}")
 
     def close(self):
-        for a in [self.learner, *self.generators, *self.oracles]:
+        for a in [*self.learners.actors, *self.generators, *self.oracles]:
             try:
                 ray.kill(a)
             except ValueError:  # not an actor handle any more

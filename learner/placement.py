@@ -1,6 +1,6 @@
 """Where each role runs: Ray resources per role and one placement group for the run.
 
-Roles: the learner (one), generators (`resources.generators`, one per device) and oracle actors
+Roles: the learner (`learner.processes` actors, one per JAX process), generators (`resources.generators`, one per device) and oracle actors
 (`resources.oracle_actors`). Each role asks for its GPUs and, optionally, custom resources
 (`{role}_resources` in the config when present, or the `extra` argument), e.g. a node started
 with `resources={"generator": 2}` takes the generators. When any role asks for something, all
@@ -39,7 +39,7 @@ def role_specs(cfg, extra: dict | None = None) -> dict[str, RoleSpec]:
     """RoleSpecs from `cfg.resources` (+ `extra[role] = {"num_cpus", "num_gpus", "resources"}`)."""
     r = cfg.resources
     specs = {
-        "learner": RoleSpec(1, num_gpus=r.learner_gpus,
+        "learner": RoleSpec(cfg.learner.processes, num_gpus=r.learner_gpus,  # per process
                             resources=dict(getattr(r, "learner_resources", None) or {})),
         "generator": RoleSpec(r.generators, num_gpus=r.generator_gpus,
                               resources=dict(getattr(r, "generator_resources", None) or {})),
