@@ -176,6 +176,7 @@ class Config:
     prompts_per_step: int = _field(8, lo=1)
     candidates: int = _field(4, lo=2)  # M responses sampled per prompt
     task: str = "arithmetic"  # registered task name or "module:Class" (the demo task by default)
+    prompts: str | None = None  # JSONL / Parquet file of {"prompt", "id"?}: replaces the task's training prompts
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)

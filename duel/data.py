@@ -46,10 +46,28 @@ def load_prompts(path, prompt_key: str = "prompt", id_key: str = "id") -> list[d
     try:
         ds = datasets.load_dataset(builder, data_files=str(p), split="train", keep_in_memory=True)
     except Exception as e:  # datasets raises many types for an unreadable file
-        raise DataError(f"{p}: cannot read it as {builder}: {type(e).__name__}: {e}") from e
+        problem = _json_lines_problem(p) if suffix == ".jsonl" else None
+        raise DataError(f"{p}: cannot read it as {builder}: {problem or f'{type(e).__name__}: {e}'}") from e
     if prompt_key not in ds.column_names:
         raise DataError(f"{p}: row 0: missing key {prompt_key!r} (columns: {ds.column_names})")
     return rows_from_records(ds.to_list(), str(p), prompt_key, id_key)
+
+
+def _json_lines_problem(p: Path) -> str | None:
+    """Why a JSONL file does not read: its first line that is not JSON, or no line at all."""
+    import json
+
+    row = 0
+    with open(p, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except ValueError as e:
+                return f"row {row} (line {n}): expected one JSON object per line, got {line.strip()!r:.80} ({e})"
+            row += 1
+    return None if row else "no prompts (the file is empty)"
 
 
 def rows_from_records(records, source: str, prompt_key: str = "prompt", id_key: str = "id") -> list[dict]:

@@ -284,12 +284,25 @@ def sft_loss(params, graphdef, rest, batch: SFTTensors, cfg: TrainConfig, normal
 # ---------------------------------------------------------------- the update
 
 
+def split_micro_batches(x, m: int):
+    """[B, ...] -> [m, B/m, ...] with micro-batch i = rows i, i+m, i+2m, ... (strided, not blocks).
+
+    Under a batch sharded over its leading axis (duel.sharding dp/fsdp) every device's rows stay
+    on that device: reshape to [B/m, m, ...] keeps the sharded axis outermost, and the swap only
+    relabels axes. Contiguous blocks ([m, B/m]) would put micro-batch 0 on the first devices and
+    force XLA to reshard (replicate) the batch. Rows stay local when m divides each device's rows
+    (B / devices); otherwise a micro-batch cannot cover every device and XLA moves rows. Any split
+    sums to the same gradient up to float rounding (tests/duel/test_train.py).
+    """
+    return jnp.swapaxes(x.reshape(x.shape[0] // m, m, *x.shape[1:]), 0, 1)
+
+
 def _update(loss_fn, state: TrainState, batch, cfg: TrainConfig, normalizer):
     """Sum gradients and metrics over cfg.micro_batches slices of batch, then one AdamW step."""
     m = cfg.micro_batches
     if batch.size % m:
         raise ValueError(f"batch of {batch.size} does not split into {m} micro-batches")
-    micro = jax.tree.map(lambda x: x.reshape(m, x.shape[0] // m, *x.shape[1:]), batch)
+    micro = jax.tree.map(functools.partial(split_micro_batches, m=m), batch)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
     def one(mb):

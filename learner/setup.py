@@ -1,14 +1,21 @@
 """Everything a run needs before Ray starts: checked inputs, the model directory, the prompts.
 
 `prepare_inputs(cfg, run_dir, resume)` fails early (invariant 5) on a run directory that does
-not fit the request, a missing model directory, an unknown task or an empty prompt set; then
-it writes RUN_DIR/config.yaml (the resolved config, no secrets) and tokenizes the training
-prompts once, left-padded to one length (one compiled shape for the whole run).
+not fit the request, a missing model directory, an unknown task, a bad prompts file or an empty
+prompt set; then it writes RUN_DIR/config.yaml (the resolved config, no secrets) and tokenizes
+the training prompts once, left-padded to one length (one compiled shape for the whole run).
+
+The training prompts are the task's, or the rows of the file the config's `prompts:` key names
+(JSONL / Parquet, read by duel.data.load_prompts). A run from a file records the digest of its
+rows in RUN_DIR/prompts.json; a resume whose file no longer gives the same rows, in the same
+order, is refused (the prompt stream, and so every step, depends on them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -65,26 +72,69 @@ class RunInputs:
 
 
 def task_prompts(cfg, task) -> list[dict]:
-    """The task's training prompts, checked row by row (a prompts file with bad rows fails here)."""
-    from duel.data import DataError
+    """The run's training prompts, checked row by row (a prompts file with bad rows fails here):
+    the rows of the file named by `prompts:` when it is set, else the task's."""
+    from duel.data import DataError, load_prompts
 
-    try:
-        rows = list(task.train_prompts)
-    except (DataError, OSError) as e:  # the task reads a prompts file
-        raise InputError(f"key 'task' ({cfg.task!r}): its training prompts: {e}") from e
+    if cfg.prompts:
+        key = f"key 'prompts' ({cfg.prompts!r})"
+        try:
+            rows = load_prompts(cfg.prompts)
+        except DataError as e:  # names the file, the row and the key
+            raise InputError(f"key 'prompts': {e}") from e
+    else:
+        key = f"key 'task' ({cfg.task!r})"
+        try:
+            rows = list(task.train_prompts)
+        except (DataError, OSError) as e:  # the task reads a prompts file
+            raise InputError(f"{key}: its training prompts: {e}") from e
     if not rows:
-        raise InputError(f"key 'task' ({cfg.task!r}): the training prompt set is empty")
+        raise InputError(f"{key}: the training prompt set is empty")
     seen = set()
     for i, r in enumerate(rows):
         if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("prompt"), str) \
                 or not r["prompt"].strip():
-            raise InputError(f"key 'task' ({cfg.task!r}): training prompt row {i} must be "
+            raise InputError(f"{key}: training prompt row {i} must be "
                              f"{{'id', 'prompt': non-empty str}}, got {str(r)[:200]}")
         if str(r["id"]) in seen:
-            raise InputError(f"key 'task' ({cfg.task!r}): training prompt row {i}: id "
+            raise InputError(f"{key}: training prompt row {i}: id "
                              f"{str(r['id'])!r} repeats an earlier row")
         seen.add(str(r["id"]))
     return rows
+
+
+PROMPTS_RECORD = "prompts.json"
+
+
+def prompts_digest(rows: list[dict]) -> str:
+    """sha256 of the (id, prompt) rows in order: what the run reads, not the file's bytes (a
+    file re-saved with other formatting or key order keeps its digest)."""
+    data = json.dumps([[str(r["id"]), r["prompt"]] for r in rows], ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def check_prompts_record(cfg, run_dir: Path, rows: list[dict]) -> dict | None:
+    """RunDirError if RUN_DIR/prompts.json records other rows than the `prompts:` file gives now;
+    -> the record to write (None when the prompts come from the task, or it is already there)."""
+    if not cfg.prompts:
+        return None
+    record = {"file": str(cfg.prompts), "rows": len(rows), "sha256": prompts_digest(rows)}
+    path = run_dir / PROMPTS_RECORD
+    if not path.is_file():
+        return record
+    try:
+        old = json.loads(path.read_text())
+        old_sha, old_rows = str(old["sha256"]), int(old["rows"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"{path}: expected a JSON object with 'sha256' and 'rows' (the prompts "
+                          f"this run started with), cannot read it: {e}") from e
+    if old_sha != record["sha256"]:
+        raise RunDirError(
+            f"key 'prompts' ({cfg.prompts!r}): the prompts file changed since this run started: "
+            f"{path} records {old_rows} rows with sha256 {old_sha[:16]}..., the file now gives "
+            f"{record['rows']} rows with sha256 {record['sha256'][:16]}...; a resumed run must read "
+            "the same prompts in the same order: restore the file or start a new run")
+    return None
 
 
 def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:
@@ -112,6 +162,7 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
     except (KeyError, ValueError) as e:
         raise ConfigError(f"key 'task': {e}") from None
     rows = task_prompts(cfg, task)
+    record = check_prompts_record(cfg, run_dir, rows)
     model_dir = model_dir_for(cfg, task)
     try:
         tok = load_tokenizer(model_dir)
@@ -122,6 +173,10 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
     ids, mask = batch.input_ids, batch.attention_mask
     pad = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if record is not None:  # before config.yaml: a run directory with a config has its record
+        tmp = run_dir / f".{PROMPTS_RECORD}.tmp"
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(tmp, run_dir / PROMPTS_RECORD)
     if not cfg_file.exists():
         save_config(cfg, cfg_file)
     return RunInputs(cfg=cfg, run_dir=run_dir, model_dir=model_dir, prompt_rows=rows,

@@ -15,7 +15,7 @@ import ray
 import yaml
 
 from duel import checkpoint
-from duel.config import save_config, to_dict
+from duel.config import load_config, save_config, to_dict
 from duel.data import load_prompts
 from duel.ledger import Ledger, LedgerEntry
 from duel.metrics import read_metrics
@@ -141,6 +141,79 @@ def test_prompts_file_with_a_bad_row(stopped_run, capsys, row, expected):
     err = fails(["run", str(stopped_run / "config.yaml"), "--run-dir", str(stopped_run.parent / "new")], capsys)
     assert f"{prompts}: {expected}" in err
     assert not (stopped_run.parent / "new").exists()
+
+
+def prompts_config(tmp_path, prompts, **over) -> Path:
+    """A run config (TinyTask) whose training prompts come from the `prompts:` file."""
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")  # only its presence is checked before Ray starts
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(to_dict(tiny_config(model, prompts=str(prompts), **over))))
+    return path
+
+
+@pytest.mark.parametrize("row, expected", [
+    ({"id": "x", "prompt": "  "}, "row 3: key 'prompt' must be a non-empty string, got '  '"),
+    ({"id": "p1", "prompt": "7+7="}, "row 3: key 'id' value 'p1' repeats row 1"),
+    ({"id": ["x"], "prompt": "7+7="}, "row 3: key 'id' must be a string or an integer, got ['x']"),
+])
+def test_prompts_key_file_with_a_bad_row(tmp_path, capsys, row, expected):
+    prompts = tmp_path / "mine.jsonl"
+    rows = [{"id": f"p{i}", "prompt": f"{i}+1="} for i in range(5)]
+    rows[3] = row
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = prompts_config(tmp_path, prompts)
+    err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
+    assert f"duel: error: {path}: key 'prompts': {prompts}: {expected}" in err, err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("gone.jsonl", "prompts file not found"),
+    ("prompts.csv", "expected a .jsonl, .json or .parquet prompts file, got '.csv'"),
+    ("empty.jsonl", "cannot read it as json: no prompts (the file is empty)"),
+    ("torn.jsonl", "cannot read it as json: row 2 (line 4): expected one JSON object per line, got '{\"id\": \"p2\", \"pro'"),
+])
+def test_prompts_key_file_missing_or_unreadable(tmp_path, capsys, name, expected):
+    prompts = tmp_path / name
+    text = {"empty.jsonl": "", "prompts.csv": "id,prompt\np0,1+1=\n",
+            "torn.jsonl": '{"id": "p0", "prompt": "1+1="}\n\n{"id": "p1", "prompt": "1+2="}\n{"id": "p2", "pro\n'}
+    if name in text:
+        prompts.write_text(text[name])
+    path = prompts_config(tmp_path, prompts)
+    err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
+    assert f"duel: error: {path}: key 'prompts': {prompts}: {expected}" in err, err
+    assert not (tmp_path / "new").exists()
+
+
+def test_resume_with_a_changed_prompts_file_is_refused(tmp_path, capsys):
+    from learner.setup import PROMPTS_RECORD, check_prompts_record
+
+    prompts = tmp_path / "mine.jsonl"
+    rows = [{"id": f"p{i}", "prompt": f"{i}+1="} for i in range(6)]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg_path = prompts_config(tmp_path, prompts, steps=4)
+    run_dir = tmp_path / "run"
+    cfg = load_config(cfg_path)
+    save_config(cfg, run_dir / "config.yaml")  # a run stopped at step 2, as it left its directory
+    checkpoint.save(run_dir, 2, {"w": np.arange(4.0)}, {"counters": {"step": 2, "queries": 0}})
+    record = check_prompts_record(cfg, run_dir, load_prompts(prompts))
+    (run_dir / PROMPTS_RECORD).write_text(json.dumps(record))
+    assert record["rows"] == 6
+    # the same rows written with another key order: same digest, the resume may go on
+    prompts.write_text("".join(json.dumps({"prompt": r["prompt"], "id": r["id"]}) + "\n" for r in rows))
+    assert check_prompts_record(cfg, run_dir, load_prompts(prompts)) is None
+    # one prompt edited: refused before Ray starts, the run directory untouched
+    rows[2]["prompt"] = "2+2="
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = snapshot(run_dir)
+    err = fails(["resume", str(run_dir)], capsys)
+    assert (f"duel: error: key 'prompts' ('{prompts}'): the prompts file changed since this run started: "
+            f"{run_dir / PROMPTS_RECORD} records 6 rows with sha256 {record['sha256'][:16]}..., the file "
+            "now gives 6 rows with sha256 ") in err, err
+    assert "restore the file or start a new run" in err
+    assert snapshot(run_dir) == before
 
 
 class WrongShape(http.server.BaseHTTPRequestHandler):
