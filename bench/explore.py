@@ -2,7 +2,7 @@
 
 - select_pairs for K = 20 members, P = 128 prompts, M = 20 candidates, jitted (target <= 5 ms)
 - one ERM update: 5 Adam steps on a batch of 128 pairs, F = 256 features, K = 20, hidden
-  (128, 128) (target <= 20 ms)
+  (128, 128) (target <= 20 ms), and the plain reference implementation beside it
 
 Also splits the ERM update into its parts (forward only, one step) so a miss can be explained.
 Run: .venv/bin/python -m bench.explore [--feature-dim F] [--repeat N]
@@ -11,6 +11,7 @@ Run: .venv/bin/python -m bench.explore [--feature-dim F] [--repeat N]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=20)
     args = p.parse_args(argv)
     K, P, M, B, F = 20, 128, 20, 128, args.feature_dim
+    load_before = os.getloadavg()[0]  # other jobs on the machine distort every number here
     rows = []
 
     r = jax.random.normal(jax.random.key(0), (K, P, M))
@@ -53,6 +55,9 @@ def main(argv=None) -> int:
     shape = f"K={K} B={B} F={F} h=128x128"
     t = timeit(lambda: jax.block_until_ready(update(erm, fa, fb, prob, 1000, key)), warmup=2, repeat=args.repeat)
     rows.append({"op": "erm_update (5 Adam steps)", "shape": shape, "ms": 1e3 * t, "target_ms": 20.0})
+    tr = timeit(lambda: jax.block_until_ready(update(erm, fa, fb, prob, 1000, key, reference=True)), warmup=2,
+                repeat=args.repeat)
+    rows.append({"op": "erm_update, plain reference (5 steps)", "shape": shape, "ms": 1e3 * tr, "target_ms": float("nan")})
     t1 = timeit(lambda: jax.block_until_ready(update(erm, fa, fb, prob, 1000, key, steps=1)), warmup=2, repeat=args.repeat)
     rows.append({"op": "erm_update (1 Adam step)", "shape": shape, "ms": 1e3 * t1, "target_ms": float("nan")})
     grad = jax.jit(jax.grad(lambda prm: erm_loss(prm, erm.anchor, fa, fb, prob, jnp.ones((K, B)), 1000.0, 1.0)[0]))
@@ -61,16 +66,19 @@ def main(argv=None) -> int:
     x = jnp.concatenate([fa, fb])
     tf = timeit(lambda: jax.block_until_ready(rewards(erm.params, x)), warmup=2, repeat=args.repeat)
     rows.append({"op": "erm forward (2B rows)", "shape": shape, "ms": 1e3 * tf, "target_ms": float("nan")})
-    # FLOPs of one step: forward 2B rows x K members, backward ~2x forward
+    # FLOPs of one step, 2B rows x K members: forward 1x, backward 2x (weight and input
+    # gradients) except the first layer, whose input (the features) needs no gradient: 1x
     sizes = (F, 128, 128, 1)
-    flops = 3 * 2 * (2 * B) * K * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    flops = 2 * (2 * B) * K * (2 * macs[0] + 3 * sum(macs[1:]))
     rows.append({"op": "erm step GFLOP/s", "shape": shape, "ms": flops / t1 / 1e9, "target_ms": float("nan")})
     # the floor: 5 steps of FLOPs at this machine's measured float32 matmul rate
     rate = matmul_tflops(1024, "float32") * 1e12
     rows.append({"op": "matmul f32 GFLOP/s (1024^3)", "shape": "", "ms": rate / 1e9, "target_ms": float("nan")})
     rows.append({"op": "erm_update floor at that rate", "shape": shape, "ms": 1e3 * 5 * flops / rate, "target_ms": 20.0})
 
-    write_result("explore", {"rows": rows, "step_flops": flops, "matmul_f32_flops": rate})
+    write_result("explore", {"rows": rows, "step_flops": flops, "matmul_f32_flops": rate,
+                             "load_avg_1min": [load_before, os.getloadavg()[0]]})
     print_table(rows, title=f"duel.explore / duel.ensemble on {jax.default_backend()} ({jax.devices()[0].device_kind})")
     return 0
 

@@ -47,6 +47,7 @@ def run_loop(args) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     ends: dict[int, float] = {}
     init_ray()
+    load_before = os.getloadavg()[0]  # other jobs on the machine distort every number here
     t0 = time.perf_counter()
     run_experiment(cfg, run_dir, hooks={"after_step": lambda loop, step: ends.__setitem__(step, time.perf_counter())})
     total = time.perf_counter() - t0
@@ -64,7 +65,8 @@ def run_loop(args) -> dict:
            **{f"{p}_ms": 1e3 * float(split[p].mean()) for p in PHASES},
            "overhead_ms": 1e3 * float(overhead.mean()),
            "overhead_fraction": float(overhead.sum() / wall.sum()),
-           "publish_fraction": float(split["publish"].sum() / wall.sum())}
+           "publish_fraction": float(split["publish"].sum() / wall.sum()),
+           "load_avg_1min": [load_before, os.getloadavg()[0]]}
     return out
 
 
@@ -137,6 +139,19 @@ def publish_bandwidth(config: str, layers: int, hidden: int, repeat: int = 8) ->
     return results
 
 
+def previous_publish(name: str) -> dict:
+    """{"publish", "publish_measured"} of results NAME.json when it holds publish rows, else {}."""
+    import json
+
+    from bench.common import results_dir
+
+    path = results_dir() / f"{name}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    if not old.get("publish"):
+        return {}
+    return {"publish": old["publish"], "publish_measured": old.get("publish_measured", old.get("time"))}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="demo")
@@ -147,7 +162,8 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=8, help="layers of the larger publish payload")
     p.add_argument("--hidden", type=int, default=1024, help="width of the larger publish payload")
     p.add_argument("--skip-loop", action="store_true")
-    p.add_argument("--skip-publish", action="store_true")
+    p.add_argument("--skip-publish", action="store_true",
+                   help="loop only; the publish rows of the existing NAME.json are kept")
     p.add_argument("--name", default="loop", help="bench/results/NAME.json")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -156,6 +172,8 @@ def main(argv=None):
     publish = [] if args.skip_publish else publish_bandwidth(args.config, args.layers, args.hidden)
     payload = {"loop": loop, "publish": publish,
                "targets": {"overhead_fraction_max": 0.10, "publish_vs_copy_min": 0.5}}
+    if args.skip_publish:  # keep the publish numbers of the file's last run, marked as such
+        payload.update(previous_publish(args.name))
     path = write_result(args.name, payload)
     if loop:
         print_table([{"phase": p, "ms/step": loop[f"{p}_ms"],

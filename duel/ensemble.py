@@ -12,7 +12,9 @@ B pairs out of N queries so far:
 members is the epistemic uncertainty that Thompson sampling in `duel.explore` draws from.
 
 Parameters are stacked on a leading member axis and evaluated with `vmap`. The whole state is
-the `ERM` pytree (arrays + static config): Orbax checkpoints it, `ray.put` ships it.
+the `ERM` pytree (arrays + static config): Orbax checkpoints it, `ray.put` ships it. `update`
+runs all its Adam steps in one jitted scan with the first layer of every member as one matmul
+(`_wide` layout); `update(..., reference=True)` is the plain vmapped form it is tested against.
 """
 
 from __future__ import annotations
@@ -175,9 +177,87 @@ def _check_features(x, feature_dim: int, name: str) -> None:
         raise ValueError(f"{name} must be shaped [..., {feature_dim}] (feature_dim), got {shape}")
 
 
+def _wide(tree):
+    """Layer 0's weights [K, F, H] <-> [F, K, H] (the transpose is its own inverse); other leaves as is.
+
+    In the [F, K, H] layout the first layer of all K members is one [2B, F] x [F, K*H] matmul
+    (the members share their input), and its weight gradient one [F, 2B] x [2B, K*H] matmul:
+    XLA on CPU runs these faster than the member-batched form of `rewards`."""
+    return [dict(tree[0], w=jnp.swapaxes(tree[0]["w"], 0, 1)), *tree[1:]]
+
+
+def _is_params(x) -> bool:
+    return isinstance(x, list) and bool(x) and isinstance(x[0], dict) and "w" in x[0]
+
+
+def _wide_state(opt_state):
+    """`_wide` on every params-shaped subtree of an optax state (Adam's mu and nu)."""
+    return jax.tree.map(lambda x: _wide(x) if _is_params(x) else x, opt_state, is_leaf=_is_params)
+
+
+def _rewards_wide(params, x: jax.Array) -> jax.Array:
+    """`rewards` for params in the `_wide` layout: x [N, F] -> [K, N]."""
+    w0 = params[0]["w"]  # [F, K, H]
+    f, k, h = w0.shape
+    z = (x @ w0.reshape(f, k * h)).reshape(x.shape[0], k, h) + params[0]["b"]
+    z = jnp.swapaxes(z, 0, 1)  # [K, N, H]
+    for layer in params[1:]:
+        z = jax.nn.relu(z) @ layer["w"] + layer["b"][:, None, :]
+    return z[..., 0]
+
+
+def _erm_loss_wide(params, anchor, fa, fb, prob_a, masks, num_queries, anchor_lambda):
+    """`erm_loss` for params in the `_wide` layout (same value and aux, up to float32 rounding)."""
+    batch = fa.shape[0]
+    r = _rewards_wide(params, jnp.concatenate([fa, fb]))  # [K, 2B]
+    delta = r[:, :batch] - r[:, batch:]
+    nll = bt_log_loss(delta, prob_a[None, :])
+    reg = sum(jnp.sum((p - a) ** 2) for p, a in zip(jax.tree.leaves(params), jax.tree.leaves(anchor)))
+    weight = anchor_lambda * batch / jnp.maximum(num_queries, 1.0)
+    loss = (jnp.sum(masks * nll) + weight * reg) / batch  # = sum over members of L_k
+    aux = {
+        "erm_nll": jnp.mean(nll),
+        "erm_anchor": reg / r.shape[0],  # mean over members of ||theta_k - theta_k^0||^2
+        "erm_accuracy": jnp.mean((jnp.mean(delta, axis=0) > 0) == (prob_a > 0.5)),
+    }
+    return loss, aux
+
+
+def _masks(config: ERMConfig, key, i, batch: int) -> jax.Array:
+    mk = jax.random.fold_in(key, i)
+    return jax.random.bernoulli(mk, config.bootstrap_p, (config.num_members, batch)).astype(jnp.float32)
+
+
 @functools.partial(jax.jit, static_argnames=("steps",))
 def _adam_steps(state: ERM, fa, fb, prob_a, num_queries, key, steps: int):
-    """`steps` Adam steps; fa/fb [S, B, F], prob_a [S, B] (S = 1 reuses one batch every step)."""
+    """`steps` Adam steps in one program; fa/fb [S, B, F], prob_a [S, B] (S = 1 reuses one batch).
+
+    Runs in the `_wide` layout (params, anchor and Adam moments transposed once on the way in
+    and out; Adam is elementwise, so the layout changes nothing but the matmuls' speed).
+    `_adam_steps_reference` is the plain form; tests compare the two."""
+    config = state.config
+    opt = _optimizer(config)
+    grad_fn = jax.grad(_erm_loss_wide, has_aux=True)
+    anchor = _wide(state.anchor)
+
+    def one(carry, i):
+        params, opt_state = carry
+        j = jnp.minimum(i, fa.shape[0] - 1)
+        grads, aux = grad_fn(params, anchor, fa[j], fb[j], prob_a[j], _masks(config, key, i, fa.shape[1]),
+                             num_queries, config.anchor_lambda)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), aux
+
+    carry = (_wide(state.params), _wide_state(state.opt_state))
+    (params, opt_state), aux = jax.lax.scan(one, carry, jnp.arange(steps))
+    metrics = jax.tree.map(lambda v: v[-1], aux)
+    new = state.replace(params=_wide(params), opt_state=_wide_state(opt_state), step=state.step + steps)
+    return new, metrics
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _adam_steps_reference(state: ERM, fa, fb, prob_a, num_queries, key, steps: int):
+    """The plain form of `_adam_steps`: members vmapped (`rewards`), grad of `erm_loss`, optax Adam."""
     config = state.config
     opt = _optimizer(config)
     grad_fn = jax.grad(erm_loss, has_aux=True)
@@ -185,28 +265,23 @@ def _adam_steps(state: ERM, fa, fb, prob_a, num_queries, key, steps: int):
     def one(carry, i):
         params, opt_state = carry
         j = jnp.minimum(i, fa.shape[0] - 1)
-        mk = jax.random.fold_in(key, i)
-        masks = jax.random.bernoulli(mk, config.bootstrap_p, (config.num_members, fa.shape[1]))
-        grads, aux = grad_fn(
-            params, state.anchor, fa[j], fb[j], prob_a[j], masks.astype(jnp.float32),
-            num_queries, config.anchor_lambda,
-        )
+        grads, aux = grad_fn(params, state.anchor, fa[j], fb[j], prob_a[j], _masks(config, key, i, fa.shape[1]),
+                             num_queries, config.anchor_lambda)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), aux
 
     (params, opt_state), aux = jax.lax.scan(one, (state.params, state.opt_state), jnp.arange(steps))
     metrics = jax.tree.map(lambda v: v[-1], aux)
-    new = state.replace(params=params, opt_state=opt_state, step=state.step + steps)
-    return new, metrics
+    return state.replace(params=params, opt_state=opt_state, step=state.step + steps), metrics
 
 
-def update(state: ERM, fa, fb, prob_a, num_queries, key, steps: int | None = None):
+def update(state: ERM, fa, fb, prob_a, num_queries, key, steps: int | None = None, *, reference: bool = False):
     """Adam steps on labelled pairs -> (new state, metrics of the last step).
 
     fa, fb: [B, F] features of the two responses (one batch, reused `steps` times, default
     config.steps_per_update) or [S, B, F] (one batch per step, S steps). prob_a: [B] or [S, B],
     P(a > b) in [0, 1]. num_queries: N, the number of labelled pairs seen so far (anchor weight).
-    key: drives the bootstrap masks.
+    key: drives the bootstrap masks. reference: run the plain implementation (tests).
     """
     fa = jnp.asarray(fa, jnp.float32)
     fb = jnp.asarray(fb, jnp.float32)
@@ -222,7 +297,8 @@ def update(state: ERM, fa, fb, prob_a, num_queries, key, steps: int | None = Non
         steps = state.config.steps_per_update if steps is None else steps
     else:
         steps = fa.shape[0] if steps is None else steps
-    return _adam_steps(state, fa, fb, prob_a, jnp.asarray(num_queries, jnp.float32), key, steps=int(steps))
+    run = _adam_steps_reference if reference else _adam_steps
+    return run(state, fa, fb, prob_a, jnp.asarray(num_queries, jnp.float32), key, steps=int(steps))
 
 
 @functools.partial(jax.jit, static_argnames=("method",))

@@ -163,3 +163,22 @@ def test_best_of_n_mean_worst_uwo():
     assert best_of_n(r2, "uwo", c=1.0).tolist() == [1]  # -0.5 vs 0.9
     with pytest.raises(ValueError, match="valid: mean, worst, uwo"):
         best_of_n(r2, "median")
+
+
+@pytest.mark.parametrize("hidden,S", [((32, 32), 1), ((16,), 3), ((), 2)])
+def test_fused_update_matches_reference(hidden, S):
+    """The fast update (first layer of all members as one matmul) equals the plain vmapped one."""
+    cfg = ERMConfig(num_members=5, hidden=hidden, bootstrap_p=0.7, steps_per_update=4)
+    erm = ERM(F, cfg, jax.random.key(3))
+    rng = np.random.default_rng(1)
+    fa, fb = (rng.normal(size=(S, 16, F)).astype(np.float32) for _ in range(2))
+    prob = rng.random((S, 16)).astype(np.float32)
+    fast, mf = update(erm, fa, fb, prob, 50, jax.random.key(4), steps=4)
+    ref, mr = update(erm, fa, fb, prob, 50, jax.random.key(4), steps=4, reference=True)
+    assert int(fast.step) == int(ref.step) == 4
+    for a, b in zip(jax.tree.leaves((fast.params, fast.opt_state)), jax.tree.leaves((ref.params, ref.opt_state))):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(np.asarray(fast.params[0]["w"]), np.asarray(erm.params[0]["w"]))  # it learned
+    for k in ("erm_nll", "erm_anchor", "erm_accuracy"):
+        np.testing.assert_allclose(float(mf[k]), float(mr[k]), rtol=1e-5, atol=1e-7)
