@@ -15,9 +15,10 @@ buffer) and scores held-out pairs (every distinct pair of disjoint prompts):
     signdis_*, auroc_signdis      the same for the fraction of members whose sign differs from the mean's
     top1         best-of-M under the ensemble mean picks a gold-best candidate (random: top1_rand)
 
-Feature choices: `last` (what duel.propose uses: post-norm hidden state at the last response
-token, the stop token), `last_digit` (the token before the stop token), `mean` (mean over
-response tokens), `mean_nostop` (mean without the stop token), their z-scored versions (mean/std of the training candidates), and a
+Feature choices: `last` (post-norm hidden state at the last response token, the stop token; what
+duel.propose used before this probe), `last_digit` (the token before the stop token), `mean` (mean over
+response tokens), `mean_nostop` (mean without the stop token: duel.logprobs.response_feature, what
+duel.propose uses now; checked equal to the generator's phi), their z-scored versions (mean/std of the training candidates), and a
 `gold_onehot` ceiling (one-hot |y - sum| bucket: what a perfect feature would give this ERM).
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
 
@@ -136,32 +137,32 @@ def gold_onehot(prompts: list[str], texts: list[list[str]]) -> np.ndarray:
 # ---------------------------------------------------------------------------- candidates
 
 
-def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, chunk: int = 256) -> dict:
-    """Alternative phi(x, y) from the frozen encoder: [P, M, H] for last / last_digit / mean."""
-    from duel.logprobs import concat_prompt_response
+def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, chunk: int = 256) -> dict:
+    """Alternative phi(x, y) from the frozen encoder: [P, M, H] for last / last_digit / mean / mean_nostop."""
+    from duel.logprobs import concat_prompt_response, response_feature
 
     P, M, N = tokens.shape
     ids = np.repeat(prompt_ids, M, axis=0)
     pm = np.repeat(prompt_mask, M, axis=0)
     rt, rm = tokens.reshape(P * M, N), mask.reshape(P * M, N)
+    fin = np.asarray(finished, bool).reshape(P * M)
     Tp = ids.shape[1]
 
     @jax.jit
-    def feats(ids, pm, rt, rm):
+    def feats(ids, pm, rt, rm, fin):
         x, xm, pos = concat_prompt_response(ids, pm, rt, rm)
-        h = encoder.hidden_states(x, xm, pos)[:, Tp:]  # [B, N, H] response positions
+        h_all = encoder.hidden_states(x, xm, pos)
+        h = h_all[:, Tp:]  # [B, N, H] response positions
         n = jnp.sum(rm > 0, axis=1)
         take = lambda i: jnp.take_along_axis(h, jnp.clip(i, 0, N - 1)[:, None, None], axis=1)[:, 0]
         w = (rm > 0).astype(h.dtype)[..., None]
-        w_digits = w * (jnp.arange(N)[None, :, None] < (n - 1)[:, None, None])  # stop token out
         return {"last": take(n - 1), "last_digit": take(n - 2),
                 "mean": (h * w).sum(1) / jnp.maximum(w.sum(1), 1.0),
-                # stop-only responses keep the stop token's state (the proposed phi, see report)
-                "mean_nostop": jnp.where((n > 1)[:, None], (h * w_digits).sum(1)
-                                         / jnp.maximum(w_digits.sum(1), 1.0), take(n - 1))}
+                # the library's phi: stop token out (kept when it is the only token)
+                "mean_nostop": response_feature(h_all, Tp, rm, fin)}
 
-    parts = [feats(ids[lo:lo + chunk], pm[lo:lo + chunk], rt[lo:lo + chunk], rm[lo:lo + chunk])
-             for lo in range(0, P * M, chunk)]
+    parts = [feats(ids[lo:lo + chunk], pm[lo:lo + chunk], rt[lo:lo + chunk], rm[lo:lo + chunk],
+                   fin[lo:lo + chunk]) for lo in range(0, P * M, chunk)]
     return {k: np.concatenate([np.asarray(p[k], np.float32) for p in parts]).reshape(P, M, -1)
             for k in parts[0]}
 
@@ -173,14 +174,15 @@ def sample_candidates(core, rows: list[dict], tokenizer, seed: int, candidates: 
     from duel.propose import _sample, candidate_ids, decode, frozen_pass
 
     batch, _ = encode_prompts(tokenizer, rows, max_prompt_len=1024)
-    out = {k: [] for k in ("tokens", "mask", "phi", "ids", "logprob")}
+    out = {k: [] for k in ("tokens", "mask", "phi", "ids", "logprob", "finished")}
     texts = []
     for lo in range(0, len(rows), chunk):
         pr = SimpleNamespace(input_ids=batch.input_ids[lo:lo + chunk],  # PromptBatch-like
                              attention_mask=batch.attention_mask[lo:lo + chunk])
         g, _ = _sample(core.policy, core.encoder, pr, jax.random.key(seed * 100003 + lo), core.sampling,
                        candidates, "passive")
-        ref_lp, phi = frozen_pass(core.encoder, pr, g.tokens, g.mask)
+        ref_lp, phi = frozen_pass(core.encoder, pr, g.tokens, g.mask, finished=g.finished)
+        out["finished"].append(np.asarray(g.finished))
         out["tokens"].append(np.asarray(g.tokens))
         out["mask"].append(np.asarray(g.mask))
         out["phi"].append(phi)
@@ -328,15 +330,16 @@ def main(argv=None) -> dict:
                            cfg.candidates, oracle)
     t_sample = time.perf_counter() - t0
 
-    # feature variants [P, M, F]; the generator's phi must equal our `last`
+    # feature variants [P, M, F]; the generator's phi must equal our `mean_nostop`
     feats = {}
     for name, d in (("train", tr), ("test", te)):
-        alt = response_features(core.encoder, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"])
-        gap = float(np.max(np.abs(alt["last"] - d["phi"])))
+        alt = response_features(core.encoder, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"],
+                                d["finished"])
+        gap = float(np.max(np.abs(alt["mean_nostop"] - d["phi"])))
         if gap > 1e-3:
-            raise AssertionError(f"bench/erm_probe.py: recomputed `last` differs from duel.propose "
+            raise AssertionError(f"bench/erm_probe.py: recomputed `mean_nostop` differs from duel.propose "
                                  f"features by {gap} ({name})")
-        alt["last"] = d["phi"]
+        alt["mean_nostop"] = d["phi"]
         alt["gold_onehot"] = gold_onehot(d["prompts"], d["texts"])
         feats[name] = alt
     for base in ("last", "last_digit", "mean"):

@@ -2,8 +2,8 @@
 
 One job: given left-padded prompts [B, Tp] and right-padded responses [B, N], run the model once
 over the concatenation and return log pi(y_t | x, y_<t) for every response token [B, N] (0 where
-the response is padded), optionally with the final hidden state at the last response token [B, H]
-(the encoder features phi(x, y)).
+the response is padded), optionally with the encoder features phi(x, y) [B, H]: the mean final
+hidden state over the response tokens before the stop token (`response_feature`).
 
 Two ways to turn hidden states into log-probs, and a test compares them:
 
@@ -93,14 +93,16 @@ def response_logprobs(
     *,
     return_hidden: bool = False,
     vocab_chunk: int | None = None,
+    finished=None,
 ):
     """Per-token log-probs of the response tokens under `model`, [B, N] float32 (0 where masked).
 
     prompt_ids/prompt_mask [B, Tp] left-padded; response_ids/response_mask [B, N] right-padded.
     The model sees the concatenation with positions from the mask. With `return_hidden`, also
-    returns the final (post-norm) hidden state at the last response token, [B, H] (at the last
-    prompt token for an empty response). `vocab_chunk` (token positions per chunk) selects the
-    lean path; None projects the whole response at once.
+    returns the feature phi(x, y) [B, H]: the mean final (post-norm) hidden state over the
+    response's tokens except a final stop token (`response_feature`; `finished` [B] bool marks
+    the responses that end with one, None = all). `vocab_chunk` (token positions per chunk)
+    selects the lean path; None projects the whole response at once.
 
     The model either has `hidden_states(ids, mask, positions)` and `unembed(hidden)` (our models),
     or is only callable as `model(ids, mask, positions=...) -> logits` (then the lean path and
@@ -133,9 +135,32 @@ def response_logprobs(
     lp = jnp.where(response_mask > 0, lp, 0.0)
     if not return_hidden:
         return lp
-    last = Tp + jnp.sum(response_mask > 0, axis=1) - 1  # [B]; Tp-1 for an empty response
-    hidden = jnp.take_along_axis(hidden_all, last[:, None, None], axis=1)[:, 0]
-    return lp, hidden
+    return lp, response_feature(hidden_all, Tp, response_mask, finished)
+
+
+def response_feature(hidden_all, prompt_len: int, response_mask, finished=None):
+    """The encoder feature phi(x, y) [B, H] (at least float32) from final hidden states [B, Tp+N, H].
+
+    The mean of the hidden states at the response's content tokens: every response token except
+    a final stop token. `finished` [B] bool says which responses end with a stop token (False:
+    cut at max_new_tokens, all tokens are content); None = all do. A response with no content
+    token (only the stop token, or empty) takes the state at its last token (the last prompt
+    token when empty). The stop token's own state barely depends on the answer (bench/erm_probe.py:
+    an ERM on it predicts the oracle at chance; on this mean it learns).
+    """
+    Tp = int(prompt_len)
+    response_mask = jnp.asarray(response_mask) > 0
+    N = response_mask.shape[1]
+    n = jnp.sum(response_mask, axis=1)  # [B]
+    finished = jnp.ones(n.shape, bool) if finished is None else jnp.asarray(finished, bool)
+    if finished.shape != n.shape:
+        raise ValueError(f"finished must be [B] = {n.shape}, got {finished.shape}")
+    content = n - (finished & (n > 0)).astype(n.dtype)
+    h = hidden_all.astype(jnp.promote_types(hidden_all.dtype, jnp.float32))
+    last = jnp.take_along_axis(h, (Tp + n - 1)[:, None, None], axis=1)[:, 0]  # Tp-1 when empty
+    keep = (jnp.arange(N)[None, :] < content[:, None]).astype(h.dtype)[..., None]  # [B, N, 1]
+    pooled = jnp.sum(h[:, Tp:] * keep, axis=1) / jnp.maximum(jnp.sum(keep, axis=1), 1.0)
+    return jnp.where((content > 0)[:, None], pooled, last)
 
 
 def masked_sum(x, mask):

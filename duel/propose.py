@@ -4,8 +4,8 @@
                        strategy="ee_ts", version=v, tokenizer=tok)
 
 `encoder` is the frozen model: its `score` pass gives the reference log-probs and the features
-phi(x, y) (final hidden state at the last response token) at once. The ERM rewards the
-candidates, `duel.explore.select_pairs` picks (a, b); with mixed preference learning a
+phi(x, y) (mean final hidden state over the response tokens before the stop token) at once. The
+ERM rewards the candidates, `duel.explore.select_pairs` picks (a, b); with mixed preference learning a
 fraction `gamma` of the prompts is labelled by the ERM (`synthetic`, P(a > b) from the
 ensemble), never by the oracle. Pure: the Ray actor in `actors/generator.py` holds state.
 """
@@ -23,17 +23,23 @@ from duel.loop_utils import pair_id
 from duel.records import CandidateBatch, PairBatch, PromptBatch
 
 
-def frozen_pass(encoder, prompts: PromptBatch, tokens: np.ndarray, mask: np.ndarray, chunk: int = 64):
-    """Reference log-probs [P, M, N] and features [P, M, H] of the candidates under `encoder`."""
+def frozen_pass(encoder, prompts: PromptBatch, tokens: np.ndarray, mask: np.ndarray, chunk: int = 64,
+                finished: np.ndarray | None = None):
+    """Reference log-probs [P, M, N] and features [P, M, H] of the candidates under `encoder`.
+
+    finished [P, M] bool (GenerationOutput.finished): candidates that end with a stop token, which
+    the feature leaves out; None = all of them."""
     from duel.sampling import score
 
     P, M, N = tokens.shape
     ids = np.repeat(prompts.input_ids, M, axis=0)
     pm = np.repeat(prompts.attention_mask, M, axis=0)
     rt, rm = tokens.reshape(P * M, N), mask.reshape(P * M, N)
+    fin = np.ones(P * M, bool) if finished is None else np.asarray(finished, bool).reshape(P * M)
     lps, hid = [], []
     for lo in range(0, P * M, chunk):
-        sc = score(encoder, ids[lo:lo + chunk], pm[lo:lo + chunk], rt[lo:lo + chunk], rm[lo:lo + chunk])
+        sc = score(encoder, ids[lo:lo + chunk], pm[lo:lo + chunk], rt[lo:lo + chunk], rm[lo:lo + chunk],
+                   finished=fin[lo:lo + chunk])
         lps.append(np.asarray(sc.logprobs, np.float32))
         hid.append(np.asarray(sc.hidden, np.float32))
     return (np.concatenate(lps).reshape(P, M, N), np.concatenate(hid).reshape(P, M, -1))
@@ -69,7 +75,7 @@ def _sample(policy, encoder, prompts, key, sampling, candidates: int, strategy: 
         k = candidates // 2
         ref = generate(encoder, prompts, jax.random.fold_in(key, 1), sampling, k)
         fields = {}
-        for f in ("tokens", "mask", "policy_logprobs"):
+        for f in ("tokens", "mask", "policy_logprobs", "finished"):
             x = np.array(getattr(out, f))  # writable copy
             x[:, candidates - k:] = getattr(ref, f)
             fields[f] = x
@@ -94,7 +100,7 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     k_gen, k_sel, k_syn, k_mask = jax.random.split(key, 4)
     t0 = time.perf_counter()
     out, from_ref = _sample(policy, encoder, prompts, k_gen, sampling, candidates, strategy)
-    ref_lp, feats = frozen_pass(encoder, prompts, out.tokens, out.mask)
+    ref_lp, feats = frozen_pass(encoder, prompts, out.tokens, out.mask, finished=out.finished)
     texts = decode(tokenizer, out.tokens, out.mask)
     t1 = time.perf_counter()
     ids = candidate_ids(out.tokens, out.mask)

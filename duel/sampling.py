@@ -4,8 +4,9 @@
 candidates and decodes on device in a `lax.while_loop` that exits as soon as every candidate has
 hit a stop token. Temperature, top-p, top-k and the stop ids are traced: changing them never
 recompiles. Prompt count and prompt length are rounded up to a few buckets, so a run compiles a
-handful of programs. `score` gives teacher-forced log-probs and the final hidden state of given
-responses (reference log-probs and the encoder features phi(x, y) come from it).
+handful of programs. `score` gives teacher-forced log-probs and the pooled final hidden state of
+given responses (reference log-probs and the encoder features phi(x, y) come from it: the mean
+over the response tokens before the stop token, `duel.logprobs.response_feature`).
 
 Attention cost: a step attends over every slot of the cache it is handed. The decode therefore
 runs in `length_buckets` segments, each with a cache just long enough for its last step (the cache
@@ -77,7 +78,7 @@ class ScoreOutput:
     """Teacher-forced scores of B responses (NumPy)."""
 
     logprobs: np.ndarray  # [B, N] float32 per response token, 0 where masked
-    hidden: np.ndarray  # [B, H] float32 final hidden state at the last response token (phi(x, y))
+    hidden: np.ndarray  # [B, H] float32 phi(x, y): mean final hidden state over the tokens before the stop token
     logprob_sum: np.ndarray  # [B] float32
 
 
@@ -320,16 +321,19 @@ def generate(model, prompts, key, params: SamplingParams, n: int = 1, *,
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "vocab_chunk"))
-def _score(graphdef, state, prompt_ids, prompt_mask, response_ids, response_mask, *, vocab_chunk):
+def _score(graphdef, state, prompt_ids, prompt_mask, response_ids, response_mask, finished, *, vocab_chunk):
     model = nnx.merge(graphdef, state)
     lp, hidden = response_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mask,
-                                   return_hidden=True, vocab_chunk=vocab_chunk)
+                                   return_hidden=True, vocab_chunk=vocab_chunk, finished=finished)
     return lp, hidden.astype(jnp.float32)
 
 
 def score(model, prompt_ids, prompt_mask, response_ids, response_mask, *,
-          vocab_chunk: int | None = 1024) -> ScoreOutput:
+          vocab_chunk: int | None = 1024, finished=None) -> ScoreOutput:
     """Teacher-forced log-probs of right-padded responses after left-padded prompts (NumPy).
+
+    finished [B] bool: which responses end with a stop token (GenerationOutput.finished; False =
+    cut at max_new_tokens, so no token is left out of the feature); None = all of them.
 
     Batch, prompt length and response length are bucketed like generate's, so a run compiles a
     few programs. vocab_chunk: token positions projected onto the vocabulary at a time (None =
@@ -353,8 +357,14 @@ def score(model, prompt_ids, prompt_mask, response_ids, response_mask, *,
     resp_b[:batch, : resp.shape[1]] = resp
     rmask_b[:batch, : resp.shape[1]] = resp_mask != 0
     ids_b[batch:], mask_b[batch:] = ids_b[0], mask_b[0]  # filler rows, dropped below
+    fin_b = np.ones(bb, bool)
+    if finished is not None:
+        fin = np.asarray(finished, bool).reshape(-1)
+        if fin.shape != (batch,):
+            raise ValueError(f"finished must be [B] bool with B = {batch} responses; got shape {np.shape(finished)}")
+        fin_b[:batch] = fin
     graphdef, state = nnx.split(model)
-    lp, hidden = _score(graphdef, state, ids_b, mask_b, resp_b, rmask_b, vocab_chunk=vocab_chunk)
+    lp, hidden = _score(graphdef, state, ids_b, mask_b, resp_b, rmask_b, fin_b, vocab_chunk=vocab_chunk)
     lp = np.asarray(lp)[:batch, : resp.shape[1]]
     return ScoreOutput(logprobs=lp, hidden=np.asarray(hidden)[:batch],
                        logprob_sum=lp.sum(axis=1, dtype=np.float32))

@@ -62,9 +62,13 @@ def test_step_samples_scores_and_selects(core):
     assert pb.pair_ids == ["s2-i30", "s2-i31", "s2-i32"]
     assert pb.pairs.shape == (3, 2) and (pb.pairs >= 0).all() and (pb.pairs < 4).all()
     assert not pb.synthetic.any()
-    # reference log-probs and features are the frozen model's score pass on the candidates
+    # reference log-probs and features are the frozen model's score pass on the candidates; the
+    # feature leaves out the stop token of the responses that end with one (not of those cut at 5)
+    n = c.mask.reshape(12, 5).sum(1)
+    finished = (n > 0) & np.isin(c.tokens.reshape(12, 5)[np.arange(12), np.maximum(n - 1, 0)],
+                                 core.sampling.stop_token_ids)
     sc = score(core.encoder, np.repeat(batch.input_ids, 4, 0), np.repeat(batch.attention_mask, 4, 0),
-               c.tokens.reshape(12, 5), c.mask.reshape(12, 5))
+               c.tokens.reshape(12, 5), c.mask.reshape(12, 5), finished=finished)
     np.testing.assert_allclose(c.ref_logprobs.reshape(12, 5), np.asarray(sc.logprobs), atol=1e-5)
     np.testing.assert_allclose(c.features.reshape(12, -1), np.asarray(sc.hidden), atol=1e-5)
     # the policy equals the reference at version 1: sampling and frozen log-probs agree
@@ -131,3 +135,16 @@ def test_load_refuses_weights_of_another_model(core):
     name = LocalTransport().put(state, 0).spec.names[1]
     with pytest.raises(ValueError, match=f"published weights '{name}': shape"):
         core.load(LocalTransport(None).put(wrong, 11, {"erm": {}}), 11)
+
+
+def test_generate_key_is_the_step_key():
+    """The generator's jitted key is bit-identical to duel.loop_utils.step_key (determinism)."""
+    import jax
+
+    from actors.generator import generate_key
+    from duel.loop_utils import KEY_GENERATE, step_key
+
+    for seed, step, index in [(0, 0, 0), (0, 5, 40), (123, 77, 1000), (2**31 - 1, 3, 8), (2**31 + 5, 3, 8)]:
+        want = np.asarray(jax.random.key_data(step_key(seed, step, KEY_GENERATE, index)))
+        got = np.asarray(jax.random.key_data(generate_key(seed, step, index)))
+        assert want.dtype == got.dtype and np.array_equal(want, got), (seed, step, index)

@@ -1,4 +1,4 @@
-"""Teacher-forced response log-probs: padding, positions, hidden state, lean vs plain path."""
+"""Teacher-forced response log-probs: padding, positions, pooled feature, lean vs plain path."""
 
 import functools
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from duel.logprobs import masked_mean, masked_sum, response_logprobs, sequence_logprob
+from duel.logprobs import masked_mean, masked_sum, response_feature, response_logprobs, sequence_logprob
 from duel.models import ModelConfig, build_model
 
 V = 61
@@ -42,7 +42,8 @@ def batch(seed=0, B=4, Tp=6, N=5):
 
 def unpadded_reference(model, pids, pmask, rids, rmask):
     """Each row's real tokens packed to the left (no left padding, right-padded), one plain forward:
-    log softmax(logits)[next token] and the hidden state at the last response token."""
+    log softmax(logits)[next token] and the feature: the mean hidden state over the response tokens
+    but the last (the stop token), or the last token's state when that leaves none."""
     B = pids.shape[0]
     rows = [np.concatenate([pids[b][pmask[b] > 0], rids[b][rmask[b] > 0]]) for b in range(B)]
     T = pids.shape[1] + rids.shape[1]
@@ -57,8 +58,12 @@ def unpadded_reference(model, pids, pmask, rids, rmask):
         p_len, r = int(pmask[b].sum()), rids[b][rmask[b] > 0]
         for t in range(len(r)):
             lps[b, t] = logp[b, p_len - 1 + t, r[t]]
-    hs = np.stack([np.asarray(hidden[b, len(rows[b]) - 1]) for b in range(B)])
-    return lps, hs
+    hs = []
+    for b in range(B):
+        p_len, n = int(pmask[b].sum()), int(rmask[b].sum())
+        h = np.asarray(hidden[b], np.float64)
+        hs.append(h[p_len:p_len + n - 1].mean(0) if n > 1 else h[p_len + n - 1])
+    return lps, np.stack(hs)
 
 
 @functools.cache
@@ -84,6 +89,41 @@ def test_matches_unpadded_forward(family):
     assert np.all(np.asarray(lp)[rmask == 0] == 0.0)
     assert np.all(np.asarray(lp)[rmask > 0] < 0.0)
     np.testing.assert_allclose(np.asarray(hidden), want_h, atol=2e-5)
+
+
+def pooled_loop(hidden_all, Tp, rmask, finished):
+    """NumPy loop: mean of the states at response tokens 0..n-2 (0..n-1 when not finished), else
+    the state at the last token (the last prompt token for an empty response)."""
+    out = []
+    for b in range(hidden_all.shape[0]):
+        n = int(rmask[b].sum())
+        content = n - 1 if (finished[b] and n > 0) else n
+        h = hidden_all[b].astype(np.float64)
+        out.append(h[Tp:Tp + content].mean(0) if content > 0 else h[Tp + n - 1])
+    return np.stack(out)
+
+
+def test_response_feature_pools_content_tokens_against_numpy_loop():
+    rng = np.random.default_rng(7)
+    B, Tp, N, H = 6, 3, 5, 4
+    hidden_all = rng.normal(size=(B, Tp + N, H)).astype(np.float32)
+    r_len = np.array([5, 1, 0, 3, 1, 5])  # full, stop-only, empty, short, 1-token cut, 5-token cut
+    finished = np.array([True, True, True, True, False, False])
+    rmask = (np.arange(N)[None] < r_len[:, None]).astype(np.int32)
+    got = np.asarray(jax.jit(response_feature, static_argnums=1)(hidden_all, Tp, rmask, finished))
+    want = pooled_loop(hidden_all, Tp, rmask, finished)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(got[0], hidden_all[0, Tp:Tp + 4].mean(0), atol=1e-6)  # stop token out
+    np.testing.assert_allclose(got[5], hidden_all[5, Tp:].mean(0), atol=1e-6)  # cut: all 5 tokens in
+    np.testing.assert_array_equal(got[1], hidden_all[1, Tp])  # stop only: its own state
+    np.testing.assert_array_equal(got[2], hidden_all[2, Tp - 1])  # empty: the last prompt token
+    np.testing.assert_array_equal(got[4], hidden_all[4, Tp])  # one content token
+    # finished=None means every response ends with a stop token
+    all_fin = np.asarray(response_feature(hidden_all, Tp, rmask))
+    np.testing.assert_allclose(all_fin, pooled_loop(hidden_all, Tp, rmask, np.ones(B, bool)), atol=1e-6)
+    assert not np.allclose(all_fin[5], got[5])
+    with pytest.raises(ValueError, match="finished must be"):
+        response_feature(hidden_all, Tp, rmask, np.ones(B + 1, bool))
 
 
 @pytest.mark.slow
