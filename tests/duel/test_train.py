@@ -337,8 +337,11 @@ def mesh_result():
     import subprocess
     import sys
 
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={NDEV}", JAX_PLATFORMS="cpu",
-               TF_CPP_MIN_LOG_LEVEL="0")
+    # no persistent compilation cache: a program loaded from it is not compiled, so XLA's warning
+    # would never be printed and both detectors below would pass vacuously
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={NDEV}", JAX_PLATFORMS="cpu",
+               TF_CPP_MIN_LOG_LEVEL="0", JAX_ENABLE_COMPILATION_CACHE="false")
     proc = subprocess.run([sys.executable, __file__], check=False, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     ours, _, control = proc.stderr.partition(CONTROL_MARK)
