@@ -348,7 +348,7 @@ def main(argv=None) -> dict:
         for name in feats:
             feats[name][base + "_z"] = (feats[name][base] - mu) / sd
 
-    from learner.learner import erm_config
+    from learner.configs import erm_config
 
     erm_cfg = erm_config(cfg)
     stats = {"train": tie_stats(tr["gold"], tr["ids"]), "test": tie_stats(te["gold"], te["ids"])}

@@ -51,6 +51,7 @@ from bench.common import print_table, write_result
 from bench.train_step import FULL, check_shape
 from duel.models import ModelConfig, build_model, param_shapes
 from duel.train import PairTensors, TrainConfig, init_train_state, train_step
+from learner.configs import train_config  # no Ray: the GPU image has none
 
 GiB = 2**30
 # name -> changes to the preset's TrainConfig ("remat": per-layer recomputation, Transformer.remat)
@@ -61,18 +62,6 @@ VARIANTS = {
     "mb1+remat": {"micro_batches": 1, "remat": True},
     "mb1+vocab_chunk": {"micro_batches": 1, "vocab_chunk": 2048},
 }
-
-
-def train_config(cfg) -> TrainConfig:
-    """learner.learner.train_config without importing the learner (it imports ray, which the GPU
-    image lacks); tests/bench/test_bench_smoke.py keeps the two equal."""
-    return TrainConfig(
-        loss=cfg.loss.kind, beta=cfg.loss.beta, label_smoothing=cfg.loss.label_smoothing,
-        flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
-        learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
-        min_lr_ratio=1.0, weight_decay=cfg.optim.weight_decay, clip_norm=cfg.optim.clip_norm or None,
-        micro_batches=cfg.optim.micro_batches, remat=cfg.optim.remat,
-        compute_dtype="bfloat16" if cfg.policy.compute_dtype == "bfloat16" else "float32")
 
 
 def variant_config(base: TrainConfig, name: str, check: bool = False) -> tuple[TrainConfig, bool]:

@@ -26,29 +26,9 @@ import numpy as np
 import ray
 
 from duel.loop_utils import KEY_LEARN, checksum, flat_weights, step_key
+from learner.configs import erm_config, train_config  # noqa: F401  (train_config: also imported from here)
 
 ERM_BATCH = 64  # pairs per ERM Adam step (sampled from the replay buffer)
-
-
-def train_config(cfg):
-    from duel.train import TrainConfig
-
-    return TrainConfig(
-        loss=cfg.loss.kind, beta=cfg.loss.beta, label_smoothing=cfg.loss.label_smoothing,
-        flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
-        learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
-        min_lr_ratio=1.0, weight_decay=cfg.optim.weight_decay, clip_norm=cfg.optim.clip_norm or None,
-        micro_batches=cfg.optim.micro_batches, remat=cfg.optim.remat,
-        compute_dtype="bfloat16" if cfg.policy.compute_dtype == "bfloat16" else "float32")
-
-
-def erm_config(cfg):
-    from duel.ensemble import ERMConfig
-
-    e = cfg.erm
-    return ERMConfig(num_members=e.num_members, hidden=tuple(e.hidden), learning_rate=e.lr,
-                     anchor_lambda=e.anchor_lambda, steps_per_update=e.steps_per_update,
-                     bootstrap_p=0.5 if e.bootstrap else 1.0)
 
 
 def pad_rows(tree, rows: int):

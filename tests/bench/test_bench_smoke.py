@@ -138,14 +138,18 @@ def test_memory_h100_target_without_a_gpu(tmp_path):
 
 
 def test_memory_train_config_is_the_learners():
+    """bench/memory.py measures the TrainConfig the learner trains with (learner.configs, no Ray)."""
+    import subprocess
+    import sys
+
     from bench.memory import train_config
     from duel.config import load_config
     from learner.learner import train_config as learner_train_config
 
-    for preset in ("pythia-1b", "qwen2.5-0.5b", "demo"):
-        cfg = load_config(preset)
-        assert train_config(cfg) == learner_train_config(cfg), preset
+    assert train_config is learner_train_config
     assert train_config(load_config("pythia-1b")).micro_batches == 4
+    code = "import sys, bench.memory; assert 'ray' not in sys.modules, 'bench.memory imports ray'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_bench_shapes_agree():
