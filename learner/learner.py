@@ -27,6 +27,7 @@ import ray
 
 from duel.loop_utils import KEY_LEARN, checksum, flat_weights, step_key
 from learner.configs import erm_config, train_config  # noqa: F401  (train_config: also imported from here)
+from learner.transport_ray import RayTransport
 
 ERM_BATCH = 64  # pairs per ERM Adam step (sampled from the replay buffer)
 
@@ -72,6 +73,7 @@ class Learner:
         self.checksums = checksums
         self.publish_dtype = None if cfg.policy.compute_dtype == "float32" else cfg.policy.compute_dtype
         self._published = None  # (version, ObjectRef)
+        self._transport = RayTransport(self.publish_dtype)  # keeps its CPU staging buffers across versions
         self.publish_bytes = 0
 
     # -- layout --------------------------------------------------------------------------------
@@ -244,12 +246,8 @@ class Learner:
 
         One `ray.put` per version (a second call returns the same object)."""
         from duel.transport import host
-        from learner.transport_ray import RayTransport
-
         if self._published is not None and self._published[0] == self.version:
             return [self._published[1]]
-        if getattr(self, "_transport", None) is None:  # keeps its CPU staging buffers across versions
-            self._transport = RayTransport(self.publish_dtype)
         params = self.host_params()
         extras = {"erm": host(self.erm.params), "checksum": ""}
         if self.checksums:  # tests: which weights a generator must hold after loading this version

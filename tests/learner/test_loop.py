@@ -1,7 +1,6 @@
 """The distributed loop on CPU with tiny models: 2 generators, an oracle actor, the learner actor."""
 
 import itertools
-import os
 
 import pytest
 import ray
@@ -11,19 +10,14 @@ from duel.ledger import Ledger
 from duel.metrics import read_metrics
 from learner import loop as loop_mod
 from learner.loop import run_experiment
-from tests.learner.tiny import tiny_config, tiny_model_dir
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.learner.tiny import start_ray, tiny_config, tiny_model_dir
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": ROOT,
-                                       "JAX_COMPILATION_CACHE_DIR": os.environ["JAX_COMPILATION_CACHE_DIR"],
-                                       "DUEL_CACHE": os.environ["DUEL_CACHE"]}})
+    start_ray()
     yield
     ray.shutdown()
 

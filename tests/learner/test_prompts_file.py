@@ -13,7 +13,7 @@ import yaml
 from duel.ledger import Ledger
 from learner.loop import run_experiment
 from learner.setup import RunDirError, prompts_digest
-from tests.learner.tiny import tiny_config, tiny_model_dir
+from tests.learner.tiny import start_ray, tiny_config, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROWS = [{"id": f"file-{a}-{b}", "prompt": f"{a}+{b}="} for a, b in [(1, 2), (3, 4), (5, 6), (7, 8),
@@ -24,10 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": ROOT,
-                                       "JAX_COMPILATION_CACHE_DIR": os.environ["JAX_COMPILATION_CACHE_DIR"],
-                                       "DUEL_CACHE": os.environ["DUEL_CACHE"]}})
+    start_ray()
     yield
     ray.shutdown()
 

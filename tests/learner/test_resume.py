@@ -25,7 +25,7 @@ from duel.metrics import read_metrics
 from launch import cli
 from learner.loop import run_experiment
 from tests.learner import counting_oracle
-from tests.learner.tiny import tiny_config, tiny_model_dir
+from tests.learner.tiny import start_ray, tiny_config, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,10 +44,7 @@ def oracle_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session(oracle_dir):
-    env = {"PYTHONPATH": ROOT, "JAX_COMPILATION_CACHE_DIR": os.environ["JAX_COMPILATION_CACHE_DIR"],
-           "DUEL_CACHE": os.environ["DUEL_CACHE"], counting_oracle.ENV: str(oracle_dir)}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env})
+    start_ray(**{counting_oracle.ENV: str(oracle_dir)})
     yield
     ray.shutdown()
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
+ROOT = str(Path(__file__).resolve().parents[2])  # the checkout: actors import duel/ from here
 SYMBOLS = list("0123456789+=- ")
 
 
@@ -61,3 +62,16 @@ def tiny_config(model_dir=None, **over):
             node = node.setdefault(p, {})
         node[parts[-1]] = v
     return from_dict(d)
+
+
+def start_ray(**env_vars) -> None:
+    """A local Ray of its own for a test module: its actors import this checkout and share the
+    tests' compile and starting-policy caches; `env_vars` adds to their environment."""
+    import os
+
+    import ray
+
+    env = {"PYTHONPATH": ROOT, "JAX_COMPILATION_CACHE_DIR": os.environ["JAX_COMPILATION_CACHE_DIR"],
+           "DUEL_CACHE": os.environ["DUEL_CACHE"], **env_vars}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env})
