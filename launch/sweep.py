@@ -145,6 +145,12 @@ def execute(specs: list[RunSpec], run_fn: Callable, prepare_fn: Callable | None,
     started = not ray.is_initialized()
     if started:  # as learner.loop.init_ray: a zero-GPU task keeps CUDA_VISIBLE_DEVICES
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+        # and every run's tasks and actors share one persistent compile cache (set before Ray
+        # starts: a local Ray's workers inherit it; run_experiment inside a task sees Ray
+        # already started and cannot set it any more)
+        from learner.setup import enable_compile_cache
+
+        enable_compile_cache()
         ray.init(address=address, include_dashboard=False, configure_logging=False)
     try:
         parallel = parallel or default_parallel(ray.cluster_resources(), specs[0].config)

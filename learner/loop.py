@@ -32,20 +32,11 @@ from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prom
 from learner.labeling import label_pairs
 from learner.group import LearnerGroup
 from learner.placement import Layout, role_specs
-from learner.setup import RunInputs, prepare_inputs
+from learner.setup import RunInputs, enable_compile_cache, prepare_inputs
 
 
 class RunStopped(RuntimeError):
     """The run checkpointed and stopped before its last step (signal, oracle outage, quit)."""
-
-
-def enable_compile_cache() -> None:
-    """Share compiled programs between the run's processes and later runs (JAX persistent cache).
-
-    Set before Ray starts, so every actor inherits it; JAX_COMPILATION_CACHE_DIR wins if set."""
-    from learner.setup import cache_dir
-
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:

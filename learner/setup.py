@@ -36,6 +36,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DUEL_CACHE", Path.home() / ".cache" / "duel"))
 
 
+def enable_compile_cache() -> None:
+    """Share compiled programs between the run's processes and later runs (JAX persistent cache).
+
+    Set before Ray starts (`duel run`, `duel sweep`), so every Ray worker and actor inherits
+    it; JAX_COMPILATION_CACHE_DIR wins if set."""
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
+
+
 def model_dir_for(cfg, task=None) -> str:
     """cfg.policy.path, or the task's starting policy (built once, cached under DUEL_CACHE)."""
     if cfg.policy.path:

@@ -214,3 +214,29 @@ def test_sweep_reports_a_stopped_run_in_one_line_and_exit_3(tmp_path, preset, st
     assert not any("ray::" in x or "Traceback" in x for x in logs), logs
     if rc == 1:
         assert "FAILED bai_ts-s0: ValueError: boom" in logs
+
+
+def env_run(config, run_dir):
+    """A run function that records the compile-cache setting its Ray task sees."""
+    import os
+
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / "jax_cache.txt").write_text(os.environ.get("JAX_COMPILATION_CACHE_DIR", "unset"))
+    raise RuntimeError("recorded")
+
+
+def test_sweep_runs_share_the_persistent_compile_cache(tmp_path, preset, monkeypatch):
+    """As `duel run`: the runs' Ray workers get JAX_COMPILATION_CACHE_DIR under $DUEL_CACHE."""
+    import ray
+    import ray.cloudpickle
+
+    if ray.is_initialized():
+        ray.shutdown()  # the setting is made before Ray starts
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("DUEL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sw"
+    rc = sweep.main([str(preset), "--strategies", "passive", "--seeds", "1", "--budget", "20",
+                     "--out", str(out)], run_fn=env_run, prepare_fn=None, log=lambda _: None)
+    assert rc == 1  # the fake run fails after recording
+    assert (out / "passive-s0" / "jax_cache.txt").read_text() == str(tmp_path / "cache" / "jax")
