@@ -3,7 +3,7 @@
     duel run CONFIG [--set key=value ...] [--address ADDR] [--run-dir DIR]
     duel resume RUN_DIR [--address ADDR]
     duel eval RUN_DIR
-    duel export RUN_DIR OUT_DIR
+    duel export RUN_DIR OUT_DIR [--force]
     duel bandit ... | duel report ... | duel sweep ...     (their own arguments)
 
 Bad input (config file, --set override, task name, model directory) fails before Ray starts,
@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     x = sub.add_parser("export", help="write a run's policy as a Hugging Face directory")
     x.add_argument("run_dir")
-    x.add_argument("out_dir")
+    x.add_argument("out_dir", help="a new or empty directory")
+    x.add_argument("--force", action="store_true",
+                   help="replace OUT_DIR if it is a file or holds files (nothing of it is kept)")
     for name in DISPATCH:
         sub.add_parser(name, help=f"see `duel {name} --help`", add_help=False)
     return p
@@ -164,11 +166,12 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from learner.offline import export_run
+    from learner.offline import check_export_target, export_run
 
     try:
-        out = export_run(Path(args.run_dir), Path(args.out_dir))
-    except (FileNotFoundError, ValueError) as e:
+        check_export_target(Path(args.out_dir), args.force)  # before the slow imports
+        out = export_run(Path(args.run_dir), Path(args.out_dir), force=args.force)
+    except (OSError, ValueError) as e:
         return _fail(str(e))
     print(f"exported the policy to {out}")
     return 0

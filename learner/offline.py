@@ -41,15 +41,67 @@ def evaluate_run(run_dir: Path) -> dict:
     return {"step": step, **learner.evaluate(step)}
 
 
-def export_run(run_dir: Path, out_dir: Path) -> Path:
-    """Write the policy (float32) as a Hugging Face directory with the tokenizer files."""
+class ExportError(ValueError):
+    """OUT_DIR cannot take the export (not empty, a file) without --force."""
+
+
+def check_export_target(out_dir: Path, force: bool = False) -> None:
+    """Refuse an OUT_DIR that is a file or a non-empty directory unless `force` (nothing is
+    read or written before this check)."""
+    out_dir = Path(out_dir)
+    if force or not (out_dir.exists() or out_dir.is_symlink()):
+        return
+    if not out_dir.is_dir():
+        raise ExportError(f"{out_dir}: exists and is not a directory; choose a new directory "
+                          "or pass --force to replace it")
+    entries = sorted(p.name for p in out_dir.iterdir())
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ExportError(f"{out_dir}: not empty ({len(entries)} entries: {shown}); choose a new "
+                          "directory or pass --force to replace its contents")
+
+
+def export_run(run_dir: Path, out_dir: Path, force: bool = False) -> Path:
+    """Write the policy (float32) as a Hugging Face directory with the tokenizer files.
+
+    OUT_DIR must be new or empty unless `force`. The export is written into a temporary
+    directory next to OUT_DIR and renamed into place when complete, so OUT_DIR never holds a
+    half-written export nor files left from its previous contents (with `force` those go)."""
+    import os
+    import tempfile
+
     from duel.models import save_pretrained
 
-    learner, _ = restored_learner(run_dir)
     out_dir = Path(out_dir)
-    save_pretrained(learner.policy_model(), learner.model_config, out_dir)
-    for name in TOKENIZER_FILES:
-        src = Path(learner.model_dir) / name
-        if src.is_file():
-            shutil.copy2(src, out_dir / name)
+    check_export_target(out_dir, force)
+    learner, _ = restored_learner(run_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    old = None
+    try:
+        save_pretrained(learner.policy_model(), learner.model_config, tmp)
+        for name in TOKENIZER_FILES:
+            src = Path(learner.model_dir) / name
+            if src.is_file():
+                shutil.copyfile(src, tmp / name)
+        umask = os.umask(0)
+        os.umask(umask)
+        for p in tmp.iterdir():  # as files written with open(): 0644 under the usual umask
+            p.chmod(0o666 & ~umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700
+        check_export_target(out_dir, force)  # again: something may have appeared meanwhile
+        if out_dir.is_dir() and not out_dir.is_symlink() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        elif out_dir.exists() or out_dir.is_symlink():  # force: move the old contents aside
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "old")
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / "old").exists() and not out_dir.exists():
+            os.replace(old / "old", out_dir)  # put the previous contents back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return out_dir
