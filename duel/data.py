@@ -3,8 +3,9 @@
 Rules, stated here and counted in `EncodeStats`:
 
 - Rows: every row must have a non-empty string under `prompt_key`; `id_key` is optional (ids
-  default to "<file stem>-<row number>") but must be unique. A bad row raises `DataError`
-  naming the file, the row number (0-based, in file order) and the key.
+  default to "<file stem>-<row number>", 0-based) but must be unique. A bad row raises
+  `DataError` naming the file, where the row is (JSONL: its line, counted from 1 as editors
+  do; JSON/Parquet: the record, counted from 1) and the key.
 - Chat template: when the tokenizer has one (and `chat_template` is not False), a prompt is
   rendered as [{"role": "user", "content": prompt}] with the generation prompt appended, and
   encoded without extra special tokens (the template writes them); otherwise the prompt text is
@@ -20,6 +21,7 @@ Rules, stated here and counted in `EncodeStats`:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,50 +45,82 @@ def load_prompts(path, prompt_key: str = "prompt", id_key: str = "id") -> list[d
     import datasets
 
     datasets.disable_progress_bars()
+    verbosity = datasets.logging.get_verbosity()
+    # its "Failed to load JSON ..." log line (logged as an error) would precede the DataError,
+    # which says the same and where; silenced for this call only
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
         ds = datasets.load_dataset(builder, data_files=str(p), split="train", keep_in_memory=True)
     except Exception as e:  # datasets raises many types for an unreadable file
         problem = _json_lines_problem(p) if suffix == ".jsonl" else None
         raise DataError(f"{p}: cannot read it as {builder}: {problem or f'{type(e).__name__}: {e}'}") from e
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+    where = row_locator(p)
     if prompt_key not in ds.column_names:
-        raise DataError(f"{p}: row 0: missing key {prompt_key!r} (columns: {ds.column_names})")
-    return rows_from_records(ds.to_list(), str(p), prompt_key, id_key)
+        raise DataError(f"{p}: {where(0)}: missing key {prompt_key!r} (columns: {ds.column_names})")
+    return rows_from_records(ds.to_list(), str(p), prompt_key, id_key, where=where)
+
+
+def row_locator(path) -> Callable[[int], str]:
+    """row index (0-based, in file order) -> where it is for a person: "line 4" in a JSONL
+    file (blank lines counted, as an editor counts them), else "record 4" (counted from 1)."""
+    p = Path(path)
+    if p.suffix.lower() == ".jsonl":
+        with open(p, encoding="utf-8", errors="replace") as f:
+            lines = [n for n, line in enumerate(f, 1) if line.strip()]
+        return lambda i: f"line {lines[i]}" if 0 <= i < len(lines) else f"record {i + 1}"
+    return lambda i: f"record {i + 1}"
 
 
 def _json_lines_problem(p: Path) -> str | None:
     """Why a JSONL file does not read: its first line that is not JSON, or no line at all."""
     import json
 
-    row = 0
-    with open(p, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
+    rows = 0
+    with open(p, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = "\x00"
+            if any(c < " " and c not in "\t\r\n" for c in line):
+                return f"line {n}: not UTF-8 text (binary data; is it a JSONL file?)"
             if not line.strip():
                 continue
             try:
                 json.loads(line)
             except ValueError as e:
-                return f"row {row} (line {n}): expected one JSON object per line, got {line.strip()!r:.80} ({e})"
-            row += 1
-    return None if row else "no prompts (the file is empty)"
+                return f"line {n}: expected one JSON object per line, got {line.strip()!r:.80} ({e})"
+            rows += 1
+    return None if rows else "no prompts (the file is empty)"
 
 
-def rows_from_records(records, source: str, prompt_key: str = "prompt", id_key: str = "id") -> list[dict]:
+def rows_from_records(records, source: str, prompt_key: str = "prompt", id_key: str = "id",
+                      where: Callable[[int], str] | None = None) -> list[dict]:
+    where = where or (lambda i: f"record {i + 1}")
     rows, seen = [], {}
     stem = Path(source).stem
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
-            raise DataError(f"{source}: row {i}: expected an object, got {type(rec).__name__}")
+            raise DataError(f"{source}: {where(i)}: expected an object, got {type(rec).__name__}")
         text = rec.get(prompt_key)
+        if text is None:
+            raise DataError(f"{source}: {where(i)}: key {prompt_key!r} is missing (expected a "
+                            "non-empty string)")
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{source}: row {i}: key {prompt_key!r} must be a non-empty string, got {text!r:.80}")
+            raise DataError(f"{source}: {where(i)}: key {prompt_key!r} must be a non-empty string, "
+                            f"got {text!r:.80}")
         rid = rec.get(id_key)
         if rid is None:
             rid = f"{stem}-{i}"
         elif not isinstance(rid, (str, int)) or isinstance(rid, bool):
-            raise DataError(f"{source}: row {i}: key {id_key!r} must be a string or an integer, got {rid!r:.80}")
+            raise DataError(f"{source}: {where(i)}: key {id_key!r} must be a string or an integer, "
+                            f"got {rid!r:.80}")
         rid = str(rid)
         if rid in seen:
-            raise DataError(f"{source}: row {i}: key {id_key!r} value {rid!r} repeats row {seen[rid]}")
+            raise DataError(f"{source}: {where(i)}: key {id_key!r} value {rid!r} repeats "
+                            f"{where(seen[rid])} (prompt ids must be unique)")
         seen[rid] = i
         rows.append({"id": rid, "prompt": text})
     if not rows:

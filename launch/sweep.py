@@ -227,6 +227,10 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
     probe = C.load_config(args.config, [*args.sets] + ([f"budget={args.budget}"] if args.budget else []))
     sweep_dir = Path(args.out or f"runs/sweeps/{Path(args.config).stem}-q{probe.budget}").resolve()
     specs = plan(args.config, strategies, seeds, args.budget, args.sets, sweep_dir)
+    if run_fn is default_run:  # as `duel run`: model directory, task, prompts, before Ray starts
+        from launch.cli import _check_inputs
+
+        _check_inputs(specs[0].config, args.config + (" with --set overrides" if args.sets else ""))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "sweep.json").write_text(json.dumps(
         {"argv": list(argv if argv is not None else sys.argv[1:]), "strategies": strategies,

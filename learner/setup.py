@@ -108,7 +108,23 @@ def task_prompts(cfg, task) -> list[dict]:
             raise InputError(f"{key}: training prompt row {i}: id "
                              f"{str(r['id'])!r} repeats an earlier row")
         seen.add(str(r["id"]))
+    if cfg.prompts and grades_with_task(cfg, task):
+        from duel.data import row_locator
+
+        where = row_locator(cfg.prompts)
+        for i, r in enumerate(rows):
+            reason = task.check_prompt(r["prompt"])
+            if reason:
+                raise InputError(f"key 'prompts': {cfg.prompts}: {where(i)}: task {task.name!r} "
+                                 f"cannot grade this prompt (oracle.kind {cfg.oracle.kind!r} is "
+                                 f"its gold reward): {reason}")
     return rows
+
+
+def grades_with_task(cfg, task) -> bool:
+    """Whether the oracle is the task's gold reward (kind "task", or "rule" with no other reward)."""
+    return cfg.oracle.kind == "task" or (
+        cfg.oracle.kind == "rule" and cfg.oracle.options.get("reward") in (None, task.name))
 
 
 PROMPTS_RECORD = "prompts.json"

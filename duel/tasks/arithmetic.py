@@ -68,6 +68,9 @@ class Arithmetic(Task):
     def sft_response(self, prompt, rng):
         return str(max(0, answer_of(prompt) + int(rng.choice(OFFSETS, p=PROBS))))
 
+    def check_prompt(self, prompt):
+        return None if _PROMPT.match(prompt) else f"expected a prompt like '17+25=', got {prompt!r:.80}"
+
 
 @register_reward("arithmetic")
 def arithmetic_reward(prompt: str, response: str) -> float:

@@ -13,6 +13,7 @@ A new task is one short Python file:
         def gold_reward(self, prompt, response): ...  # float; simulated oracles use it
         def well_formed(self, prompt, response): ...  # bool
         def sft_response(self, prompt, rng): ...      # one draw from the starting behaviour
+        def check_prompt(self, prompt): ...           # optional: why gold_reward cannot grade it
 
 and the config names it: `task: mytask` (registered) or `task: my_pkg.my_module:MyTask`.
 
@@ -108,6 +109,14 @@ class Task:
 
     def sft_response(self, prompt: str, rng: np.random.Generator) -> str:
         raise NotImplementedError
+
+    def check_prompt(self, prompt: str) -> str | None:
+        """Why `gold_reward` cannot grade responses to `prompt`, or None when it can. Asked of
+        every row of a `prompts:` file before Ray starts when the oracle is the task's gold
+        reward, so a prompt the task cannot grade is refused as bad input (file, line, this
+        reason) instead of stopping the run later as a failing oracle. The default accepts
+        every prompt; a task whose gold reward parses the prompt says here what it expects."""
+        return None
 
     # ---------------------------------------------------------------- derived
     @functools.cached_property

@@ -117,6 +117,13 @@ class Style(Task):
     def gold_reward(self, prompt, response):
         return style_reward(prompt, response)
 
+    def check_prompt(self, prompt):
+        try:
+            topic_of(prompt)
+        except ValueError as e:
+            return str(e).removeprefix("style: ")
+        return None
+
     def sft_response(self, prompt, rng):
         topic = topic_of(prompt)
         others = [w for t, ws in TOPICS.items() if t != topic for w in ws + [t]]

@@ -35,15 +35,38 @@ def test_jsonl_and_parquet(tmp_path):
 @pytest.mark.parametrize(
     "rows, match",
     [
-        ([{"prompt": "ok"}, {"prompt": ""}], r"p.jsonl: row 1: key 'prompt' must be a non-empty string"),
-        ([{"prompt": "ok"}, {"prompt": "fine"}, {"prompt": 3}], r"row 2: key 'prompt'"),
-        ([{"id": "a", "prompt": "ok"}, {"id": "a", "prompt": "no"}], r"row 1: key 'id' value 'a' repeats row 0"),
-        ([{"text": "ok"}], r"row 0: missing key 'prompt'"),
+        ([{"prompt": "ok"}, {"prompt": ""}], r"p.jsonl: line 2: key 'prompt' must be a non-empty string"),
+        ([{"prompt": "ok"}, {"prompt": "fine"}, {"prompt": 3}], r"line 3: key 'prompt' must be a non-empty string, got 3"),
+        ([{"id": "a", "prompt": "ok"}, {"id": "a", "prompt": "no"}], r"line 2: key 'id' value 'a' repeats line 1 \(prompt ids must be unique\)"),
+        ([{"text": "ok"}], r"line 1: missing key 'prompt'"),
     ],
 )
 def test_bad_rows_name_file_row_and_key(tmp_path, rows, match):
     with pytest.raises(DataError, match=match):
         load_prompts(write_jsonl(tmp_path / "p.jsonl", rows))
+
+
+def test_errors_count_lines_like_an_editor_and_print_no_log_lines(tmp_path, capfd):
+    """JSONL: the line number an editor shows (blank lines count); JSON: the record from 1;
+    a missing key says so; a binary file is named as such; no `datasets` log line on stderr."""
+    p = tmp_path / "p.jsonl"
+    p.write_text('{"id": "a", "prompt": "ok"}\n\n{"id": "b"}\n')
+    with pytest.raises(DataError, match=r"p.jsonl: line 3: key 'prompt' is missing \(expected a non-empty string\)$"):
+        load_prompts(p)
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps([{"prompt": "ok"}, {"prompt": "ok", "id": "q-0"}]))
+    with pytest.raises(DataError, match=r"q.json: record 2: key 'id' value 'q-0' repeats record 1"):
+        load_prompts(q)
+    b = tmp_path / "b.jsonl"
+    b.write_bytes(b"PAR1\x15\x04\xff\xfe\n")
+    with pytest.raises(DataError, match=r"b.jsonl: cannot read it as json: line 1: not UTF-8 text \(binary data"):
+        load_prompts(b)
+    t = tmp_path / "t.jsonl"
+    t.write_text('{"prompt": "ok"}\n{"prompt": \n')
+    with pytest.raises(DataError, match=r"t.jsonl: cannot read it as json: line 2: expected one JSON object"):
+        load_prompts(t)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "", captured
 
 
 def test_bad_files(tmp_path):

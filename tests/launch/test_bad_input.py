@@ -123,9 +123,9 @@ def test_missing_model_directory(stopped_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("row, expected", [
-    ({"id": "x", "prompt": ""}, "row 3: key 'prompt' must be a non-empty string, got ''"),
-    ({"id": "p1", "prompt": "7+7="}, "row 3: key 'id' value 'p1' repeats row 1"),
-    ({"id": "x", "text": "7+7="}, "row 3: key 'prompt' must be a non-empty string, got None"),
+    ({"id": "x", "prompt": ""}, "line 4: key 'prompt' must be a non-empty string, got ''"),
+    ({"id": "p1", "prompt": "7+7="}, "line 4: key 'id' value 'p1' repeats line 2 (prompt ids must be unique)"),
+    ({"id": "x", "text": "7+7="}, "line 4: key 'prompt' is missing (expected a non-empty string)"),
 ])
 def test_prompts_file_with_a_bad_row(stopped_run, capsys, row, expected):
     prompts = Path(os.environ["DUEL_TEST_PROMPTS"])
@@ -154,9 +154,9 @@ def prompts_config(tmp_path, prompts, **over) -> Path:
 
 
 @pytest.mark.parametrize("row, expected", [
-    ({"id": "x", "prompt": "  "}, "row 3: key 'prompt' must be a non-empty string, got '  '"),
-    ({"id": "p1", "prompt": "7+7="}, "row 3: key 'id' value 'p1' repeats row 1"),
-    ({"id": ["x"], "prompt": "7+7="}, "row 3: key 'id' must be a string or an integer, got ['x']"),
+    ({"id": "x", "prompt": "  "}, "line 4: key 'prompt' must be a non-empty string, got '  '"),
+    ({"id": "p1", "prompt": "7+7="}, "line 4: key 'id' value 'p1' repeats line 2 (prompt ids must be unique)"),
+    ({"id": ["x"], "prompt": "7+7="}, "line 4: key 'id' must be a string or an integer, got ['x']"),
 ])
 def test_prompts_key_file_with_a_bad_row(tmp_path, capsys, row, expected):
     prompts = tmp_path / "mine.jsonl"
@@ -173,7 +173,7 @@ def test_prompts_key_file_with_a_bad_row(tmp_path, capsys, row, expected):
     ("gone.jsonl", "prompts file not found"),
     ("prompts.csv", "expected a .jsonl, .json or .parquet prompts file, got '.csv'"),
     ("empty.jsonl", "cannot read it as json: no prompts (the file is empty)"),
-    ("torn.jsonl", "cannot read it as json: row 2 (line 4): expected one JSON object per line, got '{\"id\": \"p2\", \"pro'"),
+    ("torn.jsonl", "cannot read it as json: line 4: expected one JSON object per line, got '{\"id\": \"p2\", \"pro'"),
 ])
 def test_prompts_key_file_missing_or_unreadable(tmp_path, capsys, name, expected):
     prompts = tmp_path / name
@@ -185,6 +185,39 @@ def test_prompts_key_file_missing_or_unreadable(tmp_path, capsys, name, expected
     err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
     assert f"duel: error: {path}: key 'prompts': {prompts}: {expected}" in err, err
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("oracle", [{"kind": "task"}, {"kind": "rule", "options": {"tau": 0.5}}])
+def test_prompts_the_task_cannot_grade_are_refused_before_ray_starts(tmp_path, capsys, oracle):
+    """A prompt the task's gold reward cannot parse is bad input (file, line, reason), not an
+    oracle outage found after Ray started; `duel sweep` refuses it the same way."""
+    from launch import sweep
+
+    prompts = tmp_path / "mine.jsonl"
+    prompts.write_text('{"id": "a", "prompt": "1+2="}\n\n{"id": "b", "prompt": "hello world"}\n')
+    path = prompts_config(tmp_path, prompts)
+    data = yaml.safe_load(path.read_text())
+    data["oracle"] = {**data["oracle"], **oracle}
+    path.write_text(yaml.safe_dump(data))
+    expected = (f"key 'prompts': {prompts}: line 3: task 'tiny_arithmetic' cannot grade this "
+                f"prompt (oracle.kind '{oracle['kind']}' is its gold reward): expected a prompt "
+                "like '17+25=', got 'hello world'")
+    err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
+    assert err == f"duel: error: {path}: {expected}\n", err
+    assert not (tmp_path / "new").exists()
+    out = tmp_path / "sweep"
+    assert sweep.main([str(path), "--strategies", "passive", "--seeds", "1", "--budget", "8",
+                       "--out", str(out)], log=lambda _: None) == 2
+    assert capsys.readouterr().err == f"duel sweep: error: {path}: {expected}\n"
+    assert not ray.is_initialized() and not out.exists()
+    # an oracle that is not the task's gold reward does not need the task to parse the prompt
+    data["oracle"] = {"kind": "rule", "options": {"reward": "len_test"}}
+    path.write_text(yaml.safe_dump(data))
+    from learner.setup import task_prompts
+    from duel.tasks import get_task
+
+    cfg = load_config(path)
+    assert [r["id"] for r in task_prompts(cfg, get_task(cfg.task))] == ["a", "b"]
 
 
 def test_resume_with_a_changed_prompts_file_is_refused(tmp_path, capsys):
