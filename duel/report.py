@@ -1,17 +1,21 @@
-"""Sample-efficiency report over run directories: `duel report RUN_DIR ... [--out DIR]`.
+"""Sample-efficiency report over run directories:
+`duel report RUN_DIR ... [--out DIR] [--metric NAME] [--targets T,...]`.
 
 Reads RUN_DIR/config.yaml (seed, explore.strategy, budget, task) and RUN_DIR/metrics.jsonl of
 each run (a RUN_DIR may also be a sweep directory holding runs), groups runs by task and
 exploration strategy, and writes to the output directory:
 
-  report.md          Markdown to paste into a paper or README (links the PNGs)
-  report.html        the same tables with the plots embedded
-  report.json        every number below, per strategy and per seed
-  win_rate_<task>.png  win rate against oracle queries, mean and 95% band over seeds
+  report.md             Markdown to paste into a paper or README (links the PNGs)
+  report.html           the same tables with the plots embedded
+  report.json           every number below, per strategy and per seed (infinity as "inf")
+  <metric>_<task>.png   the metric against oracle queries: seed means with their 95% band, and
+                        one small panel per strategy with its seeds and passive's mean
 
-and prints the tables to the terminal. The statistics (METHOD below is written into every
-report) are computed by the small pure functions `t_interval`, `queries_to_target`, `auc`,
-`curve_on_grid`, so that tests can check them against NumPy directly.
+and prints the tables to the terminal. The metric is an eval-row field (default:
+`expected_win_rate` when every run logs it, else `win_rate`). Everything is compared with the
+`passive` strategy: queries to reach a target and their ratio to passive's, same-seed
+differences in AUC and final value, and the acceptance checks of issue 14. The statistics are
+the pure functions of `duel.report_stats` (METHOD below is written into every report).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from scipy import stats
+
+from duel import report_stats as st
 
 HTML_HEAD = (
     '<!doctype html><html><head><meta charset="utf-8"><title>duel report</title><style>'
@@ -38,87 +43,70 @@ HTML_HEAD = (
     "collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:left}"
     "</style></head><body><h1>duel report</h1>"
 )
-DEFAULT_TARGETS: tuple = (0.3, 0.4, 0.5, "passive")
 GRID_POINTS = 101
-LEVEL = 0.95
+LEVEL = st.LEVEL
+DEFAULT_METRIC, FALLBACK_METRIC = "expected_win_rate", "win_rate"
+DERIVED_LEVELS = 3
+COLLAPSE_AFTER = 0.2  # the collapse check starts after this share of the budget
+ONE_THIRD = 1 / 3
 STRATEGY_ORDER = ("passive", "ee_ts", "bai_ts", "uncertainty", "apl", "xpo", "bon_won")
 
 METHOD = (
     "Runs are grouped by task and strategy; settings other than seed, run_dir, logging.*, "
     "checkpoint.* and resources.* that differ between a task's runs name the group too "
     "(e.g. `ee_ts mixed.gamma=0.5`). "
-    "Win rate is the eval win rate against the task's reference responses; queries are oracle "
-    "calls (ERM-labelled synthetic pairs are not queries and are listed separately). "
-    "The point at 0 queries is the starting policy's win rate on the same eval prompts "
-    "(`start_win_rate` of the eval rows) when the run did not evaluate at 0 queries. "
-    "Curves: each seed's eval points are linearly interpolated onto a common grid of "
+    "The metric is one field of the eval rows (win rate or expected win rate against the "
+    "task's reference responses); queries are oracle calls (ERM-labelled synthetic pairs are "
+    "not queries and are listed separately). The point at 0 queries is the starting policy's "
+    "value on the same eval prompts (`start_<metric>` of the eval rows) when the run did not "
+    "evaluate at 0 queries. "
+    "Band: each seed's eval points are linearly interpolated onto a common grid of "
     f"{GRID_POINTS} query counts from 0 to the budget (no extrapolation: a seed counts only "
     "between its first and last eval); the band is a 95% Student-t interval over seeds "
     "(mean ± t(0.975, n-1)·s/√n), drawn where at least 2 seeds cover the point. "
-    "Queries to target: per seed, the first crossing of the target, linearly interpolated "
-    "between the last eval below the target and the first eval at/above it (the first eval's "
-    "query count if it is already at/above); a seed that never reaches the target counts as "
-    "not reached, and the mean ± 95% t-interval is over the seeds that reached it (k/n shown "
-    "when k < n). Ratio = that mean / the same mean for `passive`; for the target 'passive "
-    "final' (passive's mean final win rate) the denominator is passive's mean queries at its "
-    "final eval. AUC: trapezoid area under a seed's eval points within [0, budget], divided "
-    "by the budget (1.0 = win rate 1 throughout). Final win rate: each seed's last eval, mean "
-    "± 95% t-interval over seeds."
+    "Seed-mean curve: the mean over seeds of their interpolated evals, at every query count "
+    "where some seed evaluated. "
+    "Queries to target: the first crossing of the target on the seed-mean curve, linearly "
+    "interpolated between the points around it (the first point's queries if it is already "
+    "at/above); 'not reached' when it never gets there. Ratio = that / passive's queries for "
+    "the same target on passive's seed-mean curve (so passive is ×1.00). Its 95% interval is a "
+    f"percentile bootstrap over seeds ({st.RESAMPLES} resamples with replacement, RNG seed "
+    f"{st.BOOT_SEED}; the interval runs from the k-th smallest to the k-th largest resampled "
+    f"ratio, k = round(resamples·0.025) = {round(st.RESAMPLES * 0.025)}; not reached = ∞, "
+    "resamples where neither reaches are left out): a strategy that ran "
+    "the same seeds as passive is resampled jointly with it (same seed indices: paired), "
+    "otherwise independently; for the target 'passive final' the target is recomputed as the "
+    "resampled passive seeds' final mean, other targets stay fixed. Per seed: the same "
+    "crossing on each seed's own evals; k/n = seeds that reach it. "
+    "Default targets: 'passive final' (passive's final seed-mean) and "
+    f"{DERIVED_LEVELS} levels evenly between passive's starting seed-mean (the first eval "
+    "point) and passive's final seed-mean (1/4, 1/2, 3/4 of the way). "
+    "AUC: trapezoid area under a seed's eval points within [0, budget], divided by the budget. "
+    "Final: each seed's last eval; mean ± 95% t-interval over seeds. Same-seed differences "
+    "from passive (AUC, final): per seed strategy − passive over the seeds both ran; the table "
+    "shows the mean and its 95% t-interval, report.json also a percentile bootstrap interval "
+    "of the mean (boot_lo/boot_hi). "
+    "Acceptance checks (issue 14), each strategy vs passive: (a) queries to reach passive's "
+    "final seed-mean on the strategy's seed-mean curve, and their ratio to passive's queries "
+    "for that target: met when ≤ 1/3; (b) the strategy's final 95% t-interval lies above "
+    "passive's final mean (its lower end is greater); (c) no collapse: after the first fifth "
+    "of the budget (consecutive evals both at ≥ budget/5 queries) no seed's eval drops by more "
+    "than that eval's interval half-width ((`<metric>_hi` − `<metric>_lo`)/2 of the later "
+    "eval; not checked where the eval rows carry no interval)."
 )
 
 
-# ----------------------------------------------------------------------------- statistics
-
-
-def t_interval(x: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
-    """(mean, lo, hi): Student-t interval over samples; lo/hi are NaN with fewer than 2."""
-    x = np.asarray(x, dtype=float)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
-
-
-def queries_to_target(queries: np.ndarray, win_rate: np.ndarray, target: float) -> float | None:
-    """First crossing of `target`, interpolated between the evals around it; None: not reached."""
-    above = np.nonzero(np.asarray(win_rate) >= target)[0]
-    if above.size == 0:
-        return None
-    i = int(above[0])
-    if i == 0:
-        return float(queries[0])
-    q0, q1, w0, w1 = queries[i - 1], queries[i], win_rate[i - 1], win_rate[i]
-    return float(q0 + (target - w0) * (q1 - q0) / (w1 - w0))
-
-
-def auc(queries: np.ndarray, win_rate: np.ndarray, budget: float) -> float:
-    """Trapezoid area under the eval points within [0, budget], divided by the budget."""
-    keep = (queries >= 0) & (queries <= budget)
-    q, w = queries[keep], win_rate[keep]
-    if q.size < 2:
-        return math.nan
-    return float(np.sum((q[1:] - q[:-1]) * (w[1:] + w[:-1]) / 2) / budget)
-
-
-def curve_on_grid(runs: Sequence[Run], grid: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, 95% t-band and seed count per grid point (seeds interpolated, never extrapolated)."""
-    values = np.full((len(runs), grid.size), np.nan)
-    for k, run in enumerate(runs):
-        if run.queries.size:
-            inside = (grid >= run.queries[0]) & (grid <= run.queries[-1])
-            values[k, inside] = np.interp(grid[inside], run.queries, run.win_rate)
-    out = {"mean": [], "lo": [], "hi": [], "n": []}
-    for col in values.T:
-        mean, lo, hi = t_interval(col[~np.isnan(col)])
-        for key, v in zip(out, (mean, lo, hi, int((~np.isnan(col)).sum()))):
-            out[key].append(v)
-    return {k: np.asarray(v) for k, v in out.items()}
-
-
 # ----------------------------------------------------------------------------- reading runs
+
+
+@dataclasses.dataclass
+class Series:
+    """One run's eval points for one metric, sorted by queries."""
+
+    queries: np.ndarray
+    values: np.ndarray
+    lo: np.ndarray  # the eval's own interval (NaN where not logged)
+    hi: np.ndarray
 
 
 @dataclasses.dataclass
@@ -128,16 +116,37 @@ class Run:
     strategy: str
     seed: int
     budget: float
-    queries: np.ndarray  # eval points, sorted by queries
-    win_rate: np.ndarray
-    win_rate_lo: np.ndarray
-    win_rate_hi: np.ndarray
+    evals: list[dict]  # eval rows with `queries`, one per step, sorted by queries
     oracle_queries: int  # last count seen in metrics.jsonl (train or eval lines)
     synthetic: int  # ERM-labelled pairs, no oracle call
     complete: bool
     notes: list[str]
     settings: dict = dataclasses.field(default_factory=dict)  # flattened config.yaml
     group: str = ""  # strategy, plus the settings that vary between the task's runs
+
+    def has(self, metric: str) -> bool:
+        """Every eval row carries `metric`."""
+        return bool(self.evals) and all(_num(r.get(metric)) is not None for r in self.evals)
+
+    def series(self, metric: str) -> Series:
+        """The eval rows with `metric`; the starting policy at 0 queries from `start_<metric>`
+        when the first eval is later."""
+        rows = [r for r in self.evals if _num(r.get(metric)) is not None]
+        points = [(float(r["queries"]), _num(r[metric]), _num(r.get(f"{metric}_lo")),
+                   _num(r.get(f"{metric}_hi"))) for r in rows]
+        start = _num(rows[0].get(f"start_{metric}")) if rows else None
+        if rows and points[0][0] > 0 and start is not None:
+            points.insert(0, (0.0, start, None, None))
+        cols = [np.array([math.nan if x is None else x for x in c], dtype=float)
+                for c in zip(*points)] if points else [np.zeros(0)] * 4
+        return Series(*cols)
+
+
+def _num(x: Any) -> float | None:
+    """A finite float, or None (missing, null, NaN)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return None
+    return float(x)
 
 
 # config keys that do not define an experiment (never split strategies into groups)
@@ -200,13 +209,9 @@ def load_run(run_dir: str | Path) -> Run:
     task = _get(cfg, "task", cfg_path)
     task = task.get("name", str(task)) if isinstance(task, dict) else str(task)
     rows, notes = _read_metrics(metrics_path) if metrics_path.is_file() else ([], ["no metrics"])
-    evals = [r for r in _last_per_step(rows, "eval") if "queries" in r and "win_rate" in r]
-    evals.sort(key=lambda r: r["queries"])
-    if evals and evals[0]["queries"] > 0 and "start_win_rate" in evals[0]:
-        # the policy at 0 queries is the starting policy, judged on the same eval prompts
-        evals.insert(0, {"queries": 0, "win_rate": evals[0]["start_win_rate"]})
+    evals = sorted((r for r in _last_per_step(rows, "eval") if "queries" in r),
+                   key=lambda r: r["queries"])
     train = _last_per_step(rows, "train")
-    col = lambda key, default=math.nan: np.array([float(r.get(key, default)) for r in evals])
     oracle_queries = max([int(r.get("queries", 0)) for r in train + evals] or [0])
     synthetic = max([int(r.get("synthetic", 0)) for r in train] or [0])
     last_step = max([int(r.get("step", 0)) for r in train] or [0])
@@ -233,9 +238,23 @@ def load_run(run_dir: str | Path) -> Run:
     if not evals:
         notes.append("no eval yet")
     return Run(run_dir, task, str(_get(cfg, "explore.strategy", cfg_path)),
-               int(_get(cfg, "seed", cfg_path)), budget, col("queries"), col("win_rate"),
-               col("win_rate_lo"), col("win_rate_hi"), oracle_queries, synthetic, complete, notes,
-               settings=_flatten(cfg))
+               int(_get(cfg, "seed", cfg_path)), budget, evals, oracle_queries, synthetic,
+               complete, notes, settings=_flatten(cfg))
+
+
+def choose_metric(runs: Sequence[Run], metric: str | None = None) -> tuple[str, str]:
+    """(metric, why): `metric` when given (some run must log it), else `expected_win_rate` when
+    every run with evals logs it in every eval row, else `win_rate`."""
+    with_evals = [r for r in runs if r.evals]
+    if metric:
+        if with_evals and not any(r.series(metric).queries.size for r in with_evals):
+            have = sorted({k for r in with_evals for k in r.evals[-1]
+                           if _num(r.evals[-1][k]) is not None})
+            raise ValueError(f"--metric {metric}: no eval row carries it (fields: {', '.join(have)})")
+        return metric, "given by --metric"
+    if with_evals and all(r.has(DEFAULT_METRIC) for r in with_evals):
+        return DEFAULT_METRIC, f"default: every run logs {DEFAULT_METRIC}"
+    return FALLBACK_METRIC, f"default: not every run logs {DEFAULT_METRIC}"
 
 
 def label_groups(runs: list[Run]) -> list[str]:
@@ -272,141 +291,328 @@ def _strategy_key(s: str) -> tuple:
 
 
 def _stat(values: Sequence[float]) -> dict:
-    mean, lo, hi = t_interval(values)
+    mean, lo, hi = st.t_interval(values)
     return {"mean": mean, "lo": lo, "hi": hi, "n": len(values), "per_seed": list(values)}
 
 
-def summarize_task(runs: list[Run], targets: Sequence = DEFAULT_TARGETS) -> dict:
+def _target_label(value: float, kind: str) -> str:
+    if kind == "passive":
+        return f"passive final ({value:.3f})"
+    return f"{value:.3f}" if kind == "derived" or round(value, 2) != value else f"{value:.2f}"
+
+
+def resolve_targets(targets: Sequence | None, groups: dict[str, dict]) -> tuple[list[dict], dict]:
+    """[{"label", "value", "kind": given|derived|passive}] and how the default was derived.
+    `targets` None: DERIVED_LEVELS levels between passive's start and final seed-means, plus
+    'passive'; 'passive' is left out when there is no passive group with evals."""
+    passive = next((g for g in groups.values() if g["strategy"] == "passive"), None)
+    has_passive = passive is not None and not math.isnan(passive["final"]["mean"])
+    derived: dict = {}
+    if targets is None:
+        base = [passive] if has_passive else list(groups.values())
+        starts = [x for g in base for x in g["start"]["per_seed"]]
+        ends = [g["final"]["mean"] for g in base if not math.isnan(g["final"]["mean"])]
+        if starts and ends:
+            start = float(np.mean(starts))
+            end = passive["final"]["mean"] if has_passive else max(ends)
+            derived = {"start": start, "end": end, "levels": DERIVED_LEVELS,
+                       "from": "passive" if has_passive else "all groups (no passive)"}
+            targets = [*st.derived_targets(start, end, DERIVED_LEVELS), "passive"]
+        else:
+            targets = ["passive"]
+    out = []
+    for t in targets:
+        if t == "passive":
+            if has_passive:
+                v = passive["final"]["mean"]
+                out.append({"label": _target_label(v, "passive"), "value": v, "kind": "passive"})
+        else:
+            kind = "derived" if derived else "given"
+            out.append({"label": _target_label(float(t), kind), "value": float(t), "kind": kind})
+    return out, derived
+
+
+def _curves(g: list[tuple[Run, Series]]) -> list[st.Curve]:
+    return [(s.queries, s.values) for _, s in g]
+
+
+def _group_summary(group: list[tuple[Run, Series]], grid: np.ndarray) -> dict:
+    with_evals = [(r, s) for r, s in group if s.queries.size]
+    curves = _curves(with_evals)
+    mq, mv = st.seed_mean_curve(curves)
+    return {
+        "strategy": group[0][0].strategy,
+        "seeds": [r.seed for r, _ in group],
+        "eval_seeds": [r.seed for r, _ in with_evals],
+        "complete": sum(r.complete for r, _ in group),
+        "start": _stat([float(s.values[0]) for _, s in with_evals]),
+        "start_queries": _stat([float(s.queries[0]) for _, s in with_evals]),
+        "final": _stat([float(s.values[-1]) for _, s in with_evals]),
+        "final_queries": _stat([float(s.queries[-1]) for _, s in with_evals]),
+        "auc": _stat([st.auc(s.queries, s.values, r.budget) for r, s in with_evals]),
+        "oracle_queries": _stat([r.oracle_queries for r, _ in group]),
+        "synthetic": _stat([r.synthetic for r, _ in group]),
+        "curve": {k: v.tolist() for k, v in st.band(st.on_grid(curves, grid)).items()},
+        "mean_curve": {"queries": mq.tolist(), "mean": mv.tolist()},
+        "runs": [{"path": str(r.path), "seed": r.seed, "complete": r.complete,
+                  "notes": r.notes, "oracle_queries": r.oracle_queries,
+                  "synthetic": r.synthetic, "eval_queries": s.queries.tolist(),
+                  "values": s.values.tolist(), "lo": s.lo.tolist(), "hi": s.hi.tolist()}
+                 for r, s in group],
+    }
+
+
+def _collapse_check(group: list[tuple[Run, Series]], budget: float, metric: str) -> dict:
+    drops, checked, pairs = [], 0, 0
+    after = COLLAPSE_AFTER * budget
+    for r, s in group:
+        found, n = st.collapses(s.queries, s.values, s.lo, s.hi, after)
+        drops += [{"seed": r.seed, **d} for d in found]
+        checked += n
+        pairs += int(np.sum(s.queries[:-1] >= after)) if s.queries.size else 0
+    note = ""
+    if checked < pairs:
+        note = (f"{pairs - checked} of {pairs} eval pairs not checked: no "
+                f"{metric}_lo/{metric}_hi in those eval rows")
+    return {"no_collapse": (not drops) if checked else None, "drops": drops,
+            "pairs_checked": checked, "pairs": pairs, "after_queries": after, "note": note}
+
+
+def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None) -> dict:
     budget = max(r.budget for r in runs)
     grid = np.linspace(0.0, budget, GRID_POINTS)
     varying = label_groups(runs)
-    by_strategy: dict[str, list[Run]] = {}
+    groups: dict[str, list[tuple[Run, Series]]] = {}
     for r in sorted(runs, key=lambda r: (_strategy_key(r.strategy), r.group, r.seed)):
-        by_strategy.setdefault(r.group, []).append(r)
+        groups.setdefault(r.group, []).append((r, r.series(metric)))
     out: dict[str, Any] = {"budget": budget, "grid": grid.tolist(), "varying": varying,
-                           "strategies": {}}
-    for name, group in by_strategy.items():
-        with_evals = [r for r in group if r.queries.size]
-        curve = curve_on_grid(with_evals, grid)
-        out["strategies"][name] = {
-            "strategy": group[0].strategy,
-            "seeds": [r.seed for r in group],
-            "complete": sum(r.complete for r in group),
-            "final": _stat([float(r.win_rate[-1]) for r in with_evals]),
-            "final_queries": _stat([float(r.queries[-1]) for r in with_evals]),
-            "auc": _stat([auc(r.queries, r.win_rate, r.budget) for r in with_evals]),
-            "oracle_queries": _stat([r.oracle_queries for r in group]),
-            "synthetic": _stat([r.synthetic for r in group]),
-            "curve": {k: v.tolist() for k, v in curve.items()},
-            "runs": [{"path": str(r.path), "seed": r.seed, "complete": r.complete,
-                      "notes": r.notes, "oracle_queries": r.oracle_queries,
-                      "synthetic": r.synthetic, "eval_queries": r.queries.tolist(),
-                      "win_rate": r.win_rate.tolist(), "win_rate_lo": r.win_rate_lo.tolist(),
-                      "win_rate_hi": r.win_rate_hi.tolist()} for r in group],
-        }
+                           "strategies": {n: _group_summary(g, grid) for n, g in groups.items()}}
+    strat = out["strategies"]
     # the baseline: the first `passive` group (the only one unless passive runs differ)
-    passive = next((v for v in out["strategies"].values() if v["strategy"] == "passive"), None)
-    out["targets"] = []
-    for t in targets:
-        if t == "passive":
-            if passive is None or math.isnan(passive["final"]["mean"]):
-                continue
-            value, label = passive["final"]["mean"], f"passive final ({passive['final']['mean']:.3f})"
-        else:
-            value, label = float(t), f"{float(t):.2f}"
-        out["targets"].append({"label": label, "value": value, "passive_final": t == "passive"})
-        for name, group in by_strategy.items():
-            per_seed = [queries_to_target(r.queries, r.win_rate, value) for r in group]
+    p_name = next((n for n, v in strat.items() if v["strategy"] == "passive"), None)
+    p_runs = [(r, s) for r, s in groups[p_name] if s.queries.size] if p_name else []
+    if not p_runs:
+        p_name = None
+    out["passive"] = p_name
+    out["targets"], out["derived_targets"] = resolve_targets(targets, strat)
+    for t in out["targets"]:
+        for name, g in groups.items():
+            g = [(r, s) for r, s in g if s.queries.size]
+            per_seed = [st.queries_to_target(s.queries, s.values, t["value"]) for _, s in g]
             reached = [q for q in per_seed if q is not None]
-            st = _stat(reached)
-            st.update(per_seed=per_seed, reached=len(reached), seeds=len(group))
-            out["strategies"][name].setdefault("targets", {})[label] = st
-        base = (passive["final_queries"]["mean"] if t == "passive" else
-                passive["targets"][label]["mean"]) if passive else math.nan
-        for s in out["strategies"].values():
-            s["targets"][label]["ratio"] = s["targets"][label]["mean"] / base if base else math.nan
+            entry = _stat(reached)
+            mean_curve = strat[name]["mean_curve"]
+            entry.update(per_seed=per_seed, reached=len(reached), seeds=len(g),
+                         mean_curve=st.queries_to_target(mean_curve["queries"],
+                                                         mean_curve["mean"], t["value"]))
+            strat[name].setdefault("targets", {})[t["label"]] = entry
+        for name, g in groups.items():
+            e = strat[name]["targets"][t["label"]]
+            g = [(r, s) for r, s in g if s.queries.size]
+            if p_name is None or not g:
+                e.update(ratio=math.nan, ratio_lo=math.nan, ratio_hi=math.nan, bootstrap=None)
+                continue
+            e["ratio"] = st.ratio(e["mean_curve"], strat[p_name]["targets"][t["label"]]["mean_curve"])
+            paired = [r.seed for r, _ in g] == [r.seed for r, _ in p_runs]
+            boot = st.bootstrap_ratio(_curves(g), _curves(p_runs),
+                                      None if t["kind"] == "passive" else t["value"], paired)
+            e.update(ratio_lo=boot.pop("lo"), ratio_hi=boot.pop("hi"), bootstrap=boot)
+    for name, g in groups.items():
+        v = strat[name]
+        v["no_collapse"] = _collapse_check([(r, s) for r, s in g if s.queries.size], budget, metric)
+        if p_name is None or name == p_name:
+            continue
+        v["vs_passive"] = _paired(g, groups[p_name], budget)
+        v["acceptance"] = _acceptance(v, strat[p_name], out["targets"])
     return out
 
 
-def summarize(runs: list[Run], targets: Sequence = DEFAULT_TARGETS) -> dict:
+def _paired(group: list[tuple[Run, Series]], passive: list[tuple[Run, Series]],
+            budget: float) -> dict:
+    """Same-seed differences from passive in AUC and final value."""
+    mine = {r.seed: (r, s) for r, s in group if s.queries.size}
+    base = {r.seed: (r, s) for r, s in passive if s.queries.size}
+    seeds = sorted(set(mine) & set(base))
+    out: dict[str, Any] = {"seeds": seeds}
+    for key, f in (("auc", lambda r, s: st.auc(s.queries, s.values, r.budget)),
+                   ("final", lambda r, s: float(s.values[-1]))):
+        out[key] = st.paired_difference([f(*mine[k]) for k in seeds], [f(*base[k]) for k in seeds])
+    return out
+
+
+def _acceptance(v: dict, passive: dict, targets: list[dict]) -> dict:
+    t = next((t for t in targets if t["kind"] == "passive"), None)
+    e = v["targets"][t["label"]] if t else None
+    p_final = passive["final"]["mean"]
+    ratio = e["ratio"] if e else math.nan
+    lo = v["final"]["lo"]
+    return {
+        "target": t["value"] if t else math.nan,
+        "queries": e["mean_curve"] if e else None,
+        "passive_queries": passive["targets"][t["label"]]["mean_curve"] if t else None,
+        "ratio": ratio, "ratio_lo": e["ratio_lo"] if e else math.nan,
+        "ratio_hi": e["ratio_hi"] if e else math.nan,
+        "one_third": None if math.isnan(ratio) else bool(ratio <= ONE_THIRD),
+        "final_lo": lo, "passive_final": p_final,
+        "final_above_passive": None if math.isnan(lo) else bool(lo > p_final),
+    }
+
+
+def summarize(runs: list[Run], targets: Sequence | None = None, metric: str | None = None) -> dict:
+    metric, why = choose_metric(runs, metric)
     tasks: dict[str, list[Run]] = {}
     for r in runs:
         tasks.setdefault(r.task, []).append(r)
-    return {"method": METHOD, "level": LEVEL,
-            "tasks": {t: summarize_task(rs, targets) for t, rs in sorted(tasks.items())}}
+    return {"metric": metric, "metric_reason": why, "method": METHOD, "level": LEVEL,
+            "bootstrap": {"resamples": st.RESAMPLES, "seed": st.BOOT_SEED},
+            "tasks": {t: summarize_task(rs, metric, targets) for t, rs in sorted(tasks.items())}}
 
 
 # ----------------------------------------------------------------------------- rendering
 
 
-def _f(x: float, digits: int = 3) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+def _nan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def _ci(st: dict, digits: int = 3) -> str:
-    if math.isnan(st["mean"]):
+def _f(x: float | None, digits: int = 3) -> str:
+    if _nan(x):
         return "–"
-    if math.isnan(st["lo"]):
-        return f"{_f(st['mean'], digits)} (n={st['n']})"
-    return f"{_f(st['mean'], digits)} [{_f(st['lo'], digits)}, {_f(st['hi'], digits)}]"
+    return "∞" if math.isinf(x) else f"{x:.{digits}f}"
 
 
-def _target_cell(st: dict) -> str:
-    if st["reached"] == 0:
-        return f"not reached (0/{st['seeds']})"
-    cell = f"{st['mean']:.0f}"
-    if not math.isnan(st["lo"]):
-        cell += f" ± {st['hi'] - st['mean']:.0f}"
-    if st["reached"] < st["seeds"]:
-        cell += f" ({st['reached']}/{st['seeds']} reached)"
-    if not math.isnan(st["ratio"]):
-        cell += f" ×{st['ratio']:.2f}"
-    return cell
+def _ci(s: dict, digits: int = 3, signed: bool = False) -> str:
+    """mean [lo, hi]; `signed` writes +/- (differences)."""
+    if _nan(s["mean"]):
+        return "–"
+    fmt = (lambda x: f"{x:+.{digits}f}") if signed else (lambda x: _f(x, digits))
+    if _nan(s["lo"]):
+        return f"{fmt(s['mean'])} (n={s['n']})"
+    return f"{fmt(s['mean'])} [{fmt(s['lo'])}, {fmt(s['hi'])}]"
 
 
-def tables(task: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+def _yes(x: bool | None) -> str:
+    return "–" if x is None else ("yes" if x else "no")
+
+
+def _target_cell(e: dict) -> str:
+    q = "not reached" if e["mean_curve"] is None else f"{e['mean_curve']:.0f}"
+    if e["ratio"] == 0 and e["mean_curve"] is not None:
+        q += " (passive: not reached)"
+    elif not _nan(e["ratio"]) and e["mean_curve"] is not None:
+        q += f" ×{e['ratio']:.2f}"
+    if not _nan(e["ratio_lo"]):
+        q += f" [{_f(e['ratio_lo'], 2)}, {_f(e['ratio_hi'], 2)}]"
+    return q + f" ({e['reached']}/{e['seeds']} seeds)"
+
+
+def _per_seed_cell(e: dict) -> str:
+    return " / ".join("–" if q is None else f"{q:.0f}" for q in e["per_seed"])
+
+
+def tables(task: str, s: dict, metric: str) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for one task; shared by the Markdown, HTML and terminal output."""
     strat = s["strategies"]
+    dash = lambda v, k: _ci(v["vs_passive"][k], signed=True) if "vs_passive" in v else "–"
     main = [[name, f"{len(v['seeds'])} ({v['complete']} complete)", _ci(v["final"]),
-             _ci(v["auc"]), _f(v["oracle_queries"]["mean"], 0), _f(v["synthetic"]["mean"], 0)]
+             _ci(v["auc"]), dash(v, "final"), dash(v, "auc"),
+             _f(v["oracle_queries"]["mean"], 0), _f(v["synthetic"]["mean"], 0)]
             for name, v in strat.items()]
-    head = ["strategy", "seeds", "final win rate [95% CI]", "AUC / budget [95% CI]",
+    head = ["strategy", "seeds", f"final {metric} [95% t]", "AUC / budget [95% t]",
+            "Δ final vs passive, same seeds [95% t]", "Δ AUC vs passive, same seeds [95% t]",
             "oracle queries (mean)", "synthetic labels (mean)"]
     labels = [t["label"] for t in s["targets"]]
     tgt = [[name] + [_target_cell(v["targets"][lab]) for lab in labels] for name, v in strat.items()]
+    per_seed = [[name, ", ".join(map(str, v["eval_seeds"]))]
+                + [_per_seed_cell(v["targets"][lab]) for lab in labels] for name, v in strat.items()]
+    acc = []
+    for name, v in strat.items():
+        a, c = v.get("acceptance"), v["no_collapse"]
+        collapse = _yes(c["no_collapse"]) + (f" ({len(c['drops'])} drops)" if c["drops"] else "")
+        if c["no_collapse"] is None:
+            collapse += " (not checked: no interval logged)" if c["pairs"] else " (no evals after 1/5)"
+        if a is None:
+            acc.append([name, "–", "–", "–", _ci(v["final"]), "–", collapse])
+            continue
+        ratio = "–" if _nan(a["ratio"]) else f"×{_f(a['ratio'], 2)}"
+        if not _nan(a["ratio_lo"]):
+            ratio += f" [{_f(a['ratio_lo'], 2)}, {_f(a['ratio_hi'], 2)}]"
+        acc.append([name, "not reached" if a["queries"] is None else
+                    f"{a['queries']:.0f} (passive {_f(a['passive_queries'], 0)})",
+                    ratio, _yes(a["one_third"]), _ci(v["final"]), _yes(a["final_above_passive"]),
+                    collapse])
+    p = s["passive"]
+    pf = _f(strat[p]["final"]["mean"]) if p else "–"
     runs = [[Path(r["path"]).name, name, str(r["seed"]), "complete" if r["complete"] else "incomplete",
              str(r["oracle_queries"]), str(r["synthetic"]),
-             _f(r["win_rate"][-1]) if r["win_rate"] else "–", "; ".join(r["notes"])]
+             _f(r["values"][-1]) if r["values"] else "–", "; ".join(r["notes"])]
             for name, v in strat.items() for r in v["runs"]]
     return [
-        (f"Task `{task}`: budget {s['budget']:g} oracle queries", head, main),
-        ("Oracle queries to reach a target win rate (mean ± 95% CI half-width, ×ratio to passive)",
-         ["strategy"] + [f"≥ {lab}" for lab in labels], tgt),
+        (f"Task `{task}`: {metric}, budget {s['budget']:g} oracle queries", head, main),
+        (f"Oracle queries to reach a target {metric} on the seed-mean curve (×ratio to passive's "
+         "queries for the same target [95% bootstrap interval over seeds]; seeds that reach it "
+         "on their own)", ["strategy"] + [f"≥ {lab}" for lab in labels], tgt),
+        ("Queries to target per seed (– = not reached)", ["strategy", "seeds"]
+         + [f"≥ {lab}" for lab in labels], per_seed),
+        (f"Acceptance checks vs passive (passive final seed-mean {pf})",
+         ["strategy", "(a) queries to passive final, seed-mean curves",
+          "×passive [95% bootstrap]", "(a) ≤ 1/3", f"final {metric} [95% t]",
+          "(b) interval above passive mean", "(c) no collapse after 1/5 budget"], acc),
         ("Runs", ["run", "strategy", "seed", "status", "oracle queries", "synthetic labels",
-                  "final win rate", "notes"], runs),
+                  f"final {metric}", "notes"], runs),
     ]
 
 
-def plot_task(task: str, s: dict, path: Path) -> None:
+def plot_task(task: str, s: dict, metric: str, path: Path) -> str:
+    """Top: each strategy's seed mean with its 95% t-band; below: one panel per strategy with
+    its seeds (thin), their mean (bold) and passive's mean (dashed). Returns the top title
+    (it names the band only when one is drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     grid = np.asarray(s["grid"])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for name, v in s["strategies"].items():
+    strat = s["strategies"]
+    ncols = min(3, len(strat))
+    nrows = math.ceil(len(strat) / ncols)
+    fig = plt.figure(figsize=(3.4 * ncols + 1, 4.2 + 2.6 * nrows), dpi=110)
+    spec = fig.add_gridspec(1 + nrows, ncols, height_ratios=[4.2] + [2.6] * nrows)
+    ax = fig.add_subplot(spec[0, :])
+    colors, banded = {}, False
+    for name, v in strat.items():
         c = {k: np.asarray(x, dtype=float) for k, x in v["curve"].items()}
-        line, = ax.plot(grid, c["mean"], label=f"{name} (n={len(v['seeds'])})")
-        ax.fill_between(grid, c["lo"], c["hi"], color=line.get_color(), alpha=0.2, linewidth=0)
+        line, = ax.plot(grid, c["mean"], label=f"{name} (n={len(v['eval_seeds'])})")
+        colors[name] = line.get_color()
+        if np.any(~np.isnan(c["lo"])):
+            banded = True
+            ax.fill_between(grid, c["lo"], c["hi"], color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel("oracle queries")
-    ax.set_ylabel("win rate vs reference")
-    ax.set_title(f"{task}: mean and 95% t-band over seeds")
+    ax.set_ylabel(metric)
+    title = (f"{task}: seed mean and 95% t-band over seeds" if banded else
+             f"{task}: seed mean (one seed: no interval)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    passive = strat.get(s["passive"]) if s["passive"] else None
+    first = None
+    for k, (name, v) in enumerate(strat.items()):
+        a = fig.add_subplot(spec[1 + k // ncols, k % ncols], sharey=ax, sharex=first)
+        first = first or a
+        for r in v["runs"]:
+            a.plot(r["eval_queries"], r["values"], color=colors[name], lw=0.7, alpha=0.6)
+        a.plot(v["mean_curve"]["queries"], v["mean_curve"]["mean"], color=colors[name], lw=2.2)
+        if passive is not None and name != s["passive"]:
+            a.plot(passive["mean_curve"]["queries"], passive["mean_curve"]["mean"], "--",
+                   color="0.3", lw=1.2, label="passive mean")
+            a.legend(fontsize=6, loc="lower right")
+        a.set_title(f"{name}: {len(v['eval_seeds'])} seeds", fontsize=8)
+        a.tick_params(labelsize=7)
+        a.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    return title
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -423,8 +629,13 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _jsonable(x: Any) -> Any:
+    """NaN -> null, ±infinity -> "inf"/"-inf" (JSON has neither), numpy scalars -> Python."""
+    if isinstance(x, np.generic):
+        x = x.item()
     if isinstance(x, float):
-        return None if math.isnan(x) or math.isinf(x) else x
+        if math.isnan(x):
+            return None
+        return ("inf" if x > 0 else "-inf") if math.isinf(x) else x
     if isinstance(x, dict):
         return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -432,29 +643,37 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def report(run_dirs: Sequence[str | Path], out_dir: str | Path,
-           targets: Sequence = DEFAULT_TARGETS, console: Any = None) -> dict:
-    """Write report.md/.html/.json and PNGs for `run_dirs` (runs or sweep dirs); return the summary."""
+def report(run_dirs: Sequence[str | Path], out_dir: str | Path, targets: Sequence | None = None,
+           console: Any = None, metric: str | None = None) -> dict:
+    """Write report.md/.html/.json and PNGs for `run_dirs` (runs or sweep dirs); return the
+    summary. `targets` None: derived from the runs; `metric` None: the default (choose_metric)."""
     runs = [load_run(p) for p in find_runs(run_dirs)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(runs, targets)
-    md = ["# duel report", ""]
-    body = [HTML_HEAD]
+    summary = summarize(runs, targets, metric)
+    metric = summary["metric"]
+    intro = f"Metric: `{metric}` ({summary['metric_reason']})."
+    md = ["# duel report", "", intro, ""]
+    body = [HTML_HEAD, f"<p>{html.escape(intro)}</p>"]
     for task, s in summary["tasks"].items():
-        png = out / ("win_rate_" + re.sub(r"[^\w.-]", "_", task) + ".png")
-        plot_task(task, s, png)
+        png = out / (re.sub(r"[^\w.-]", "_", f"{metric}_{task}") + ".png")
+        s["plot_title"] = plot_task(task, s, metric, png)
         s["plot"] = png.name
         img = base64.b64encode(png.read_bytes()).decode()
-        for i, (title, head, rows) in enumerate(tables(task, s)):
+        for i, (title, head, rows) in enumerate(tables(task, s, metric)):
             md += [f"## {title}" if i == 0 else f"### {title}", ""]
             h = 2 if i == 0 else 3
             body.append(f"<h{h}>{html.escape(title.replace('`', ''))}</h{h}>")
             if i == 0:
-                md += [f"![win rate vs oracle queries, {task}]({png.name})", ""]
-                body.append(f'<img alt="win rate vs queries" src="data:image/png;base64,{img}">')
+                md += [f"![{metric} vs oracle queries, {task}]({png.name})", ""]
+                body.append(f'<img alt="{metric} vs queries" src="data:image/png;base64,{img}">')
             md += [_md_table(head, rows), ""]
             body.append(_html_table(head, rows))
+            for note in _notes(s) if i == 3 else []:
+                md += [f"- {note}"]
+                body.append(f"<p>{html.escape(note)}</p>")
+            if i == 3:
+                md.append("")
     md += ["## Method", "", METHOD, ""]
     body.append(f"<h2>Method</h2><p>{html.escape(METHOD)}</p></body></html>")
     (out / "report.md").write_text("\n".join(md))
@@ -464,13 +683,27 @@ def report(run_dirs: Sequence[str | Path], out_dir: str | Path,
     return summary
 
 
+def _notes(s: dict) -> list[str]:
+    """The collapse check's drops and unchecked pairs, one line each."""
+    out = []
+    for name, v in s["strategies"].items():
+        c = v["no_collapse"]
+        out += [f"{name} seed {d['seed']}: drop {d['drop']:.3f} > half-width {d['half_width']:.3f} "
+                f"between {d['from_queries']:.0f} and {d['to_queries']:.0f} queries"
+                for d in c["drops"]]
+        if c["note"]:
+            out.append(f"{name}: {c['note']}")
+    return out
+
+
 def _print(summary: dict, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
+    console.print(f"metric: {summary['metric']} ({summary['metric_reason']})")
     for task, s in summary["tasks"].items():
-        for title, head, rows in tables(task, s)[:2]:
+        for title, head, rows in tables(task, s, summary["metric"])[:4]:
             table = Table(title=title)
             for h in head:
                 table.add_column(h)
@@ -479,7 +712,10 @@ def _print(summary: dict, console: Any = None) -> None:
             console.print(table)
 
 
-def parse_targets(text: str) -> list:
+def parse_targets(text: str | None) -> list | None:
+    """'0.3,0.5,passive' -> [0.3, 0.5, 'passive']; None or '' -> None (derived from the runs)."""
+    if not text:
+        return None
     out = []
     for item in filter(None, (t.strip() for t in text.split(","))):
         if item == "passive":
@@ -488,11 +724,20 @@ def parse_targets(text: str) -> list:
         try:
             value = float(item)
         except ValueError:
-            raise ValueError(f"--targets: '{item}' is not a win rate in [0, 1] or 'passive'") from None
+            raise ValueError(f"--targets: '{item}' is not a value in [0, 1] or 'passive'") from None
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"--targets: {value} is not a win rate in [0, 1]")
+            raise ValueError(f"--targets: {value} is not a value in [0, 1]")
         out.append(value)
     return out
+
+
+def add_report_options(ap: argparse.ArgumentParser) -> None:
+    """--metric and --targets, shared by `duel report` and `duel sweep`."""
+    ap.add_argument("--metric", help=f"eval-row field to report (default: {DEFAULT_METRIC} when "
+                    f"every run logs it, else {FALLBACK_METRIC})")
+    ap.add_argument("--targets", help="target values, comma-separated; 'passive' = passive's "
+                    f"final seed-mean (default: {DERIVED_LEVELS} levels evenly between passive's "
+                    "start and final seed-means, and 'passive')")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -500,12 +745,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("run_dirs", nargs="+", help="run directories or sweep directories")
     ap.add_argument("--out", help="output directory (default: RUN_DIR/report for one "
                     "argument, else ./report)")
-    ap.add_argument("--targets", default="0.3,0.4,0.5,passive",
-                    help="target win rates, comma-separated; 'passive' = passive's final")
+    add_report_options(ap)
     args = ap.parse_args(argv)
     out = args.out or (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1 else "report")
     try:
-        report(args.run_dirs, out, parse_targets(args.targets))
+        report(args.run_dirs, out, parse_targets(args.targets), metric=args.metric)
     except (FileNotFoundError, ValueError) as e:
         print(f"duel report: error: {e}", file=sys.stderr)
         return 2

@@ -175,7 +175,8 @@ def execute(specs: list[RunSpec], run_fn: Callable, prepare_fn: Callable | None,
                 except Exception as e:  # noqa: BLE001 -- one failed run must not stop the grid
                     cause = getattr(e, "cause", None)  # Ray's RayTaskError: the run's own error
                     cause = cause if isinstance(cause, Exception) else e
-                    if type(cause).__name__ == "RunStopped":  # checkpointed: the next sweep resumes it
+                    if type(cause).__name__ == "RunStopped" and getattr(cause, "resumable", True):
+                        # checkpointed: the next sweep resumes it
                         errors[str(s.run_dir)] = f"{STOPPED}{cause}; run the sweep again to resume it"
                         log(f"STOPPED {s.run_dir.name}: {cause}")
                         continue
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", help="sweep directory (default: runs/sweeps/<config>-q<budget>)")
     ap.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
     ap.add_argument("--parallel", type=int, help="runs at a time (default: what resources hold)")
-    ap.add_argument("--targets", default="0.3,0.4,0.5,passive", help="report target win rates")
+    R.add_report_options(ap)
     return ap
 
 
@@ -247,7 +248,7 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
     errors = execute(todo, run_fn, prepare_fn, args.address, args.parallel, log) if todo else {}
     ran = [s.run_dir for s in specs if (s.run_dir / "config.yaml").is_file()]
     if ran:
-        R.report(ran, sweep_dir / "report", targets)
+        R.report(ran, sweep_dir / "report", targets, metric=args.metric)
         log(f"report: {sweep_dir / 'report' / 'report.md'}")
     for run_dir, err in errors.items():
         log(f"{'' if err.startswith(STOPPED) else 'failed: '}{run_dir}: {err}")
