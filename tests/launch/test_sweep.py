@@ -98,7 +98,14 @@ def test_sweep_two_by_two_completes_skips_resumes_and_reports(tmp_path, preset):
             i = next(k for k, w in enumerate(ws) if w >= 0.4)
             per_seed.append(qs[i - 1] + (qs[i] - qs[i - 1]) * (0.4 - ws[i - 1]) / (ws[i] - ws[i - 1]))
         assert s[strategy]["targets"]["0.40"]["per_seed"] == pytest.approx(per_seed)
-    ratio = s["ee_ts"]["targets"]["0.40"]["mean"] / s["passive"]["targets"]["0.40"]["mean"]
+    # the ratio is between crossings of the seed-mean curves (both seeds evaluate at the same queries)
+    on_mean = {}
+    for strategy in SCALE:
+        qs = [0, 50, 100, 150, 200]
+        ws = [sum(fake_win_rate(strategy, seed, q) for seed in (0, 1)) / 2 for q in qs]
+        i = next(k for k, w in enumerate(ws) if w >= 0.4)
+        on_mean[strategy] = qs[i - 1] + (qs[i] - qs[i - 1]) * (0.4 - ws[i - 1]) / (ws[i] - ws[i - 1])
+    ratio = on_mean["ee_ts"] / on_mean["passive"]
     assert s["ee_ts"]["targets"]["0.40"]["ratio"] == pytest.approx(ratio)
     assert ratio < 0.5  # the fake ee_ts learns three times faster
     assert s["ee_ts"]["synthetic"]["mean"] == 2 * 20  # 20 steps of 10 queries, 2 synthetic each
@@ -196,9 +203,12 @@ def stopping_run(config, run_dir):
     fake_run(config, run_dir, stop_step=3)
     if config.explore.strategy == "ee_ts":
         raise RunStopped("checkpoint write failed: X/checkpoints/4: No space left on device")
+    if config.explore.strategy == "uncertainty":  # a stop that a resume cannot fix: a failure
+        raise RunStopped("oracle failed: cannot grade", resumable=False)
 
 
-@pytest.mark.parametrize("strategies,rc", [("passive,ee_ts", 3), ("ee_ts,bai_ts", 1)])
+@pytest.mark.parametrize("strategies,rc", [("passive,ee_ts", 3), ("ee_ts,bai_ts", 1),
+                                           ("ee_ts,uncertainty", 1)])
 def test_sweep_reports_a_stopped_run_in_one_line_and_exit_3(tmp_path, preset, strategies, rc):
     import ray.cloudpickle
 
@@ -212,8 +222,11 @@ def test_sweep_reports_a_stopped_run_in_one_line_and_exit_3(tmp_path, preset, st
     assert f"{tmp_path / 'sw' / 'ee_ts-s0'}: stopped: checkpoint write failed: X/checkpoints/4: No " \
         "space left on device; run the sweep again to resume it" in logs
     assert not any("ray::" in x or "Traceback" in x for x in logs), logs
-    if rc == 1:
+    if "bai_ts" in strategies:
         assert "FAILED bai_ts-s0: ValueError: boom" in logs
+    if "uncertainty" in strategies:
+        assert "FAILED uncertainty-s0: RunStopped: oracle failed: cannot grade" in logs
+        assert not any("uncertainty-s0: stopped" in x for x in logs), logs
 
 
 def env_run(config, run_dir):
