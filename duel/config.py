@@ -103,6 +103,14 @@ class OptimConfig:
 
 
 @dataclasses.dataclass
+class ReplayConfig:
+    """Label replay (duel.replay): extra policy updates per step on the run's paid labels."""
+
+    updates: int = _field(0, lo=0)  # extra updates per step, each on prompts_per_step replayed pairs; 0 = off
+    capacity: int = _field(1024, lo=1)  # the newest oracle-labelled pairs kept for replay
+
+
+@dataclasses.dataclass
 class ReferenceConfig:
     schedule: Literal["fixed", "behavior", "ema", "stepwise"] = "fixed"
     tau: float = _field(0.01, lo=0.0, hi=1.0)  # ema: ref <- (1 - tau) ref + tau policy
@@ -154,7 +162,10 @@ class CheckpointConfig:
 class EvalConfig:
     every: int = _field(50, lo=0)  # steps; 0 = only at the end
     num_prompts: int = _field(64, lo=1)
-    greedy: bool = True
+    greedy: bool = True  # win_rate from greedy responses (else one sampled response per prompt)
+    # sampled responses per prompt at sampling.temperature for expected_win_rate (the mean of the
+    # oracle's P(policy > reference), no label sampling); 0 = off
+    samples: int = _field(4, lo=0)
 
 
 @dataclasses.dataclass
@@ -184,6 +195,7 @@ class Config:
     erm: ERMConfig = dataclasses.field(default_factory=ERMConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
     reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
     oracle: OracleConfig = dataclasses.field(default_factory=OracleConfig)
     resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
@@ -366,6 +378,10 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'erm.hidden' expected positive layer widths, "
                           f"got {list(cfg.erm.hidden)}")
     _validate_learner(cfg, source)
+    if cfg.replay.updates and cfg.loss.kind == "xpo":
+        raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
+                          "'xpo' needs each pair's reference sample, which the replay does not keep; "
+                          "set replay.updates: 0 or another loss.kind")
     for section in ("oracle.options", "explore.options"):
         d = cfg.oracle.options if section == "oracle.options" else cfg.explore.options
         for key in _secret_keys(d, section + "."):

@@ -59,6 +59,39 @@ def win_rate_from_probs(prob: np.ndarray) -> WinRate:
     return WinRate(rate, lo, hi, n, wins, ties, n - wins - ties, float(p.mean()) if n else float("nan"))
 
 
+@dataclasses.dataclass
+class ExpectedWinRate:
+    """The mean of the oracle's P(policy > reference) over prompts and samples (no label is
+    sampled, so a simulated oracle adds no noise), with a 95% interval over prompts: the samples
+    of one prompt are averaged first, then mean +- t * sd / sqrt(P) over the P prompts."""
+
+    mean: float
+    lo: float
+    hi: float
+    prompts: int
+    samples: int
+
+    def as_dict(self, prefix: str = "expected_win_rate") -> dict:
+        return {prefix: self.mean, f"{prefix}_lo": self.lo, f"{prefix}_hi": self.hi}
+
+
+def expected_win_rate(prob: np.ndarray) -> ExpectedWinRate:
+    """prob [P, n]: P(response j of prompt i > its reference); nan (skipped) entries left out."""
+    from scipy import stats
+
+    p = np.asarray(prob, np.float64)
+    p = p.reshape(p.shape[0], -1)
+    per_prompt = np.array([row[~np.isnan(row)].mean() for row in p if (~np.isnan(row)).any()])
+    P = len(per_prompt)
+    if P == 0:
+        return ExpectedWinRate(float("nan"), float("nan"), float("nan"), 0, p.shape[1])
+    mean = float(per_prompt.mean())
+    if P < 2:
+        return ExpectedWinRate(mean, float("nan"), float("nan"), P, p.shape[1])
+    h = float(stats.t.ppf(0.975, P - 1) * per_prompt.std(ddof=1) / math.sqrt(P))
+    return ExpectedWinRate(mean, mean - h, mean + h, P, p.shape[1])
+
+
 def win_rate(oracle, prompts: Sequence[str], responses: Sequence[str], references: Sequence[str]) -> WinRate:
     """One oracle call per comparison: P(response > reference)."""
     res = oracle.label(list(prompts), list(responses), list(references))

@@ -8,9 +8,19 @@ judged by the run's oracle kind (evaluation calls are not queries):
 
 plus `start_win_rate`, the starting policy's own win rate against the references, so a row
 says how far the run has moved from where it began.
+
+With `eval.samples` = n > 0, n responses per prompt are also sampled at `sampling.temperature`
+and the row carries `expected_win_rate` (the mean of the oracle's P(policy > reference): no label
+is sampled and no threshold applied, so it moves smoothly as the policy improves) with its 95%
+interval over prompts, `sampled_win_rate` (the same comparisons thresholded at 1/2) and
+`start_expected_win_rate`. The sampling key is the same at every eval of a run and for every run
+with the same seed (common random numbers): two evals, or two strategies, differ by their
+policies, not by their draws.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from duel.loop_utils import KEY_EVAL, step_key
 
@@ -28,7 +38,7 @@ class Evaluator:
         self.refs = self.task.references
         self.tokenizer = load_tokenizer(model_dir)
         self.oracle = make_oracle({"kind": cfg.oracle.kind, **cfg.oracle.options}, task=self.task)
-        self._start = None  # (texts, WinRate) of the starting policy
+        self._start = None  # (texts, WinRate, ExpectedWinRate | None) of the starting policy
 
     def _texts(self, model, key) -> list[str]:
         from duel.evaluate import generate_texts
@@ -37,6 +47,20 @@ class Evaluator:
         texts, _ = generate_texts(model, self.tokenizer, [r["prompt"] for r in self.rows], key,
                                   n=1, temperature=temp, max_new_tokens=self.cfg.sampling.max_new_tokens)
         return [t[0] for t in texts]
+
+    def _sampled(self, model):
+        """-> (P(response > reference) [P, n], texts [P][n]) for eval.samples responses per prompt."""
+        from duel.evaluate import generate_texts
+
+        n = self.cfg.eval.samples
+        prompts = [r["prompt"] for r in self.rows]
+        texts, _ = generate_texts(model, self.tokenizer, prompts, step_key(self.cfg.seed, 0, KEY_EVAL, 1),
+                                  n=n, temperature=self.cfg.sampling.temperature,
+                                  top_p=self.cfg.sampling.top_p, max_new_tokens=self.cfg.sampling.max_new_tokens)
+        refs = [self.refs[r["id"]] for r in self.rows]
+        res = self.oracle.label([p for p in prompts for _ in range(n)], [y for ys in texts for y in ys],
+                                [r for r in refs for _ in range(n)])
+        return np.asarray(res.prob_a, np.float64).reshape(len(prompts), n), texts
 
     def _vs_refs(self, texts):
         from duel.evaluate import win_rate
@@ -50,13 +74,18 @@ class Evaluator:
 
             model, _ = load_pretrained(self.model_dir)
             texts = self._texts(model, step_key(self.cfg.seed, 0, KEY_EVAL))
-            self._start = (texts, self._vs_refs(texts))
+            expected = None
+            if self.cfg.eval.samples:
+                from duel.evaluate import expected_win_rate
+
+                expected = expected_win_rate(self._sampled(model)[0])
+            self._start = (texts, self._vs_refs(texts), expected)
         return self._start
 
     def evaluate(self, model, step: int) -> dict:
         from duel.evaluate import win_rate
 
-        start_texts, start_wr = self.start()
+        start_texts, start_wr, start_expected = self.start()
         key = step_key(self.cfg.seed, 0 if self.cfg.eval.greedy else step, KEY_EVAL)
         texts = self._texts(model, key)
         wr = self._vs_refs(texts)
@@ -65,5 +94,16 @@ class Evaluator:
         return {"win_rate": wr.win_rate, "win_rate_lo": wr.lo, "win_rate_hi": wr.hi, "n": wr.n,
                 "win_rate_vs_start": vs.win_rate, "win_rate_vs_start_lo": vs.lo,
                 "win_rate_vs_start_hi": vs.hi, "start_win_rate": start_wr.win_rate,
-                "well_formed": sum(ok) / max(len(ok), 1), "example": texts[0] if texts else ""}
+                "well_formed": sum(ok) / max(len(ok), 1), "example": texts[0] if texts else "",
+                **self._expected(model, start_expected)}
+
+    def _expected(self, model, start) -> dict:
+        """The sampled-eval fields of an eval row ({} with eval.samples = 0)."""
+        from duel.evaluate import expected_win_rate, win_rate_from_probs
+
+        if not self.cfg.eval.samples:
+            return {}
+        prob, _ = self._sampled(model)
+        return {**expected_win_rate(prob).as_dict(), "sampled_win_rate": win_rate_from_probs(prob).win_rate,
+                "start_expected_win_rate": start.mean}
 

@@ -64,6 +64,13 @@ class Learner:
         self.reference = None if r.schedule == "fixed" else self._on_mesh(init_reference(self.state.params))
         self.erm = ERM(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
         self.buffer = ReplayBuffer(cfg.erm.buffer_size, self.feature_dim)
+        self.replay = None  # label replay for extra policy updates (duel.replay)
+        if cfg.replay.updates:
+            from duel.replay import PairReplay
+            from learner.setup import prompt_width
+
+            self.replay = PairReplay(cfg.replay.capacity)
+            self.replay.allocate(prompt_width(cfg, model_dir), cfg.sampling.max_new_tokens)
         self.ledger = Ledger(run_dir, readonly=readonly or self.rank > 0)  # rank 0 writes it
         self._host = None  # (version, host params) gathered from every process
         self.model_dir = str(model_dir)
@@ -204,11 +211,14 @@ class Learner:
             M = pb.candidates.tokens.shape[1]
             win = np.where(np.asarray(labeled.label) > 0, pb.pairs[:, 0], pb.pairs[:, 1])
             batch = batch.replace(ref_sample_is_chosen=(win >= M - M // 2).astype(np.int32))
+        host_batch = batch
         batch = self._device_batch(pad_rows(batch, self.cfg.prompts_per_step))
         if self.reference is not None:
             batch = with_reference(batch, self.state, self.reference.params, self.tcfg)
         self.state, pm = self._train_step(self.state, batch)
         metrics.update({k: float(v) for k, v in pm.items() if np.ndim(v) == 0})
+        if self.replay is not None:
+            metrics.update(self._replay_updates(host_batch, real, step))
         if self.reference is not None:
             self.reference = self._on_mesh(
                 update_reference(self.schedule, self.reference, self.state.params, step + 1))
@@ -217,6 +227,25 @@ class Learner:
         metrics["time_ledger"] = t_ledger
         metrics["time_learn"] = time.perf_counter() - t0
         return metrics
+
+    def _replay_updates(self, batch, real: np.ndarray, step: int) -> dict:
+        """Add this step's oracle-labelled pairs to the replay, then `replay.updates` more policy
+        updates on pairs drawn from it. No oracle call, no query counted (duel.replay)."""
+        from duel.loop_utils import step_rng
+        from duel.train import with_reference
+
+        self.replay.add(batch.replace(weight=np.asarray(batch.weight) * real))
+        if not len(self.replay):
+            return {"replay_size": 0}
+        rng = step_rng(self.cfg.seed, step, KEY_LEARN, 1)
+        losses = []
+        for _ in range(self.cfg.replay.updates):
+            rb = self._device_batch(self.replay.sample(rng, self.cfg.prompts_per_step))
+            if self.reference is not None:
+                rb = with_reference(rb, self.state, self.reference.params, self.tcfg)
+            self.state, rm = self._train_step(self.state, rb)
+            losses.append(float(rm["loss"]))
+        return {"replay_size": len(self.replay), "replay_loss": float(np.mean(losses))}
 
     def update_and_publish(self, labeled, step: int):
         """`update` then `publish` in one call -> (metrics with time_put, [ObjectRef])."""
@@ -279,7 +308,8 @@ class Learner:
         return {"policy": {"step": self.state.step, "params": self.state.params,
                            "opt_state": self.state.opt_state, "rest": self.state.rest},
                 "reference": None if self.reference is None else self.reference,
-                "erm": self.erm, "buffer": self.buffer.state_dict()}
+                "erm": self.erm, "buffer": self.buffer.state_dict(),
+                "replay": None if self.replay is None else self.replay.state_dict()}
 
     def save(self, step: int, meta: dict) -> str:
         from duel.checkpoint import save
@@ -301,6 +331,8 @@ class Learner:
         self.reference = t["reference"]
         self.erm = t["erm"]
         self.buffer = ReplayBuffer.from_state_dict(t["buffer"])
+        if self.replay is not None:
+            self.replay.load_state_dict(t["replay"])
         self.counters = dict(r.meta["learner"])
         self.version = int(self.counters["version"])
         self._published = None

@@ -394,7 +394,10 @@ class Loop:
         self.metrics.log("eval", step, **row)
         self.evals.append({"step": step, **row})
         self.progress.message(f"eval step {step}: win rate {ev['win_rate']:.3f} "
-                              f"[{ev['win_rate_lo']:.3f}, {ev['win_rate_hi']:.3f}] n={ev['n']}")
+                              f"[{ev['win_rate_lo']:.3f}, {ev['win_rate_hi']:.3f}] n={ev['n']}"
+                              + (f"; expected win rate {ev['expected_win_rate']:.3f} "
+                                 f"[{ev['expected_win_rate_lo']:.3f}, {ev['expected_win_rate_hi']:.3f}]"
+                                 if "expected_win_rate" in ev else ""))
 
     def close(self):
         for a in [*self.learners.actors, *self.generators, *self.oracles]:

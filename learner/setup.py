@@ -161,6 +161,22 @@ def check_prompts_record(cfg, run_dir: Path, rows: list[dict]) -> dict | None:
     return None
 
 
+def prompt_width(cfg, model_dir) -> int:
+    """The token width every PromptBatch of the run has: `prepare_inputs` encodes all training
+    prompts at once, left-padded to the longest (the learner's label replay stores rows at it)."""
+    from duel.data import encode_prompts
+    from duel.tasks import get_task
+    from duel.tasks.tokenizer import load_tokenizer
+
+    rows = task_prompts(cfg, get_task(cfg.task))
+    batch, _ = encode_prompts(load_tokenizer(model_dir), [{"id": str(r["id"]), "prompt": r["prompt"]}
+                                                          for r in rows], max_prompt_len=MAX_PROMPT_LEN)
+    return int(batch.input_ids.shape[1])
+
+
+MAX_PROMPT_LEN = 1024  # tokens of a training prompt (longer ones are cut on the left)
+
+
 def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:
     from duel.checkpoint import all_steps
     from duel.config import ConfigError, save_config, to_dict
@@ -193,7 +209,7 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
     except FileNotFoundError as e:
         raise InputError(f"key 'policy.path': {e}") from e
     batch, _ = encode_prompts(tok, [{"id": str(r["id"]), "prompt": r["prompt"]} for r in rows],
-                              max_prompt_len=1024)
+                              max_prompt_len=MAX_PROMPT_LEN)
     ids, mask = batch.input_ids, batch.attention_mask
     pad = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -69,3 +69,40 @@ def test_evaluate_policy_plumbing_matches_gold_reward():
     score = [np.sign(t.gold_reward(r["prompt"], ys[c]) - t.gold_reward(r["prompt"], t.references[r["id"]])) / 2 + 0.5
              for r, ys, c in zip(rows, texts, chosen)]
     assert out["best_of_n"].n == len(rows) and out["best_of_n"].win_rate == pytest.approx(np.mean(score))
+
+
+def test_expected_win_rate_against_numpy_transcription():
+    from duel.evaluate import expected_win_rate
+
+    rng = np.random.default_rng(0)
+    prob = rng.uniform(size=(40, 4))
+    prob[3, 1] = np.nan  # a skipped comparison: that prompt averages its 3 others
+    prob[7, :] = np.nan  # a prompt with no answer at all is left out
+    got = expected_win_rate(prob)
+    # transcription: per-prompt mean of answered samples, then mean +- t(0.975, P-1) sd / sqrt(P)
+    means = []
+    for i in range(40):
+        if i == 7:
+            continue
+        row = [p for p in prob[i] if p == p]
+        means.append(sum(row) / len(row))
+    P = len(means)
+    m = sum(means) / P
+    sd = (sum((x - m) ** 2 for x in means) / (P - 1)) ** 0.5
+    t = 2.0243942  # t quantile 0.975 at 38 degrees of freedom (tables: 2.024)
+    assert got.prompts == 39 and got.samples == 4
+    assert got.mean == pytest.approx(m, abs=1e-12)
+    assert got.lo == pytest.approx(m - t * sd / P ** 0.5, abs=1e-6)
+    assert got.hi == pytest.approx(m + t * sd / P ** 0.5, abs=1e-6)
+    d = got.as_dict()
+    assert set(d) == {"expected_win_rate", "expected_win_rate_lo", "expected_win_rate_hi"}
+
+
+def test_expected_win_rate_is_the_soft_mean_not_the_thresholded_rate():
+    from duel.evaluate import expected_win_rate, win_rate_from_probs
+
+    prob = np.array([[0.6, 0.6], [0.4, 0.4]])
+    assert expected_win_rate(prob).mean == pytest.approx(0.5)
+    assert win_rate_from_probs(prob.reshape(-1)).win_rate == 0.5
+    prob = np.array([[0.9, 0.9], [0.45, 0.45]])  # thresholded: 1/2 either way; expected sees 0.675
+    assert expected_win_rate(prob).mean == pytest.approx(0.675)

@@ -31,9 +31,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 pytestmark = pytest.mark.slow
 
-# 4 steps of 4 prompts; mixed preference after step 1: queries 4, 2, 2, 2 (10 in all)
+# 4 steps of 4 prompts; mixed preference after step 1: queries 4, 2, 2, 2 (10 in all); the label
+# replay (capacity 6 < 10) wraps around before the end
 OVER = {"steps": 4, "checkpoint.every": 2, "checkpoint.keep": 3, "resources.generators": 1,
-        "mixed.gamma": 0.5, "mixed.burn_in": 1, "eval.num_prompts": 4}
+        "mixed.gamma": 0.5, "mixed.burn_in": 1, "eval.num_prompts": 4,
+        # label replay: 2 more policy updates per step on paid labels, never a query
+        "replay.updates": 2, "replay.capacity": 6}
 QUERIES = 10
 
 
@@ -79,7 +82,7 @@ def record(run_dir, step):
 def digests(run_dir, step):
     sums = record(run_dir, step)["checksums"]
     # the digests cover the policy, its optimizer state, the ERM and its replay buffer
-    for part in ("['policy']['params']", "['policy']['opt_state']", "['erm']", "['buffer']"):
+    for part in ("['policy']['params']", "['policy']['opt_state']", "['erm']", "['buffer']", "['replay']"):
         assert any(k.startswith(part) for k in sums), (part, sorted(sums)[:5])
     return sums
 
