@@ -485,7 +485,8 @@ def _ci(s: dict, digits: int = 3, signed: bool = False) -> str:
     """mean [lo, hi]; `signed` writes +/- (differences)."""
     if _nan(s["mean"]):
         return "–"
-    fmt = (lambda x: f"{x:+.{digits}f}") if signed else (lambda x: _f(x, digits))
+    fmt = (lambda x: f"{x + 0.0:+.{digits}f}".replace("-0.000", "+0.000")) if signed else (
+        lambda x: _f(x, digits))
     if _nan(s["lo"]):
         return f"{fmt(s['mean'])} (n={s['n']})"
     return f"{fmt(s['mean'])} [{fmt(s['lo'])}, {fmt(s['hi'])}]"
@@ -528,7 +529,8 @@ def tables(task: str, s: dict, metric: str) -> list[tuple[str, list[str], list[l
     acc = []
     for name, v in strat.items():
         a, c = v.get("acceptance"), v["no_collapse"]
-        collapse = _yes(c["no_collapse"]) + (f" ({len(c['drops'])} drops)" if c["drops"] else "")
+        n_drops = len(c["drops"])
+        collapse = _yes(c["no_collapse"]) + (f" ({n_drops} drop{'s' * (n_drops > 1)})" if n_drops else "")
         if c["no_collapse"] is None:
             collapse += " (not checked: no interval logged)" if c["pairs"] else " (no evals after 1/5)"
         if a is None:

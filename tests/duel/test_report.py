@@ -62,6 +62,15 @@ def sweep(tmp_path):
     return root
 
 
+@pytest.fixture
+def no_plot(monkeypatch):
+    """Tests that read no PNG skip drawing it (seconds per report on a loaded machine)."""
+    def fake(task, s, metric, path):
+        path.write_bytes(b"")
+        return "not drawn"
+    monkeypatch.setattr(rp, "plot_task", fake)
+
+
 # ----------------------------------------------------------------------------- transcriptions
 
 
@@ -215,7 +224,7 @@ def test_numbers_match_direct_computation(sweep, tmp_path):
     assert "Student-t" in md and "t-band" in summary["tasks"]["toy"]["plot_title"]
 
 
-def test_bootstrap_ratio_matches_a_resample_by_resample_transcription(sweep, tmp_path):
+def test_bootstrap_ratio_matches_a_resample_by_resample_transcription(sweep, tmp_path, no_plot):
     # paired: both strategies ran seeds 0, 1, 2, resampled with the same indices
     s = rp.report([sweep], tmp_path / "out", targets=(0.5, "passive"))["tasks"]["toy"]["strategies"]
     ee, passive = list(CURVES["ee_ts"].values()), list(CURVES["passive"].values())
@@ -256,7 +265,7 @@ def test_seed_mean_curve_over_seeds_evaluated_at_different_queries():
     assert (st.ratio(None, 10.0), st.ratio(5.0, None), st.ratio(0.0, 0.0)) == (math.inf, 0.0, 1.0)
 
 
-def test_same_seed_differences_from_passive(sweep, tmp_path):
+def test_same_seed_differences_from_passive(sweep, tmp_path, no_plot):
     summary = rp.report([sweep], tmp_path / "out", targets=(0.3,))
     vs = summary["tasks"]["toy"]["strategies"]["ee_ts"]["vs_passive"]
     assert vs["seeds"] == [0, 1, 2]
@@ -280,7 +289,7 @@ def ewr_rows(values, start, half=0.02):
              "expected_win_rate_hi": v + half, "start_expected_win_rate": start} for v in values]
 
 
-def test_default_metric_and_targets_derived_from_the_runs(tmp_path, capsys):
+def test_default_metric_and_targets_derived_from_the_runs(tmp_path, capsys, no_plot):
     q = [100, 200, 300, 400]  # no eval at 0: the start comes from start_expected_win_rate
     exp = {"passive": {0: [0.30, 0.36, 0.40, 0.44], 1: [0.32, 0.35, 0.42, 0.46]},
            "ee_ts": {0: [0.40, 0.46, 0.50, 0.52], 1: [0.38, 0.47, 0.49, 0.53]}}
@@ -316,7 +325,7 @@ def test_default_metric_and_targets_derived_from_the_runs(tmp_path, capsys):
     assert rp.report([tmp_path / "s"], tmp_path / "out3")["metric"] == "win_rate"
 
 
-def test_acceptance_checks(tmp_path):
+def test_acceptance_checks(tmp_path, no_plot):
     q = list(range(0, 1001, 100))
     lin = lambda a, b: [a + (b - a) * x / 1000 for x in q]
     runs = {
@@ -380,7 +389,7 @@ def test_one_seed_report_does_not_claim_a_band(tmp_path):
     assert "+0.075 (n=1)" in (tmp_path / "out" / "report.md").read_text()
 
 
-def test_incomplete_run_is_reported_as_such(tmp_path):
+def test_incomplete_run_is_reported_as_such(tmp_path, no_plot):
     write_run(tmp_path / "a", "passive", 0, [0, 100], [0.1, 0.2], torn=True)
     write_run(tmp_path / "a", "passive", 1, [0, 100, 200, 300, 400], [0.1, 0.2, 0.3, 0.35, 0.4])
     summary = rp.report([tmp_path / "a"], tmp_path / "out", targets=(0.35,))
@@ -399,7 +408,7 @@ def test_incomplete_run_is_reported_as_such(tmp_path):
     assert "incomplete" in md and "1/2 seeds" in md
 
 
-def test_never_reached_and_bad_dirs(tmp_path, capsys):
+def test_never_reached_and_bad_dirs(tmp_path, capsys, no_plot):
     write_run(tmp_path / "s", "passive", 0, [0, 400], [0.1, 0.2])
     write_run(tmp_path / "s", "passive", 1, [0, 400], [0.1, 0.25])
     assert rp.main([str(tmp_path / "s"), "--targets", "0.9"]) == 0
@@ -435,7 +444,7 @@ def test_starting_policy_is_the_point_at_zero_queries(tmp_path):
         np.trapezoid([0.05, 0.2, 0.3, 0.4, 0.5], [0, 100, 200, 300, 400]) / BUDGET)
 
 
-def test_runs_that_differ_in_a_setting_form_separate_groups(tmp_path):
+def test_runs_that_differ_in_a_setting_form_separate_groups(tmp_path, no_plot):
     q, w = [0, 200, 400], [0.1, 0.3, 0.5]
     for seed in (0, 1):
         write_run(tmp_path, "passive", seed, q, w, logging={"progress": seed == 0})
