@@ -36,6 +36,7 @@ def resolve_reward(spec: str) -> RewardFn:
     if spec not in _REWARDS and ":" not in spec:
         import duel.tasks.arithmetic  # noqa: F401  (the shipped tasks register their gold rewards)
         import duel.tasks.style  # noqa: F401
+        import duel.tasks.sort  # noqa: F401
     if spec in _REWARDS:
         return _REWARDS[spec]
     if ":" in spec:

@@ -1,6 +1,6 @@
 """Tasks: prompts, reference responses, a gold reward and a starting policy (duel.tasks.base).
 
-    task = get_task("arithmetic")          # or "style", or "my_pkg.my_module:MyTask"
+    task = get_task("arithmetic")          # or "style", "sort", or "my_pkg.my_module:MyTask"
     task.train_prompts, task.eval_prompts  # [{"id", "prompt"}]
     task.references[row_id], task.gold_reward(prompt, response), task.well_formed(prompt, response)
     path = task.starting_policy()          # HF dir, trained by SFT once and cached

@@ -61,6 +61,7 @@ def get_task(spec) -> "Task":
         raise ValueError(f"task must be a name or 'module.path:ClassName', got {spec!r}")
     import duel.tasks.arithmetic  # noqa: F401  (registration of the shipped tasks)
     import duel.tasks.style  # noqa: F401
+    import duel.tasks.sort  # noqa: F401
 
     if spec in _TASKS:
         task = _TASKS[spec]()

@@ -17,10 +17,11 @@ from duel.evaluate import best_of_n, evaluate_policy
 from duel.oracles import make_oracle
 from duel.tasks import Task, get_task, load_tokenizer, register_task
 from duel.tasks.arithmetic import arithmetic_reward
+from duel.tasks.sort import HABIT, answer_of, sort_error, sort_reward
 from duel.tasks.style import style_reward
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-TASKS = ["arithmetic", "style"]
+TASKS = ["arithmetic", "style", "sort"]
 
 
 class Parity(Task):
@@ -50,6 +51,7 @@ class Parity(Task):
 
 def test_registry_and_user_task_by_import_path():
     assert get_task("arithmetic").name == "arithmetic" and get_task("style").name == "style"
+    assert get_task("sort").name == "sort"
     t = get_task("tests.duel.test_tasks:Parity")
     assert t.spec == "tests.duel.test_tasks:Parity" and len(t.train_prompts) == 15
     assert t.gold_reward("4?", "e") == 1.0 and t.references["p16"] == "e"
@@ -99,6 +101,44 @@ def test_style_reward_features():
     assert style_reward(p, bad) == pytest.approx(-1.0 - 0.5 - 1.0 - 0.5 + 1.0)
 
 
+def test_sort_reward_is_graded():
+    p = "dbeac:"
+    assert answer_of(p) == "abcde" and sort_reward(p, "abcde") == 5.0 == sort_reward(p, " abcde\n")
+    assert sort_reward(p, "abdce") == pytest.approx(2.7)  # one adjacent swap: 1 inversion
+    assert sort_reward(p, "acbed") == pytest.approx(2.4)  # both habits: 2 inversions
+    assert sort_reward(p, "abcdf") == pytest.approx(2.4) == sort_reward(p, "aacde")  # one letter missing: err 2
+    assert sort_error(p, "fbcda") == 7 + 2 and sort_reward(p, "fbcda") == pytest.approx(0.3)
+    assert sort_reward(p, "edcba") == 0.0 == sort_reward(p, "ffffa")  # err 10, and 4 inversions + 2 * 4 missing (capped at 10)
+    for bad in ["abcd", "abcdef", "ABCDE", "ab de", "", "abc1e"]:
+        assert sort_reward(p, bad) == -1.0
+    with pytest.raises(ValueError, match="distinct lowercase letters"):
+        sort_reward("aabcd:", "abcde")
+    t = get_task("sort")
+    errs = [sort_error(r["prompt"], t.references[r["id"]]) for r in t.eval_prompts]
+    assert errs == [1] * len(errs)  # the reference: one adjacent swap (2.7), beaten only by the exact answer
+    assert len({tuple(sorted(r["prompt"][:-1])) for r in t.train_prompts + t.eval_prompts}) == 4096 + 256
+
+
+def test_sort_sft_data_follows_its_formula():
+    """The starting behaviour, drawn from sft_response, against the formula in duel/tasks/sort.py."""
+    from duel.tasks.sort import EXTRA, WRONG
+
+    t = get_task("sort")
+    rng = np.random.default_rng(0)
+    rows = t.eval_prompts
+    ys = [(r["prompt"], t.sft_response(r["prompt"], rng)) for r in rows for _ in range(80)]
+    n = len(ys)
+    exact = np.mean([y == answer_of(p) for p, y in ys])
+    mode = np.mean([y == (lambda s: s[0] + s[2] + s[1] + s[4] + s[3])(answer_of(p)) for p, y in ys])
+    h = HABIT
+    p_exact = (1 - WRONG) * ((1 - h) ** 2 * (1 - EXTRA) + 2 * h * (1 - h) * EXTRA / 4)  # a habit undone by the extra swap
+    p_mode = (1 - WRONG) * (h * h * (1 - EXTRA) + 2 * h * (1 - h) * EXTRA / 4)  # one habit, the extra swap does the other
+    se = lambda q: 4 * np.sqrt(q * (1 - q) / n)
+    assert p_exact == pytest.approx(0.0766, abs=1e-4) and abs(exact - p_exact) < se(p_exact)
+    assert p_mode == pytest.approx(0.3538, abs=1e-4) and abs(mode - p_mode) < se(p_mode)
+    assert all(t.well_formed(p, y) for p, y in ys)
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_tokenizer_saved_loads_in_transformers(name, tmp_path):
     transformers = pytest.importorskip("transformers")
@@ -117,12 +157,18 @@ def test_tokenizer_saved_loads_in_transformers(name, tmp_path):
 # ----------------------------------------------------------------------------- starting policies
 
 
+class _Policies(dict):
+    """name -> starting policy dir, built (or found in the cache) on first use: a test of one task
+    trains only that task's policy."""
+
+    def __missing__(self, name):
+        self[name] = get_task(name).starting_policy()
+        return self[name]
+
+
 @pytest.fixture(scope="session")
 def policies():
-    out = {}
-    for name in TASKS:
-        out[name] = get_task(name).starting_policy()
-    return out
+    return _Policies()
 
 
 @pytest.mark.slow
@@ -152,3 +198,43 @@ def test_starting_policy_well_formed_and_beatable(name, policies):
                     reward_fn=lambda f: f[..., 0], features_fn=gold, max_new_tokens=t.max_new_tokens)["best_of_n"]
     print(name, "best-of-8", bon)
     assert bon.win_rate > s.win_rate + 0.2
+
+
+def _error_histogram(t, prompts, responses) -> np.ndarray:
+    """Shares of err = 0, 1, 2, 3, >= 4 and ill-formed (sort task)."""
+    h = np.zeros(6)
+    for p, y in zip(prompts, responses):
+        h[min(sort_error(p, y), 4) if t.well_formed(p, y) else 5] += 1
+    return h / h.sum()
+
+
+@pytest.mark.slow
+def test_sort_starting_policy_reproduces_the_sloppy_sorter(policies):
+    """Sampled at temperature 1 (256 eval prompts x 8), the SFT policy is the designed sloppy
+    sorter: exact answers present but under 1 in 8; greedy decoding gives the two-habit mode."""
+    from duel.evaluate import generate_texts
+    from duel.models import load_pretrained
+
+    t = get_task("sort")
+    model, _ = load_pretrained(policies["sort"])
+    tok = load_tokenizer(policies["sort"])
+    rows = t.eval_prompts
+    prompts = [r["prompt"] for r in rows]
+    texts, _ = generate_texts(model, tok, prompts, jax.random.key(0), n=8, temperature=1.0,
+                              max_new_tokens=t.max_new_tokens)
+    flat_p = [p for p in prompts for _ in range(8)]
+    flat_y = [y for ys in texts for y in ys]
+    exact = np.mean([y == answer_of(p) for p, y in zip(flat_p, flat_y)])
+    any_exact = np.mean([any(y == answer_of(p) for y in ys) for p, ys in zip(prompts, texts)])
+    rng = np.random.default_rng(0)
+    data_p = [p for p in prompts for _ in range(32)]
+    data = _error_histogram(t, data_p, [t.sft_response(p, rng) for p in data_p])
+    pol = _error_histogram(t, flat_p, flat_y)
+    print("sort exact", exact, "any of 8", any_exact, "policy", pol.round(3), "data", data.round(3))
+    assert 0.04 <= exact < 0.115  # rare (under 1/8, with room for the 2048-sample noise), not absent
+    assert any_exact >= 0.3  # yet present among 8 samples for many prompts
+    assert pol[5] < 0.02 and 0.5 * np.abs(pol - data).sum() < 0.1  # total variation to the SFT data
+    greedy, _ = generate_texts(model, tok, prompts, jax.random.key(1), n=1, temperature=0.0,
+                               max_new_tokens=t.max_new_tokens)
+    g = _error_histogram(t, prompts, [ys[0] for ys in greedy])
+    assert g[2] >= 0.6 and g[0] <= 0.1  # the mode is both habits (err 2), which loses to the reference
