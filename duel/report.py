@@ -1,5 +1,6 @@
-"""Sample-efficiency report over run directories:
-`duel report RUN_DIR ... [--out DIR] [--metric NAME] [--targets T,...]`.
+"""Sample-efficiency report over run directories, each strategy against passive.
+
+`duel report RUN_DIR ... [--out DIR] [--metric NAME] [--targets T,...]`
 
 Reads RUN_DIR/config.yaml (seed, explore.strategy, budget, task) and RUN_DIR/metrics.jsonl of
 each run (a RUN_DIR may also be a sweep directory holding runs), groups runs by task and
@@ -378,6 +379,27 @@ def _collapse_check(group: list[tuple[Run, Series]], budget: float, metric: str)
             "pairs_checked": checked, "pairs": pairs, "after_queries": after, "note": note}
 
 
+def _queries_to(g: list[tuple[Run, Series]], curve: dict, passive: list[tuple[Run, Series]],
+                passive_curve: dict | None, value: float, passive_final: bool) -> dict:
+    """Queries to reach `value`: per seed (mean ± t over the seeds that reach it), on the
+    seed-mean curve, and the ratio to passive's on its seed-mean curve with its bootstrap
+    interval (`passive_final`: the target is passive's final seed-mean, recomputed per resample)."""
+    per_seed = [st.queries_to_target(s.queries, s.values, value) for _, s in g]
+    reached = [q for q in per_seed if q is not None]
+    e = _stat(reached)
+    e.update(per_seed=per_seed, reached=len(reached), seeds=len(g),
+             mean_curve=st.queries_to_target(curve["queries"], curve["mean"], value),
+             ratio=math.nan, ratio_lo=math.nan, ratio_hi=math.nan, bootstrap=None)
+    if passive_curve is None or not g:
+        return e
+    e["ratio"] = st.ratio(e["mean_curve"], st.queries_to_target(
+        passive_curve["queries"], passive_curve["mean"], value))
+    paired = [r.seed for r, _ in g] == [r.seed for r, _ in passive]
+    boot = st.bootstrap_ratio(_curves(g), _curves(passive), None if passive_final else value, paired)
+    e.update(ratio_lo=boot.pop("lo"), ratio_hi=boot.pop("hi"), bootstrap=boot)
+    return e
+
+
 def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None) -> dict:
     budget = max(r.budget for r in runs)
     grid = np.linspace(0.0, budget, GRID_POINTS)
@@ -388,50 +410,32 @@ def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None
     out: dict[str, Any] = {"budget": budget, "grid": grid.tolist(), "varying": varying,
                            "strategies": {n: _group_summary(g, grid) for n, g in groups.items()}}
     strat = out["strategies"]
-    # the baseline: the first `passive` group (the only one unless passive runs differ)
-    p_name = next((n for n, v in strat.items() if v["strategy"] == "passive"), None)
-    p_runs = [(r, s) for r, s in groups[p_name] if s.queries.size] if p_name else []
-    if not p_runs:
-        p_name = None
+    evaluated = {n: [(r, s) for r, s in g if s.queries.size] for n, g in groups.items()}
+    # the baseline: the first `passive` group with evals (the only one unless passive runs differ)
+    p_name = next((n for n, v in strat.items() if v["strategy"] == "passive" and evaluated[n]), None)
     out["passive"] = p_name
+    p_runs = evaluated[p_name] if p_name else []
+    p_curve = strat[p_name]["mean_curve"] if p_name else None
     out["targets"], out["derived_targets"] = resolve_targets(targets, strat)
-    for t in out["targets"]:
-        for name, g in groups.items():
-            g = [(r, s) for r, s in g if s.queries.size]
-            per_seed = [st.queries_to_target(s.queries, s.values, t["value"]) for _, s in g]
-            reached = [q for q in per_seed if q is not None]
-            entry = _stat(reached)
-            mean_curve = strat[name]["mean_curve"]
-            entry.update(per_seed=per_seed, reached=len(reached), seeds=len(g),
-                         mean_curve=st.queries_to_target(mean_curve["queries"],
-                                                         mean_curve["mean"], t["value"]))
-            strat[name].setdefault("targets", {})[t["label"]] = entry
-        for name, g in groups.items():
-            e = strat[name]["targets"][t["label"]]
-            g = [(r, s) for r, s in g if s.queries.size]
-            if p_name is None or not g:
-                e.update(ratio=math.nan, ratio_lo=math.nan, ratio_hi=math.nan, bootstrap=None)
-                continue
-            e["ratio"] = st.ratio(e["mean_curve"], strat[p_name]["targets"][t["label"]]["mean_curve"])
-            paired = [r.seed for r, _ in g] == [r.seed for r, _ in p_runs]
-            boot = st.bootstrap_ratio(_curves(g), _curves(p_runs),
-                                      None if t["kind"] == "passive" else t["value"], paired)
-            e.update(ratio_lo=boot.pop("lo"), ratio_hi=boot.pop("hi"), bootstrap=boot)
-    for name, g in groups.items():
+    for name, g in evaluated.items():
         v = strat[name]
-        v["no_collapse"] = _collapse_check([(r, s) for r, s in g if s.queries.size], budget, metric)
+        v["targets"] = {t["label"]: _queries_to(g, v["mean_curve"], p_runs, p_curve, t["value"],
+                                                t["kind"] == "passive") for t in out["targets"]}
+        v["no_collapse"] = _collapse_check(g, budget, metric)
         if p_name is None or name == p_name:
             continue
-        v["vs_passive"] = _paired(g, groups[p_name], budget)
-        v["acceptance"] = _acceptance(v, strat[p_name], out["targets"])
+        v["vs_passive"] = _paired(g, p_runs)
+        pf = strat[p_name]["final"]["mean"]
+        reach = next((v["targets"][t["label"]] for t in out["targets"] if t["kind"] == "passive"),
+                     None) or _queries_to(g, v["mean_curve"], p_runs, p_curve, pf, True)
+        v["acceptance"] = _acceptance(v, reach, pf, p_curve)
     return out
 
 
-def _paired(group: list[tuple[Run, Series]], passive: list[tuple[Run, Series]],
-            budget: float) -> dict:
+def _paired(group: list[tuple[Run, Series]], passive: list[tuple[Run, Series]]) -> dict:
     """Same-seed differences from passive in AUC and final value."""
-    mine = {r.seed: (r, s) for r, s in group if s.queries.size}
-    base = {r.seed: (r, s) for r, s in passive if s.queries.size}
+    mine = {r.seed: (r, s) for r, s in group}
+    base = {r.seed: (r, s) for r, s in passive}
     seeds = sorted(set(mine) & set(base))
     out: dict[str, Any] = {"seeds": seeds}
     for key, f in (("auc", lambda r, s: st.auc(s.queries, s.values, r.budget)),
@@ -440,21 +444,18 @@ def _paired(group: list[tuple[Run, Series]], passive: list[tuple[Run, Series]],
     return out
 
 
-def _acceptance(v: dict, passive: dict, targets: list[dict]) -> dict:
-    t = next((t for t in targets if t["kind"] == "passive"), None)
-    e = v["targets"][t["label"]] if t else None
-    p_final = passive["final"]["mean"]
-    ratio = e["ratio"] if e else math.nan
+def _acceptance(v: dict, reach: dict, passive_final: float, passive_curve: dict) -> dict:
+    """Issue 14's checks (a) and (b) for one strategy; `reach`: its queries to passive's final."""
     lo = v["final"]["lo"]
     return {
-        "target": t["value"] if t else math.nan,
-        "queries": e["mean_curve"] if e else None,
-        "passive_queries": passive["targets"][t["label"]]["mean_curve"] if t else None,
-        "ratio": ratio, "ratio_lo": e["ratio_lo"] if e else math.nan,
-        "ratio_hi": e["ratio_hi"] if e else math.nan,
-        "one_third": None if math.isnan(ratio) else bool(ratio <= ONE_THIRD),
-        "final_lo": lo, "passive_final": p_final,
-        "final_above_passive": None if math.isnan(lo) else bool(lo > p_final),
+        "target": passive_final,
+        "queries": reach["mean_curve"],
+        "passive_queries": st.queries_to_target(passive_curve["queries"], passive_curve["mean"],
+                                                passive_final),
+        "ratio": reach["ratio"], "ratio_lo": reach["ratio_lo"], "ratio_hi": reach["ratio_hi"],
+        "one_third": None if math.isnan(reach["ratio"]) else bool(reach["ratio"] <= ONE_THIRD),
+        "final_lo": lo, "passive_final": passive_final,
+        "final_above_passive": None if math.isnan(lo) else bool(lo > passive_final),
     }
 
 

@@ -282,6 +282,13 @@ def test_same_seed_differences_from_passive(sweep, tmp_path, no_plot):
     md = (tmp_path / "out" / "report.md").read_text()
     assert f"{a['mean']:+.3f} [{a['lo']:+.3f}, {a['hi']:+.3f}]" in md
     assert "vs_passive" not in summary["tasks"]["toy"]["strategies"]["passive"]
+    # the acceptance checks do not depend on --targets (no 'passive' target asked for here)
+    a = summary["tasks"]["toy"]["strategies"]["ee_ts"]["acceptance"]
+    pf = np.mean([w[-1] for _, w in CURVES["passive"].values()])
+    ee = first_crossing(*mean_curve(list(CURVES["ee_ts"].values())), pf)
+    assert (a["target"], a["queries"], a["passive_queries"], a["ratio"]) == pytest.approx(
+        (pf, ee, BUDGET, ee / BUDGET))
+    assert a["ratio_lo"] < a["ratio"] < a["ratio_hi"]
 
 
 def ewr_rows(values, start, half=0.02):
