@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from duel import report as rp
+from duel import report_render
 from duel import report_stats as st
 
 # Student-t 97.5% quantiles (statistics tables), so the test does not reuse the module's scipy call.
@@ -68,7 +69,7 @@ def no_plot(monkeypatch):
     def fake(task, s, metric, path):
         path.write_bytes(b"")
         return "not drawn"
-    monkeypatch.setattr(rp, "plot_task", fake)
+    monkeypatch.setattr(report_render, "plot_task", fake)
 
 
 # ----------------------------------------------------------------------------- transcriptions
