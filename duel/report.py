@@ -323,7 +323,8 @@ def resolve_targets(targets: Sequence | None, groups: dict[str, dict]) -> tuple[
         else:
             kind = "derived" if derived else "given"
             out.append({"label": _target_label(float(t), kind), "value": float(t), "kind": kind})
-    return out, derived
+    labels = [t["label"] for t in out]  # a flat passive derives one level three times
+    return [t for i, t in enumerate(out) if t["label"] not in labels[:i]], derived
 
 
 def _curves(g: list[tuple[Run, Series]]) -> list[st.Curve]:

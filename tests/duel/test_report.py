@@ -333,6 +333,17 @@ def test_default_metric_and_targets_derived_from_the_runs(tmp_path, capsys, no_p
     assert rp.report([tmp_path / "s"], tmp_path / "out3")["metric"] == "win_rate"
 
 
+def test_flat_passive_derives_one_level(tmp_path, no_plot):
+    for seed in (0, 1):
+        write_run(tmp_path / "s", "passive", seed, [0, 200, 400], [0.3, 0.3, 0.3])
+        write_run(tmp_path / "s", "ee_ts", seed, [0, 200, 400], [0.3, 0.4, 0.5])
+    t = rp.report([tmp_path / "s"], tmp_path / "out")["tasks"]["toy"]
+    assert [x["label"] for x in t["targets"]] == ["0.300", "passive final (0.300)"]
+    # both start at the target: reached at 0 queries, ratio 1
+    assert t["strategies"]["ee_ts"]["targets"]["0.300"]["mean_curve"] == 0.0
+    assert t["strategies"]["ee_ts"]["targets"]["0.300"]["ratio"] == 1.0
+
+
 def test_acceptance_checks(tmp_path, no_plot):
     q = list(range(0, 1001, 100))
     lin = lambda a, b: [a + (b - a) * x / 1000 for x in q]
