@@ -63,7 +63,8 @@ METHOD = (
     "Queries to target: the first crossing of the target on the seed-mean curve, linearly "
     "interpolated between the points around it (the first point's queries if it is already "
     "at/above); 'not reached' when it never gets there. Ratio = that / passive's queries for "
-    "the same target on passive's seed-mean curve (so passive is ×1.00). Its 95% interval is a "
+    "the same target on passive's seed-mean curve (so passive is ×1.00; where only passive "
+    "misses the target the table says so and report.json has ratio 0). Its 95% interval is a "
     f"percentile bootstrap over seeds ({st.RESAMPLES} resamples with replacement, RNG seed "
     f"{st.BOOT_SEED}; the interval runs from the k-th smallest to the k-th largest resampled "
     f"ratio, k = round(resamples·0.025) = {round(st.RESAMPLES * 0.025)}; not reached = ∞, "
@@ -74,7 +75,8 @@ METHOD = (
     "crossing on each seed's own evals; k/n = seeds that reach it. "
     "Default targets: 'passive final' (passive's final seed-mean) and "
     f"{DERIVED_LEVELS} levels evenly between passive's starting seed-mean (the first eval "
-    "point) and passive's final seed-mean (1/4, 1/2, 3/4 of the way). "
+    "point) and passive's final seed-mean (1/4, 1/2, 3/4 of the way; without passive runs, from "
+    "all runs' start to the best final seed-mean). "
     "AUC: trapezoid area under a seed's eval points within [0, budget], divided by the budget. "
     "Final: each seed's last eval; mean ± 95% t-interval over seeds. Same-seed differences "
     "from passive (AUC, final): per seed strategy − passive over the seeds both ran; the table "
@@ -295,12 +297,14 @@ def _target_label(value: float, kind: str) -> str:
     return f"{value:.3f}" if kind == "derived" or round(value, 2) != value else f"{value:.2f}"
 
 
-def resolve_targets(targets: Sequence | None, groups: dict[str, dict]) -> tuple[list[dict], dict]:
+def resolve_targets(targets: Sequence | None, groups: dict[str, dict],
+                    passive_name: str | None) -> tuple[list[dict], dict]:
     """[{"label", "value", "kind": given|derived|passive}] and how the default was derived.
-    `targets` None: DERIVED_LEVELS levels between passive's start and final seed-means, plus
-    'passive'; 'passive' is left out when there is no passive group with evals."""
-    passive = next((g for g in groups.values() if g["strategy"] == "passive"), None)
-    has_passive = passive is not None and not math.isnan(passive["final"]["mean"])
+    `targets` None: DERIVED_LEVELS levels between the start and final seed-means of the group
+    `passive_name` (the baseline, with evals), plus 'passive'; without a baseline, 'passive' is
+    left out and the levels run from all groups' start to the best final seed-mean."""
+    passive = groups[passive_name] if passive_name else None
+    has_passive = passive is not None
     derived: dict = {}
     if targets is None:
         base = [passive] if has_passive else list(groups.values())
@@ -410,7 +414,7 @@ def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None
     out["passive"] = p_name
     p_runs = evaluated[p_name] if p_name else []
     p_curve = strat[p_name]["mean_curve"] if p_name else None
-    out["targets"], out["derived_targets"] = resolve_targets(targets, strat)
+    out["targets"], out["derived_targets"] = resolve_targets(targets, strat, p_name)
     for name, g in evaluated.items():
         v = strat[name]
         v["targets"] = {t["label"]: _queries_to(g, v["mean_curve"], p_runs, p_curve, t["value"],

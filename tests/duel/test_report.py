@@ -344,6 +344,19 @@ def test_flat_passive_derives_one_level(tmp_path, no_plot):
     assert t["strategies"]["ee_ts"]["targets"]["0.300"]["ratio"] == 1.0
 
 
+def test_without_passive_there_is_no_ratio(tmp_path, no_plot):
+    for seed in (0, 1):
+        write_run(tmp_path / "s", "ee_ts", seed, [0, 200, 400], [0.2, 0.4 + 0.1 * seed, 0.6])
+    t = rp.report([tmp_path / "s"], tmp_path / "out")["tasks"]["toy"]
+    assert t["passive"] is None and t["derived_targets"]["from"] == "all groups (no passive)"
+    assert [x["value"] for x in t["targets"]] == pytest.approx([0.3, 0.4, 0.5])
+    e = t["strategies"]["ee_ts"]
+    assert math.isnan(e["targets"]["0.400"]["ratio"]) and "acceptance" not in e
+    # seed means 0.2, 0.45, 0.6: 0.4 is crossed at 200 * 0.2 / 0.25
+    assert e["targets"]["0.400"]["mean_curve"] == pytest.approx(160)
+    assert "| 160 (2/2 seeds) |" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_acceptance_checks(tmp_path, no_plot):
     q = list(range(0, 1001, 100))
     lin = lambda a, b: [a + (b - a) * x / 1000 for x in q]
