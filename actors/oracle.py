@@ -32,6 +32,7 @@ class OracleUnavailable(RuntimeError):
     prob_a: np.ndarray | None = None
     metadata: list[dict] | None = None
     labeled: Any = None
+    error: BaseException | None = None  # what the oracle itself raised last (None: its actor died)
 
 
 def check_reply(prob_a: Any, n: int) -> np.ndarray:
@@ -281,10 +282,13 @@ class OraclePool:
             running.pop(stream, None)
             c.tries += 1
             if c.tries > self.max_retries:
-                raise OracleUnavailable(
+                err = OracleUnavailable(
                     f"{self.name} failed {c.tries} times in a row on pairs {c.at}..{c.hi - 1}, "
                     f"past its retry budget (oracle.max_retries = {self.max_retries}); last "
-                    f"error: {_cause(e)}") from e
+                    f"error: {_cause(e)}")
+                cause = getattr(e, "cause", None)  # RayTaskError: the exception in the actor
+                err.error = cause if isinstance(cause, BaseException) else e
+                raise err from e
             c.ready_at = time.monotonic() + self.backoff_s * 2 ** (c.tries - 1)
             todo.append(c)
             return

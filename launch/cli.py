@@ -126,6 +126,9 @@ def _run(cfg, run_dir: Path, *, address, resume: bool) -> int:
     except (InputError, ConfigError) as e:  # raised before Ray starts; nothing was written
         return _fail(str(e))
     except RunStopped as e:
+        if not e.resumable:  # a resume would stop the same way: do not suggest it
+            print(f"duel: stopped: {e}", file=sys.stderr)
+            return 1
         print(f"duel: stopped: {e}\n  resume with: duel resume {run_dir}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:

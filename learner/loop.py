@@ -36,7 +36,19 @@ from learner.setup import RunInputs, enable_compile_cache, prepare_inputs
 
 
 class RunStopped(RuntimeError):
-    """The run checkpointed and stopped before its last step (signal, oracle outage, quit)."""
+    """The run checkpointed and stopped before its last step (signal, oracle outage, quit).
+
+    `resumable` is False when a resume would fail the same way (an oracle that is a local
+    function raising on its input): `duel` then suggests no resume and exits 1."""
+
+    def __init__(self, message: str = "", resumable: bool = True):
+        super().__init__(message)
+        self.resumable = resumable
+
+
+# what a local oracle (oracle.kind task/rule: a function of prompt and response) raises on input
+# it cannot grade or through a bug in it: asked the same pairs again, it raises again
+_NOT_AN_OUTAGE = (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError)
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -311,8 +323,17 @@ class Loop:
                         self.checkpoint(step, job["batch"].index)
                 except RunStopped as c:
                     raise RunStopped(f"oracle unavailable: {e}{kept}; then {c}") from e
-                raise RunStopped(f"oracle unavailable: {e}; checkpoint of step {step} saved "
-                                 f"({self.counters['queries']} queries paid, all in the ledger){kept}") from e
+                saved = (f"checkpoint of step {step} saved ({self.counters['queries']} queries "
+                         f"paid, all in the ledger){kept}")
+                if cfg.oracle.kind in ("task", "rule") and isinstance(e.error, _NOT_AN_OUTAGE):
+                    raise RunStopped(
+                        f"oracle failed: {e}; {saved}. Not an outage: the oracle (oracle.kind "
+                        f"{cfg.oracle.kind!r}) is a function of the prompt and the response, and "
+                        f"{type(e.error).__name__} means it cannot grade these pairs (a prompt the "
+                        "task does not expect, or a bug in the reward); a resume asks the same pairs "
+                        "and fails the same way until the prompts or the reward are fixed",
+                        resumable=False) from e
+                raise RunStopped(f"oracle unavailable: {e}; {saved}") from e
             try:
                 metrics, refs = self.learners.call("update_and_publish", labeled, step)
             except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing

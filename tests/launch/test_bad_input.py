@@ -249,6 +249,40 @@ def test_resume_with_a_changed_prompts_file_is_refused(tmp_path, capsys):
     assert snapshot(run_dir) == before
 
 
+class UngradableTask(TinyTask):
+    """TinyTask whose gold reward cannot grade its prompts (and no check_prompt says so)."""
+
+    name = "ungradable"
+
+    def check_prompt(self, prompt):
+        return None
+
+    def gold_reward(self, prompt, response):
+        raise ValueError(f"ungradable: cannot grade {prompt!r}")
+
+
+def test_a_stop_that_a_resume_cannot_fix_suggests_no_resume(tmp_path, capsys):
+    """The task oracle raises ValueError on the prompts: the run stops (checkpoint, ledger) but
+    says why a resume cannot help, suggests none and exits 1; `duel resume` fails the same way."""
+    model = tiny_model_dir(tmp_path / "policy")
+    cfg = tiny_config(model, steps=3, task="tests.launch.test_bad_input:UngradableTask", **{
+        "resources.generators": 1, "oracle.max_retries": 1, "eval.num_prompts": 4})
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    run_dir = tmp_path / "run"
+    capsys.readouterr()
+    assert cli.main(["run", str(tmp_path / "run.yaml"), "--run-dir", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "duel: stopped: oracle failed: task oracle" in err, err
+    assert "last error: ValueError: ungradable: cannot grade" in err, err
+    assert ("Not an outage: the oracle (oracle.kind 'task') is a function of the prompt and the "
+            "response, and ValueError means it cannot grade these pairs") in err, err
+    assert "resume with" not in err and "duel resume" not in err, err
+    assert checkpoint.all_steps(run_dir)  # it stopped cleanly all the same
+    assert cli.main(["resume", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "duel: stopped: oracle failed" in err and "duel resume" not in err, err
+
+
 class WrongShape(http.server.BaseHTTPRequestHandler):
     """A remote oracle that answers one probability too few."""
 
