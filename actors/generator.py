@@ -1,7 +1,8 @@
 """Generator actor: the policy server of one device.
 
 Holds the policy (inference copy, compute dtype), the frozen reference/encoder (reference
-log-probs and features phi(x, y) from one frozen `score` pass) and a copy of the ERM. The
+log-probs and features phi(x, y) from one frozen `score` pass; with `erm.encoder` set, phi comes
+from that frozen model instead) and a copy of the ERM. The
 learner publishes weights once per version: a `duel.transport.Packed` (the policy in bucketed
 host buffers of the publish dtype, plus extras {"erm", "checksum"}) put in the object store by
 learner/transport_ray.py. `load(weights, version)` receives that Packed (Ray resolves the
@@ -39,6 +40,8 @@ class GeneratorCore:
         dtype = getattr(jnp, spec.get("compute_dtype", "float32"))
         self.policy, self.model_config = load_pretrained(model_dir, dtype=dtype)
         self.encoder, _ = load_pretrained(model_dir, dtype=dtype)  # frozen: never reloaded
+        # erm.encoder: the features phi come from this frozen model (same tokenizer); None = encoder
+        self.feature_encoder = load_pretrained(spec["encoder"], dtype=dtype)[0] if spec.get("encoder") else None
         self.tokenizer = _tokenizer(model_dir)
         self.spec = dict(spec)
         stops = tuple(spec.get("stop_token_ids") or self.model_config.eos_token_id or ())
@@ -105,7 +108,7 @@ class GeneratorCore:
             candidates=s["candidates"], strategy=s["strategy"], version=self.version,
             tokenizer=self.tokenizer, explore_options=s.get("explore_options"),
             gamma=s.get("gamma", 0.0), mixed_active=step >= s.get("burn_in", 0) and s.get("gamma", 0) > 0,
-            beta=s.get("beta", 0.1))
+            beta=s.get("beta", 0.1), feature_encoder=self.feature_encoder)
         pb.diagnostics["time_load"] = t_load
         return pb
 

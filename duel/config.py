@@ -80,6 +80,9 @@ class ERMConfig:
     steps_per_update: int = _field(5, lo=1)  # Adam steps per ERM update
     buffer_size: int = _field(100_000, lo=1)  # replay of labelled pairs
     bootstrap: bool = True  # per-member bootstrap masks
+    # HF directory whose frozen hidden states are the features phi(x, y) (same tokenizer as the
+    # policy); None = the frozen starting policy. Reference log-probs always come from the latter.
+    encoder: str | None = None
 
 
 @dataclasses.dataclass

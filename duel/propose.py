@@ -4,7 +4,9 @@
                        strategy="ee_ts", version=v, tokenizer=tok)
 
 `encoder` is the frozen model: its `score` pass gives the reference log-probs and the features
-phi(x, y) (mean final hidden state over the response tokens before the stop token) at once. The
+phi(x, y) (mean final hidden state over the response tokens before the stop token) at once. With
+`feature_encoder` (config `erm.encoder`: another frozen model with the same tokenizer) the
+features come from that model's `score` pass instead; the reference log-probs stay `encoder`'s. The
 ERM rewards the candidates, `duel.explore.select_pairs` picks (a, b); with mixed preference learning a
 fraction `gamma` of the prompts is labelled by the ERM (`synthetic`, P(a > b) from the
 ensemble), never by the oracle. Pure: the Ray actor in `actors/generator.py` holds state.
@@ -87,12 +89,13 @@ def _sample(policy, encoder, prompts, key, sampling, candidates: int, strategy: 
 def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampling, *,
                   candidates: int, strategy: str, version: int, tokenizer=None,
                   explore_options: dict | None = None, gamma: float = 0.0,
-                  mixed_active: bool = False, beta: float = 0.1) -> PairBatch:
+                  mixed_active: bool = False, beta: float = 0.1, feature_encoder=None) -> PairBatch:
     """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
 
     With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
     (`duel.explore.synthetic_pairs`: best vs worst under a sampled member) instead of the
     strategy's pair, flagged `synthetic` with the ensemble's P(a > b) in `synthetic_prob`.
+    `feature_encoder`: the model whose hidden states are phi (None = `encoder`).
     """
     from duel.ensemble import rewards
     from duel.explore import select_pairs, synthetic_mask, synthetic_pairs
@@ -101,6 +104,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     t0 = time.perf_counter()
     out, from_ref = _sample(policy, encoder, prompts, k_gen, sampling, candidates, strategy)
     ref_lp, feats = frozen_pass(encoder, prompts, out.tokens, out.mask, finished=out.finished)
+    if feature_encoder is not None:  # erm.encoder: phi from another frozen model
+        _, feats = frozen_pass(feature_encoder, prompts, out.tokens, out.mask, finished=out.finished)
     texts = decode(tokenizer, out.tokens, out.mask)
     t1 = time.perf_counter()
     ids = candidate_ids(out.tokens, out.mask)

@@ -68,7 +68,8 @@ def fresh_run_dir(path: str | Path) -> Path:
 
 def _check_inputs(cfg, source) -> None:
     """Cheap checks that must pass before Ray starts (invariant 5): the model directory, the
-    task and its training prompts. Raises ConfigError naming `source` (the config file)."""
+    task and its training prompts, the `erm.encoder` directory. Raises ConfigError naming
+    `source` (the config file)."""
     from duel.config import ConfigError
     from learner.setup import InputError, task_prompts
 
@@ -84,6 +85,10 @@ def _check_inputs(cfg, source) -> None:
         except (KeyError, ValueError, ImportError, AttributeError) as e:
             raise InputError(f"key 'task': {e}") from None
         task_prompts(cfg, task)
+        if cfg.erm.encoder:  # loads, with the policy's tokenizer (ConfigError naming the key)
+            from learner.setup import check_encoder, model_dir_for
+
+            check_encoder(cfg, model_dir_for(cfg, task))
     except InputError as e:
         raise ConfigError(f"{source}: {e}") from None
 

@@ -54,7 +54,9 @@ class Learner:
         self.run_dir = str(run_dir)
         self.tcfg = train_config(cfg)
         model, self.model_config = load_pretrained(model_dir, dtype=jnp.float32)
-        self.feature_dim = int(self.model_config.hidden_size)
+        from learner.setup import feature_dim
+
+        self.feature_dim = feature_dim(cfg, self.model_config)  # erm.encoder's width when set
         self.rank, self.processes = jax.process_index(), jax.process_count()
         self.strategy = cfg.learner.sharding
         self.mesh, self._train_step = self._layout(cfg, readonly)

@@ -32,7 +32,7 @@ from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prom
 from learner.labeling import label_pairs
 from learner.group import LearnerGroup
 from learner.placement import Layout, role_specs
-from learner.setup import RunInputs, enable_compile_cache, prepare_inputs
+from learner.setup import RunInputs, enable_compile_cache, encoder_dir, prepare_inputs
 
 
 class RunStopped(RuntimeError):
@@ -105,7 +105,7 @@ class Loop:
                 "burn_in": cfg.mixed.burn_in, "beta": cfg.loss.beta,
                 "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
                 "top_k": cfg.sampling.top_k, "max_new_tokens": cfg.sampling.max_new_tokens,
-                "compute_dtype": cfg.policy.compute_dtype}
+                "compute_dtype": cfg.policy.compute_dtype, "encoder": encoder_dir(cfg)}
         self.generators = [Generator.options(**self.layout.options("generator", i)).remote(inputs.model_dir, spec)
                            for i in range(cfg.resources.generators)]
         oracle_cfg = {"kind": cfg.oracle.kind, **cfg.oracle.options}

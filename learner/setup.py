@@ -1,8 +1,9 @@
 """Everything a run needs before Ray starts: checked inputs, the model directory, the prompts.
 
 `prepare_inputs(cfg, run_dir, resume)` fails early (invariant 5) on a run directory that does
-not fit the request, a missing model directory, an unknown task, a bad prompts file or an empty
-prompt set; then it writes RUN_DIR/config.yaml (the resolved config, no secrets) and tokenizes
+not fit the request, a missing model directory, an `erm.encoder` that does not load or does not
+share the policy's tokenizer, an unknown task, a bad prompts file or an empty prompt set; then
+it writes RUN_DIR/config.yaml (the resolved config, no secrets) and tokenizes
 the training prompts once, left-padded to one length (one compiled shape for the whole run).
 
 The training prompts are the task's, or the rows of the file the config's `prompts:` key names
@@ -58,6 +59,69 @@ def model_dir_for(cfg, task=None) -> str:
 
         task = get_task(cfg.task)
     return str(task.starting_policy(cache_dir()))
+
+
+def encoder_dir(cfg) -> str | None:
+    """The `erm.encoder` directory (user home expanded), or None: phi from the starting policy."""
+    return str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None
+
+
+def feature_dim(cfg, model_config) -> int:
+    """Width of phi(x, y), the ERM's input: the `erm.encoder`'s hidden size, else the policy's."""
+    if not cfg.erm.encoder:
+        return int(model_config.hidden_size)
+    from duel.models.hf import read_config
+
+    return int(read_config(encoder_dir(cfg)).hidden_size)
+
+
+def check_encoder(cfg, model_dir) -> None:
+    """ConfigError unless `erm.encoder` is a model directory the models package loads, with the
+    policy's tokenizer (tokenizer.json of the same content: the encoder reads the policy's token
+    ids as they are). Reads config.json and the safetensors headers (every tensor the model
+    needs, by name and shape), not the weights."""
+    from duel.config import ConfigError
+    from duel.models import weights
+    from duel.models.hf import _Safetensors, read_config
+
+    if not cfg.erm.encoder:
+        return
+    path = Path(encoder_dir(cfg))
+    key = f"key 'erm.encoder' ({cfg.erm.encoder!r})"
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{key}: expected a Hugging Face model directory (config.json and "
+                          f"*.safetensors), got {str(path)!r}" + ("" if path.exists() else " (it does not exist)"))
+    try:
+        config = read_config(path)
+        prefix = weights.BASE_PREFIX[config.family]
+        with _Safetensors(path) as st:
+            for hf, ours, kind, shape in weights.rows(config):
+                layered = ours.startswith("layers.")
+                want = weights.hf_shape(kind, shape[1:] if layered else shape)
+                for name in ([hf.format(i=i) for i in range(config.num_layers)] if layered else [hf]):
+                    k = name if name in st.files or not name.startswith(prefix) else name[len(prefix):]
+                    if k not in st.files:
+                        raise ValueError(f"missing tensor {name!r} (needed for our {ours!r})")
+                    got = tuple(st._open(st.files[k]).get_slice(k).get_shape())
+                    if got != tuple(want):
+                        raise ValueError(f"tensor {k!r} has shape {got}, expected {tuple(want)} (from config.json)")
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"{key}: {str(path)!r} does not load as a model: {e}") from None
+    mine, theirs = Path(model_dir) / "tokenizer.json", path / "tokenizer.json"
+    if not theirs.is_file():
+        raise ConfigError(f"{key}: {str(path)!r} has no tokenizer.json; the encoder must use the policy's "
+                          f"tokenizer ({mine})")
+    try:
+        a, b = json.loads(mine.read_text()), json.loads(theirs.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{key}: cannot compare tokenizers {mine} and {theirs}: {e}") from None
+    if a != b:
+        parts = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        va = len((a.get("model") or {}).get("vocab") or ())
+        vb = len((b.get("model") or {}).get("vocab") or ())
+        raise ConfigError(f"{key}: {theirs} differs from the policy's {mine} (in {', '.join(parts)}; "
+                          f"vocab {vb} vs {va} entries); the encoder reads the policy's token ids, so "
+                          "it needs the same tokenizer")
 
 
 @dataclasses.dataclass
@@ -208,6 +272,7 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
         tok = load_tokenizer(model_dir)
     except FileNotFoundError as e:
         raise InputError(f"key 'policy.path': {e}") from e
+    check_encoder(cfg, model_dir)
     batch, _ = encode_prompts(tok, [{"id": str(r["id"]), "prompt": r["prompt"]} for r in rows],
                               max_prompt_len=MAX_PROMPT_LEN)
     ids, mask = batch.input_ids, batch.attention_mask
