@@ -1,0 +1,161 @@
+"""bench/cost_model.py: its HLO count (loops x trip count, slices, in-place updates), the decode
+loop's KV cache updated in place (no full-cache copy per step, checked on the compiled HLO), and
+the --check table (H100 target when the JAX CUDA plugin is installed, else this CPU backend)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.cost_model import cache_copies, hlo_cost  # noqa: E402
+
+
+def test_walk_counts_every_trip_of_a_loop():
+    """A scan of 5 matmuls [64, 128] x [128, 256]: 5 x 2 x 64 x 128 x 256 FLOPs (XLA's own
+    HloCostAnalysis counts a while body once; the walk multiplies by the trip count)."""
+    w = jnp.ones((5, 128, 256), jnp.float32)
+    x = jnp.ones((64, 128), jnp.float32)
+
+    def f(x, w):
+        def body(c, wi):
+            return c, jnp.tanh(x @ wi)
+
+        return jax.lax.scan(body, 0.0, w)[1]
+
+    text = jax.jit(f).lower(x, w).compile().as_text()
+    cost = hlo_cost(text)
+    assert cost["flops"] == 5 * 2 * 64 * 128 * 256
+    assert cost["bytes"] >= 4 * (5 * 128 * 256 + 5 * 64 * 256)  # every weight read, every output written
+
+
+def test_walk_counts_an_in_place_update_as_its_slice():
+    """A loop writing one row per step into a 4 MiB carried buffer moves ~one row per step, not
+    the buffer; the same loop rescaling the whole buffer each step moves it each step."""
+    buf = jnp.zeros((1024, 1024), jnp.float32)
+
+    def write_rows(buf, scale):
+        def body(i, b):
+            return jax.lax.dynamic_update_slice(b, jnp.full((1, 1024), scale * i, jnp.float32), (i, 0))
+
+        return jax.lax.fori_loop(0, 8, body, buf)
+
+    def rescale(buf, scale):
+        return jax.lax.fori_loop(0, 8, lambda i, b: b * scale + 1.0, buf)
+
+    size = 4 * 1024 * 1024
+    donate = functools.partial(jax.jit, donate_argnums=0)
+    rows = hlo_cost(donate(write_rows).lower(buf, 2.0).compile().as_text())
+    full = hlo_cost(donate(rescale).lower(buf, 2.0).compile().as_text())
+    assert rows["bytes"] < 0.1 * size, rows["bytes"]
+    assert full["bytes"] >= 8 * 2 * size, full["bytes"]
+
+
+def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat16):
+    from flax import nnx
+
+    from duel import sampling
+    from duel.models import build_model
+
+    graphdef, state = nnx.split(jax.eval_shape(lambda: build_model(c, 0, dtype)))
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+
+    def A(shape, dt):
+        return jax.ShapeDtypeStruct(shape, dt, sharding=sharding)
+
+    bounds = sampling._segments(new_tokens, min(4, max(1, new_tokens // 16)))
+    return sampling._generate.lower(
+        graphdef, state, A((batch, prompt), jnp.int32), A((batch, prompt), jnp.int32), A((), jax.random.key(0).dtype),
+        A((batch,), jnp.bool_), A((), jnp.float32), A((), jnp.int32), A((), jnp.float32), A((8,), jnp.int32),
+        A((), jnp.int32), n=1, new_tokens=new_tokens, bounds=bounds if len(bounds) > 1 else ()).compile().as_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["pythia-1b", "qwen2.5-0.5b"])
+@pytest.mark.parametrize("target", ["cpu-float32", "h100-bfloat16"])
+def test_decode_loop_updates_the_cache_in_place(family, target):
+    """The compiled generate program: no kernel inside the decode loops writes a whole KV cache
+    [L, B, S, K, D] -- only the new slot is written (in-place dynamic-update-slice). Compiled as
+    each backend runs it: float32 on CPU (the CPU presets' dtype), bfloat16 for an H100 (deviceless,
+    needs the JAX CUDA plugin). Not checked: bfloat16 on XLA:CPU, which widens the cache update to
+    float32 and back, a full-cache read and write per layer per step (no preset runs it)."""
+    from bench.train_step import FULL, check_shape
+
+    sharding, dtype = None, jnp.float32
+    if target.startswith("h100"):
+        pytest.importorskip("jax_plugins.xla_cuda12")
+        if os.environ.get("JAX_PLATFORMS") != "cpu":
+            pytest.skip("the deviceless H100 compile needs JAX_PLATFORMS=cpu on a machine without a GPU")
+        from bench.memory import target_sharding
+
+        sharding, dtype = target_sharding("h100")[1], jnp.bfloat16
+    c = check_shape(FULL[family])
+    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, sharding=sharding, dtype=dtype)
+    assert text.count(" while(") >= 2  # the decode segments are there to inspect
+    assert cache_copies(text, c.num_layers, 4, c.num_kv_heads, c.head_dim) == []
+
+
+def test_cache_copy_detector_sees_a_full_cache_write():
+    """The control: a decode-like loop that rescales its whole cache each step is caught."""
+    shape = (2, 4, 16, 2, 8)
+
+    def loop(cache, x, n):
+        def body(s):
+            t, c = s
+            c = jax.lax.dynamic_update_slice(c, x, (0, 0, t, 0, 0))
+            return t + 1, c * (1.0 + t.astype(c.dtype))  # a full-cache write per step
+
+        return jax.lax.while_loop(lambda s: s[0] < n, body, (jnp.int32(0), cache))[1]
+
+    cache = jnp.zeros(shape, jnp.float32)
+    x = jnp.ones((2, 4, 1, 2, 8), jnp.float32)
+    text = jax.jit(loop, donate_argnums=0).lower(cache, x, 3).compile().as_text()
+    assert cache_copies(text, 2, 4, 2, 8) != []
+
+    def good(cache, x, n):
+        def body(s):
+            t, c = s
+            return t + 1, jax.lax.dynamic_update_slice(c, x * t.astype(c.dtype), (0, 0, t, 0, 0))
+
+        return jax.lax.while_loop(lambda s: s[0] < n, body, (jnp.int32(0), cache))[1]
+
+    text = jax.jit(good, donate_argnums=0).lower(cache, x, 3).compile().as_text()
+    assert cache_copies(text, 2, 4, 2, 8) == []
+
+
+@pytest.mark.slow
+def test_check_mode_table_is_complete(tmp_path, monkeypatch):
+    """--check on tiny shapes: one row per program, each with compiled FLOPs/bytes, the ideal, the
+    efficiency and the predicted time (H100 target when the CUDA plugin is installed, else CPU)."""
+    from bench import cost_model
+
+    monkeypatch.setenv("DUEL_BENCH_RESULTS", str(tmp_path))
+    payload = cost_model.main(["--check", "--models", "pythia-1b", "--variants", "mb1,mb1+remat"])
+    saved = json.loads((tmp_path / "cost_model.json").read_text())
+    assert saved["label"] == "predicted (XLA cost model, no GPU)" and saved["check"]
+    rows = payload["rows"]
+    programs = [r["program"].split(" [")[0] for r in rows]
+    for want in ("prefill pythia-1b", "decode step pythia-1b", "generate pythia-1b", "DPO step pythia-1b",
+                 "reference forward pythia-1b", "ERM update", "select_pairs ee_ts", "publish pack pythia-1b"):
+        assert want in programs, (want, programs)
+    assert sum(p == "DPO step pythia-1b" for p in programs) == 2
+    for r in rows:
+        assert r["bytes"] > 0 and r["predicted_s"] > 0 and math.isfinite(r["efficiency"]) and r["efficiency"] > 0, r
+        assert r["predicted_s"] == pytest.approx(max(r["flops"] / 989e12, r["bytes"] / 3.35e12))
+        if r["program"].startswith(("DPO", "reference", "prefill", "decode")):
+            assert r["flops"] >= 0.9 * r["ideal_flops"] > 0, r  # every matmul of the ideal is in the program
+    gen = next(r for r in rows if r["program"] == "generate pythia-1b")
+    assert gen["predicted_tok_s"] > 0 and gen["full_cache_copies_in_loop"] == []
+    assert np.isclose(gen["predicted_tok_s"], 2 * 32 / gen["predicted_s"])
