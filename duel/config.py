@@ -93,6 +93,7 @@ class LossConfig:
     simpo_gamma: float = 0.5  # SimPO target margin
     slic_delta: float = _field(1.0, lo=0.0)  # SLiC hinge margin
     xpo_alpha: float = _field(1e-5, lo=0.0)  # XPO exploration bonus weight
+    nll_weight: float = _field(0.0, lo=0.0)  # + weight x per-token NLL of the chosen response (RPO)
 
 
 @dataclasses.dataclass

@@ -20,6 +20,11 @@ the per-pair losses, for a pair labelled y_w > y_l, are
            no reference, always length-normalised
     xpo    dpo + alpha * log pi(y~)   for y~ a response sampled from the reference     Xie et al. 2024
 
+Any kind + NLL on the chosen response (RPO, Pang et al. 2024 "Iterative Reasoning Preference
+Optimization"; Liu et al. 2024): + nll_weight * (-log pi(y_w) / |y_w|), the per-token negative
+log-likelihood of the preferred response. It keeps DPO from lowering the likelihood of both
+responses and moving the mass to responses never sampled (the "squeezing" of small policies).
+
 Soft labels: with prob = P(y_w > y_l), each loss is the expectation over the label,
 prob * l(w > l) + (1 - prob) * l(l > w), where l(l > w) is the same formula with the roles of the
 two responses swapped (h -> -h; for simpo gamma keeps its sign). prob = 1 recovers the hard loss.
@@ -104,6 +109,7 @@ def preference_loss(
     gamma: float = 0.0,
     alpha: float = 0.0,
     pi_ref_sample=None,
+    nll_weight: float = 0.0,
 ):
     """Weighted mean preference loss over a batch of pairs, and metrics (see the module doc).
 
@@ -111,6 +117,7 @@ def preference_loss(
     (None = 1). weight [B] (None = 1). chosen_len/rejected_len [B]: response token counts, needed
     for `average` and for simpo. label_smoothing: dpo/xpo eps. flip_rate: rdpo eps. gamma: simpo
     target margin. alpha, pi_ref_sample [B]: xpo bonus weight and log pi of the reference sample.
+    nll_weight: weight of the chosen response's per-token NLL (needs chosen_len/rejected_len).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown preference loss kind {kind!r}; valid kinds: {', '.join(KINDS)}")
@@ -123,7 +130,7 @@ def preference_loss(
     if has_ref:
         ref_chosen = _float(ref_chosen)
         ref_rejected = _float(ref_rejected)
-    if (average or kind == "simpo") and (chosen_len is None or rejected_len is None):
+    if (average or kind == "simpo" or nll_weight) and (chosen_len is None or rejected_len is None):
         raise ValueError(f"loss kind {kind!r} with average={average} needs chosen_len and rejected_len")
     if kind == "rdpo" and not 0.0 <= flip_rate < 0.5:
         raise ValueError(f"rdpo needs 0 <= flip_rate < 0.5, got {flip_rate}")
@@ -132,6 +139,9 @@ def preference_loss(
 
     # KL estimate on the sums, before any length normalisation
     kl = 0.5 * ((pi_chosen - ref_chosen) + (pi_rejected - ref_rejected)) if has_ref else None
+    if nll_weight:  # per-token NLL of each response, before any length normalisation
+        nll_w = -pi_chosen / jnp.maximum(_float(chosen_len), 1.0)
+        nll_l = -pi_rejected / jnp.maximum(_float(rejected_len), 1.0)
 
     if average or kind == "simpo":
         n_w = jnp.maximum(_float(chosen_len), 1.0)
@@ -159,6 +169,9 @@ def preference_loss(
         per_pair = _expect(lambda x: simpo_loss(x, beta, gamma), delta, prob)
     if kind == "xpo":
         per_pair = per_pair + alpha * _float(pi_ref_sample)
+    if nll_weight:  # on the preferred response: in expectation over a soft label
+        nll = nll_w if prob is None else prob * nll_w + (1.0 - prob) * nll_l
+        per_pair = per_pair + nll_weight * nll
 
     w = jnp.ones_like(per_pair) if weight is None else _float(weight)
     norm = jnp.maximum(jnp.sum(w), 1e-8) if normalizer is None else _float(normalizer)
@@ -178,4 +191,6 @@ def preference_loss(
         metrics["kl"] = wmean(kl)
     if kind == "xpo":
         metrics["xpo_bonus"] = wmean(alpha * _float(pi_ref_sample))
+    if nll_weight:
+        metrics["nll_chosen"] = wmean(nll_w)
     return metrics["loss"], metrics

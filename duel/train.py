@@ -42,6 +42,7 @@ class TrainConfig:
     flip_rate: float = 0.0  # rdpo
     gamma: float = 0.0  # simpo target margin
     alpha: float = 0.0  # xpo exploration weight
+    nll_weight: float = 0.0  # + nll_weight * per-token NLL of the chosen response (RPO)
     learning_rate: float = 5e-7
     warmup_steps: int = 0
     total_steps: int = 1000
@@ -271,6 +272,7 @@ def pair_loss(params, graphdef, rest, batch: PairTensors, cfg: TrainConfig, norm
         gamma=cfg.gamma,
         alpha=cfg.alpha,
         pi_ref_sample=pi_ref_sample,
+        nll_weight=cfg.nll_weight,
     )
 
 

@@ -13,6 +13,7 @@ def train_config(cfg):
     return TrainConfig(
         loss=cfg.loss.kind, beta=cfg.loss.beta, label_smoothing=cfg.loss.label_smoothing,
         flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
+        nll_weight=cfg.loss.nll_weight,
         learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
         min_lr_ratio=1.0, weight_decay=cfg.optim.weight_decay, clip_norm=cfg.optim.clip_norm or None,
         micro_batches=cfg.optim.micro_batches, remat=cfg.optim.remat,

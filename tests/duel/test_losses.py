@@ -145,3 +145,21 @@ def test_bad_input_names_the_problem():
         preference_loss("rdpo", z, z, z, z, 0.1, flip_rate=0.5)
     with pytest.raises(ValueError, match="pi_ref_sample"):
         preference_loss("xpo", z, z, z, z, 0.1, alpha=0.1)
+
+
+@pytest.mark.parametrize("kind", ["dpo", "ipo"])
+@pytest.mark.parametrize("soft", [False, True])
+def test_nll_on_chosen_adds_the_per_token_nll(inputs, kind, soft):
+    """RPO (Pang et al. 2024): loss + w * (-log pi(y_w) / |y_w|), in expectation over a soft label."""
+    i = inputs
+    prob = i["prob"] if soft else np.ones_like(i["prob"])
+    base = np_loss(kind, i["pw"], i["pl"], i["rw"], i["rl"], 0.2, prob, i["weight"], i["nw"], i["nl"], False)
+    nll = prob * (-i["pw"] / i["nw"]) + (1 - prob) * (-i["pl"] / i["nl"])
+    want = base + 0.7 * np.sum(i["weight"] * nll) / np.sum(i["weight"])
+    loss, m = preference_loss(kind, i["pw"], i["pl"], i["rw"], i["rl"], 0.2, prob=prob if soft else None,
+                              weight=i["weight"], chosen_len=i["nw"], rejected_len=i["nl"], nll_weight=0.7)
+    np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+    np.testing.assert_allclose(float(m["nll_chosen"]),
+                               np.sum(i["weight"] * -i["pw"] / i["nw"]) / np.sum(i["weight"]), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs chosen_len"):
+        preference_loss(kind, i["pw"], i["pl"], i["rw"], i["rl"], 0.2, nll_weight=0.7)
