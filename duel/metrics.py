@@ -188,13 +188,17 @@ class Progress:
             self.live = None
 
     def update(self, step: int, queries: int, synthetic: int = 0, *,
-               win_rate: float | None = None, times: dict[str, float] | None = None) -> None:
-        """times: seconds per phase for this step, keys among PHASES (others shown too)."""
+               win_rate: float | None = None, times: dict[str, float] | None = None,
+               win_rate_step: int | None = None) -> None:
+        """times: seconds per phase for this step, keys among PHASES (others shown too).
+        win_rate: the last eval's, measured at win_rate_step (default: this step); the display
+        names that step, so an old value never reads as a live one."""
         s = self.state
         s.update(step=int(step), queries=int(queries), synthetic=int(synthetic),
                  times=dict(times or {}))
         if win_rate is not None:
             s["win_rate"] = float(win_rate)
+            s["win_rate_step"] = int(step if win_rate_step is None else win_rate_step)
         if self.live is not None:
             self.live.update(self._render())
         elif self.enabled and (step % self.plain_every == 0 or step >= self.steps):
@@ -217,7 +221,7 @@ class Progress:
         parts = [f"step {s['step']}/{self.steps}", f"queries {s['queries']}{budget}",
                  f"synthetic {s['synthetic']}"]
         if s["win_rate"] is not None:
-            parts.append(f"win rate {s['win_rate']:.3f}")
+            parts.append(f"last eval (step {s['win_rate_step']}) win rate {s['win_rate']:.3f}")
         if s["times"]:
             parts.append("time " + " ".join(f"{k} {_fmt_seconds(t)}" for k, t, _ in self._split()))
         return "  ".join(parts)
@@ -242,7 +246,8 @@ class Progress:
             bar = ProgressBar(total=max(self.budget, 1), completed=s["queries"], width=40)
             table.add_row("", bar)
         table.add_row("synthetic labels", str(s["synthetic"]))
-        table.add_row("last win rate", "-" if s["win_rate"] is None else f"{s['win_rate']:.3f}")
+        table.add_row("last eval win rate", "-" if s["win_rate"] is None
+                      else f"{s['win_rate']:.3f} (at step {s['win_rate_step']})")
         if s["times"]:
             table.add_row("step time", "  ".join(f"{k} {_fmt_seconds(t)} ({p:.0f}%)"
                                                  for k, t, p in self._split()))

@@ -427,12 +427,14 @@ def sft_train(
     pad_id: int = 0,
     tokenizer=None,
     cfg: TrainConfig | None = None,
+    on_step=None,
 ):
     """Supervised fine-tuning of `model` in place on (prompt, response) examples.
 
     Shuffled mini-batches of batch_size (sampled without replacement, epoch by epoch); all
     batches are padded to the longest example so one compilation serves every step. Returns
     (model, losses) with the per-step mean token NLL. Parameters keep their original dtype.
+    `on_step(steps_done, loss)` is called after each step (a progress display).
     """
     data = sft_tensors(examples, pad_id=pad_id, tokenizer=tokenizer)
     cfg = cfg or TrainConfig(learning_rate=learning_rate, warmup_steps=warmup_steps, total_steps=max(steps, 1), clip_norm=1.0)
@@ -449,5 +451,7 @@ def sft_train(
         pos += bs
         state, metrics = sft_step(state, jax.tree.map(lambda x, idx=idx: x[idx], data), cfg)
         losses.append(float(metrics["loss"]))
+        if on_step is not None:
+            on_step(len(losses), losses[-1])
     nnx.update(model, cast_floating(state.params, dtype))
     return model, losses

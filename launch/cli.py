@@ -122,6 +122,35 @@ def cmd_resume(args) -> int:
 
 
 def _run(cfg, run_dir: Path, *, address, resume: bool) -> int:
+    import signal
+
+    print(f"duel: {'resuming' if resume else 'starting'} run {run_dir} (task {cfg.task!r}, "
+          f"{cfg.steps} steps)", file=sys.stderr, flush=True)
+    # SIGTERM anywhere in start-up (imports, starting-policy training, Ray, actors) ends as
+    # Ctrl-C does: below, with a resume hint; once stepping, the loop checkpoints and stops
+    try:
+        old = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        return _run_experiment(cfg, run_dir, address=address, resume=resume)
+    except KeyboardInterrupt:
+        if (run_dir / "config.yaml").is_file():
+            print(f"\nduel: interrupted; resume with: duel resume {run_dir}", file=sys.stderr)
+        else:
+            print("\nduel: interrupted before the run directory was written; run the same "
+                  "command again", file=sys.stderr)
+        return 130
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _run_experiment(cfg, run_dir: Path, *, address, resume: bool) -> int:
     from duel.config import ConfigError
     from learner.loop import RunStopped, run_experiment
     from learner.setup import InputError
@@ -136,9 +165,6 @@ def _run(cfg, run_dir: Path, *, address, resume: bool) -> int:
             return 1
         print(f"duel: stopped: {e}\n  resume with: duel resume {run_dir}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print(f"\nduel: interrupted; resume with: duel resume {run_dir}", file=sys.stderr)
-        return 130
     print(summary(result, run_dir))
     return 0
 

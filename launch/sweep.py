@@ -148,10 +148,16 @@ def execute(specs: list[RunSpec], run_fn: Callable, prepare_fn: Callable | None,
         # and every run's tasks and actors share one persistent compile cache (set before Ray
         # starts: a local Ray's workers inherit it; run_experiment inside a task sees Ray
         # already started and cannot set it any more)
+        from learner.loop import quiet_ray_start
         from learner.setup import enable_compile_cache
 
         enable_compile_cache()
-        ray.init(address=address, include_dashboard=False, configure_logging=False)
+        with quiet_ray_start():
+            ray.init(address=address, include_dashboard=False, configure_logging=False)
+            if not address:
+                from learner import ray_reaper
+
+                ray_reaper.start()  # a local Ray's agents end with this process, even SIGKILLed
     try:
         parallel = parallel or default_parallel(ray.cluster_resources(), specs[0].config)
         log(f"{len(specs)} runs, {parallel} at a time")

@@ -14,10 +14,12 @@ the first step not yet learned from, so a resumed run replays exactly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
+import warnings
 from collections import deque
 from pathlib import Path
 
@@ -60,11 +62,42 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     enable_compile_cache()
     kwargs = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+    with quiet_ray_start():
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+            from learner import ray_reaper
+
+            ray_reaper.start()  # its agents end with this process, even one SIGKILLed
     return True
+
+
+@contextlib.contextmanager
+def quiet_ray_start():
+    """Around ray.init, two notices that are not the user's concern are silenced, for this call
+    only:
+
+    - JAX warns "os.fork() was called ... will likely lead to a deadlock" on any fork once its
+      runtime started in this process. ray.init forks only through subprocess.Popen (GCS,
+      raylet), whose child execs at once and never runs JAX or Python code, so that deadlock
+      cannot happen (a fork anywhere else still warns). The driver itself starts no JAX before
+      Ray does (learner.setup.build_starting_policy trains in a child process).
+    - Ray logs "Token authentication is enabled for this Ray cluster ..." on every start of a
+      local cluster: the notice of its own default (a token in ~/.ray/auth_token), which
+      stays in force; only the notice is dropped. Setting RAY_AUTH_MODE would drop it too,
+      but Ray reads it at import, before this runs."""
+    import logging
+
+    auth = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = auth.level
+    auth.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+            yield
+    finally:
+        auth.setLevel(level)
 
 
 def run_experiment(config, run_dir, *, address: str | None = None, resume: bool | None = None,
@@ -78,14 +111,45 @@ def run_experiment(config, run_dir, *, address: str | None = None, resume: bool 
     is one step's generation in flight: {"step", "batch", "futs", ...}).
     """
     inputs = prepare_inputs(config, Path(run_dir), resume=resume)  # fails before Ray starts
+    say(f"starting Ray ({'at ' + address if address else 'local'})")
     started = init_ray(address)
-    loop = Loop(inputs, placement=placement, hooks=hooks or {})
+    # SIGTERM during start-up (actors starting, restore) ends like Ctrl-C: KeyboardInterrupt,
+    # Ray shut down below (instead of the C++ stack dump of the handler Ray's runtime installs);
+    # once stepping, Loop.run's handlers checkpoint and stop
+    old = _interrupt_on_sigterm()
+    loop = None
     try:
+        r = config.resources
+        say(f"starting the actors: {config.learner.processes} learner, {r.generators} "
+            f"generator{'s' * (r.generators != 1)}, {r.oracle_actors} oracle")
+        loop = Loop(inputs, placement=placement, hooks=hooks or {})
+        say("step 1 compiles first (minutes on a fresh compile cache, seconds once cached)")
         return loop.run()
     finally:
-        loop.close()
+        if loop is not None:
+            loop.close()
         if started:
             ray.shutdown()
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def say(text: str) -> None:
+    """A start-up message for the person who ran the command (stderr, now)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_sigterm():
+    """SIGTERM -> KeyboardInterrupt in this (main) thread; -> the previous handler (None when
+    this is not the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:
+        return None
 
 
 class Loop:
@@ -365,7 +429,8 @@ class Loop:
             if (cfg.eval.every and step % cfg.eval.every == 0) or last:
                 self._evaluate(step)
             self.progress.update(step, self.counters["queries"], self.counters["synthetic"],
-                                 win_rate=self.evals[-1]["win_rate"] if self.evals else None, times=times)
+                                 win_rate=self.evals[-1]["win_rate"] if self.evals else None,
+                                 win_rate_step=self.evals[-1]["step"] if self.evals else None, times=times)
             if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or last:
                 self.checkpoint(step, position)
             if "after_step" in self.hooks:

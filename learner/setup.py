@@ -58,7 +58,57 @@ def model_dir_for(cfg, task=None) -> str:
         from duel.tasks import get_task
 
         task = get_task(cfg.task)
-    return str(task.starting_policy(cache_dir()))
+    return str(build_starting_policy(task))
+
+
+def build_starting_policy(task) -> Path:
+    """The task's cached starting policy; on first use, say so and train it (with a progress
+    bar) in a child process, so that this process (the driver) never starts JAX before Ray
+    starts its processes (a fork after JAX started warns of a deadlock) and a signal ends the
+    training without a C++ stack dump."""
+    import sys
+
+    out = task.starting_policy_dir(cache_dir())
+    if (out / "task.json").is_file():
+        return out
+    print(f"training the starting policy of task {task.name!r} ({task.sft['steps']} SFT steps, "
+          f"once: it is cached in {out})", file=sys.stderr, flush=True)
+    spec = getattr(task, "spec", None)
+    if not isinstance(spec, str):  # a Task object that a child could not rebuild by name
+        return task.starting_policy(cache_dir(), progress=True)
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=_starting_policy_child, args=(spec, str(cache_dir())), name="duel-sft")
+    child.start()
+    try:
+        child.join()
+    finally:
+        if child.is_alive():  # this process was interrupted: stop the training too
+            child.terminate()
+            child.join()
+    if child.exitcode != 0 or not (out / "task.json").is_file():
+        raise RuntimeError(f"training the starting policy of task {task.name!r} failed "
+                           f"(exit status {child.exitcode}; its error is printed above)")
+    return out
+
+
+def _starting_policy_child(spec: str, root: str) -> None:
+    import signal
+    import sys
+
+    import jax  # noqa: F401  (first: a handler set after it replaces the C++ one of its runtime)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    from duel.tasks import get_task
+
+    try:
+        get_task(spec).starting_policy(root, progress=True)
+    except KeyboardInterrupt:  # the parent says what happened
+        sys.exit(130)
 
 
 def encoder_dir(cfg) -> str | None:
@@ -241,6 +291,15 @@ def prompt_width(cfg, model_dir) -> int:
 MAX_PROMPT_LEN = 1024  # tokens of a training prompt (longer ones are cut on the left)
 
 
+def _started_only(run_dir: Path) -> bool:
+    """A run stopped during start-up: its config is written, nothing learned or paid yet (no
+    checkpoint, no ledger entry). Resuming it starts it from step 0."""
+    from duel.ledger import ledger_files
+
+    return (run_dir / "config.yaml").is_file() and not any(
+        Path(f).stat().st_size for f in ledger_files(run_dir))
+
+
 def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:
     from duel.checkpoint import all_steps
     from duel.config import ConfigError, save_config, to_dict
@@ -251,7 +310,7 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
     run_dir = Path(run_dir)
     has_ckpt = bool(all_steps(run_dir))
     cfg_file = run_dir / "config.yaml"
-    if resume is True and not has_ckpt:
+    if resume is True and not has_ckpt and not _started_only(run_dir):
         raise RunDirError(f"{run_dir}: no checkpoint to resume from")
     if resume is False and (has_ckpt or cfg_file.exists()):
         raise RunDirError(f"{run_dir} already holds a run; resume it or choose another run directory")

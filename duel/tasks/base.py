@@ -27,12 +27,14 @@ renamed, so a crash never leaves a half-written policy behind.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -185,23 +187,32 @@ class Task:
             out.append({"prompt_ids": tok.encode(p), "response_ids": tok.encode(r, False) + [tok.eos_token_id]})
         return out
 
-    def starting_policy(self, cache_dir=None) -> Path:
-        """HF directory of the SFT starting policy (trained on first use, then cached)."""
+    def starting_policy_dir(self, cache_dir=None) -> Path:
+        """Where the starting policy is cached (it is there when it holds task.json)."""
         root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        out = root / f"{self.name}-{self.spec_hash()}"
+        return root / f"{self.name}-{self.spec_hash()}"
+
+    def starting_policy(self, cache_dir=None, progress: bool = False) -> Path:
+        """HF directory of the SFT starting policy (trained on first use, then cached).
+        progress: show the SFT steps (a bar on a terminal, else a line per quarter) on stderr."""
+        out = self.starting_policy_dir(cache_dir)
         if (out / "task.json").is_file():
             return out
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".{out.name}.tmp-{os.getpid()}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        self._train_starting_policy(tmp)
+        try:
+            self._train_starting_policy(tmp, progress)
+        except BaseException:  # interrupted or failed: leave no half-written folder
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             os.replace(tmp, out)
         except OSError:  # another process finished first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
         return out
 
-    def _train_starting_policy(self, out: Path) -> None:
+    def _train_starting_policy(self, out: Path, progress: bool = False) -> None:
         from duel.models import build_model, save_pretrained
         from duel.train import sft_train
 
@@ -210,13 +221,42 @@ class Task:
         examples = self.sft_examples(self.sft["examples"], rng)
         config = self.model_config()
         model = build_model(config, seed=self.seed)
-        model, losses = sft_train(
-            model, examples, self.sft["steps"], batch_size=self.sft["batch_size"],
-            learning_rate=self.sft["learning_rate"], warmup_steps=self.sft["warmup_steps"],
-            seed=self.seed, pad_id=self.tokenizer.pad_token_id,
-        )
+        with _sft_progress(self.sft["steps"], enabled=progress) as on_step:
+            model, losses = sft_train(
+                model, examples, self.sft["steps"], batch_size=self.sft["batch_size"],
+                learning_rate=self.sft["learning_rate"], warmup_steps=self.sft["warmup_steps"],
+                seed=self.seed, pad_id=self.tokenizer.pad_token_id, on_step=on_step,
+            )
         save_pretrained(model, config, out)
         save_tokenizer(self.tokenizer._tok, out)
         info = {"spec": self.spec_dict(), "spec_hash": self.spec_hash(), "sft_seconds": time.perf_counter() - t0,
                 "sft_loss_first": losses[0], "sft_loss_last": float(np.mean(losses[-20:]))}
         (out / "task.json").write_text(json.dumps(info, indent=2))
+
+
+@contextlib.contextmanager
+def _sft_progress(total: int, enabled: bool):
+    """-> on_step(done, loss) for sft_train: a rich bar on stderr when it is a terminal, else a
+    line at each quarter; None when not enabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        marks = {max(1, total * k // 4) for k in (1, 2, 3, 4)}
+
+        def line(done, loss):
+            if done in marks:
+                print(f"  SFT step {done}/{total}, loss {loss:.3f}", file=sys.stderr, flush=True)
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("  SFT"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("sft", total=total, loss="-")
+        yield lambda done, loss: bar.update(task, completed=done, loss=f"{loss:.3f}")

@@ -84,12 +84,14 @@ def test_progress_plain_lines_when_not_a_tty():
                  times={"generate": 1.2, "select": 0.01, "oracle": 0.3, "learn": 0.8,
                         "publish": 0.05})
         p.update(13, 104, 4)
+        p.update(14, 112, 4, win_rate=0.6, win_rate_step=10)
         p.message("checkpoint saved at step 13")
     lines = out.getvalue().splitlines()
     assert lines == [
-        ("step 12/100  queries 96/1000  synthetic 4  win rate 0.610  time generate 1.20s "
-         "select 10ms oracle 300ms learn 800ms publish 50ms"),
-        "step 13/100  queries 104/1000  synthetic 4  win rate 0.610",
+        ("step 12/100  queries 96/1000  synthetic 4  last eval (step 12) win rate 0.610  time "
+         "generate 1.20s select 10ms oracle 300ms learn 800ms publish 50ms"),
+        "step 13/100  queries 104/1000  synthetic 4  last eval (step 12) win rate 0.610",
+        "step 14/100  queries 112/1000  synthetic 4  last eval (step 10) win rate 0.600",
         "checkpoint saved at step 13"]
 
 
@@ -110,7 +112,7 @@ def test_progress_rich_display_on_a_terminal():
         assert p.rich
         p.update(5, 40, 2, win_rate=0.5, times={"generate": 0.5, "learn": 0.5})
     text = out.getvalue()
-    assert "5/50" in text and "40 (no budget)" in text and "0.500" in text
+    assert "5/50" in text and "40 (no budget)" in text and "0.500 (at step 5)" in text
     assert "generate 500ms (50%)" in text and "learn 500ms (50%)" in text
 
 

@@ -104,3 +104,46 @@ def test_run_eval_export_end_to_end(tmp_path, capsys):
     start = AutoModelForCausalLM.from_pretrained(model)
     with torch.no_grad():
         assert not np.allclose(start(torch.tensor([ids])).logits.numpy(), ref, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_start_up_says_what_it_does_and_sigterm_ends_it_with_a_resume_hint(tmp_path):
+    """`duel run` prints each start-up stage; SIGTERM while the actors start ends the run as
+    Ctrl-C does (Ray shut down, a resume hint, no C++ stack dump), and no Ray token notice or
+    JAX fork warning is printed."""
+    import signal
+    import subprocess
+    import sys
+
+    from duel.config import load_config
+    from learner.setup import prepare_inputs
+
+    model = tiny_model_dir(tmp_path / "policy")
+    cfg = {"task": TINY_TASK, "policy": {"path": model}, "steps": 2, "prompts_per_step": 4,
+           "candidates": 4, "sampling": {"max_new_tokens": 4}, "erm": {"num_members": 4, "hidden": [8]},
+           "eval": {"every": 0, "num_prompts": 8}, "resources": {"generators": 1},
+           "logging": {"tensorboard": False, "progress": False}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "run"
+    env = dict(os.environ)
+    proc = subprocess.Popen([sys.executable, "-m", "launch", "run", str(tmp_path / "tiny.yaml"),
+                             "--run-dir", str(run_dir)], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("starting the actors"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, rest = proc.communicate(timeout=600)
+    err = "".join(lines) + rest
+    assert lines[0] == f"duel: starting run {run_dir} (task '{TINY_TASK}', 2 steps)\n", err
+    assert "starting Ray (local)\n" in lines, err
+    assert lines[-1] == "starting the actors: 1 learner, 1 generator, 1 oracle\n", err
+    # stopped during start-up (130), or just after stepping began (3: checkpoint, stop)
+    assert proc.returncode in (130, 3), err
+    assert f"resume with: duel resume {run_dir}" in err, err
+    for noise in ("SIGTERM received", "Traceback", "os.fork()", "Token authentication"):
+        assert noise not in err, err
+    # the run directory resumes (a run stopped before its first checkpoint starts at step 0)
+    assert prepare_inputs(load_config(run_dir / "config.yaml"), run_dir, resume=True).run_dir == run_dir

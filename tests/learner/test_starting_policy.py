@@ -1,0 +1,26 @@
+"""The driver builds a task's starting policy in a child process, says so and shows progress."""
+
+from jax._src import xla_bridge
+
+from duel.tasks import get_task
+from learner.setup import build_starting_policy
+from tests.learner.tiny import TINY_TASK
+
+
+def test_first_use_trains_in_a_child_with_progress_then_reuses(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("DUEL_CACHE", str(tmp_path / "cache"))
+    started = bool(xla_bridge._backends)
+    task = get_task(TINY_TASK)
+    out = build_starting_policy(task)
+    assert out == task.starting_policy_dir(tmp_path / "cache") and (out / "task.json").is_file()
+    err = capfd.readouterr().err
+    assert err.startswith(f"training the starting policy of task 'tiny_arithmetic' (30 SFT steps, "
+                          f"once: it is cached in {out})\n"), err
+    # stderr is not a terminal here: a line at each quarter of the SFT steps
+    assert [x.split(",")[0] for x in err.splitlines() if x.startswith("  SFT")] == [
+        "  SFT step 7/30", "  SFT step 15/30", "  SFT step 22/30", "  SFT step 30/30"], err
+    assert bool(xla_bridge._backends) == started  # JAX ran in the child, not here
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary folder left
+    # cached: no message, no child
+    assert build_starting_policy(task) == out
+    assert capfd.readouterr().err == ""
