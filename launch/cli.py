@@ -91,6 +91,12 @@ def _check_inputs(cfg, source) -> None:
             check_encoder(cfg, model_dir_for(cfg, task))
     except InputError as e:
         raise ConfigError(f"{source}: {e}") from None
+    if task.max_new_tokens > cfg.sampling.max_new_tokens:  # generation uses the config's value
+        print(f"duel: warning: task {task.name!r} answers take up to {task.max_new_tokens} tokens "
+              f"(its max_new_tokens), but sampling.max_new_tokens is "
+              f"{cfg.sampling.max_new_tokens}: longer answers are cut there (--set "
+              f"sampling.max_new_tokens={task.max_new_tokens} to give them room)",
+              file=sys.stderr, flush=True)
 
 
 def cmd_run(args) -> int:
@@ -152,14 +158,20 @@ def _interrupt(signum, frame):
 
 def _run_experiment(cfg, run_dir: Path, *, address, resume: bool) -> int:
     from duel.config import ConfigError
-    from learner.loop import RunStopped, run_experiment
-    from learner.setup import InputError
+    from learner.setup import InputError, model_dir_for
 
     try:
+        model_dir_for(cfg)  # the starting policy: trained now on first use (it says so)
+        print("loading Ray and JAX", file=sys.stderr, flush=True)
+        from learner.loop import run_experiment
+
         result = run_experiment(cfg, run_dir, address=address, resume=resume)
     except (InputError, ConfigError) as e:  # raised before Ray starts; nothing was written
         return _fail(str(e))
-    except RunStopped as e:
+    except Exception as e:
+        loop = sys.modules.get("learner.loop")  # imported above, late (it is slow to import)
+        if loop is None or not isinstance(e, loop.RunStopped):
+            raise
         if not e.resumable:  # a resume would stop the same way: do not suggest it
             print(f"duel: stopped: {e}", file=sys.stderr)
             return 1

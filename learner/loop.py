@@ -279,14 +279,21 @@ class Loop:
     def _restore(self) -> int:
         meta = self.learners.call("restore")
         # a run stopped before its first checkpoint restarts from step 0 but keeps its paid labels
-        self.resumed = meta is not None or ray.get(self.learner.ledger_count.remote()) > 0
+        ledger = ray.get(self.learner.ledger_count.remote())
+        self.resumed = meta is not None or ledger > 0
         if meta is None:
+            if ledger:
+                self.warn(f"no checkpoint yet: restarting from step 0; the ledger holds {ledger} "
+                          "labels already paid, reused as the steps come to them (not asked again)")
             return 0
         for msg in meta.get("refused", []):
             self.warn(msg)
         c = meta["counters"]
         self.saved_step = int(c["step"])
-        self.warn(f"resumed from checkpoint step {c['step']} ({c['queries']} queries paid so far)")
+        after = ledger - int(c["queries"])
+        self.warn(f"resumed from checkpoint step {c['step']} ({c['queries']} queries paid up to it"
+                  + (f"; the ledger holds {ledger} labels: the {after} paid after it are reused, "
+                     "not asked again)" if after > 0 else ")"))
         self.stream.position = int(c["position"])
         self.counters = {k: int(c[k]) for k in ("queries", "synthetic", "reused")}
         self.version = int(c["version"])

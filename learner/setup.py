@@ -292,12 +292,9 @@ MAX_PROMPT_LEN = 1024  # tokens of a training prompt (longer ones are cut on the
 
 
 def _started_only(run_dir: Path) -> bool:
-    """A run stopped during start-up: its config is written, nothing learned or paid yet (no
-    checkpoint, no ledger entry). Resuming it starts it from step 0."""
-    from duel.ledger import ledger_files
-
-    return (run_dir / "config.yaml").is_file() and not any(
-        Path(f).stat().st_size for f in ledger_files(run_dir))
+    """A run stopped before its first checkpoint (during start-up, or killed early): its config
+    is written. Resuming it starts from step 0 and reuses the labels its ledger holds."""
+    return (run_dir / "config.yaml").is_file()
 
 
 def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:

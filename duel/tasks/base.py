@@ -15,13 +15,19 @@ A new task is one short Python file:
         def sft_response(self, prompt, rng): ...      # one draw from the starting behaviour
         def check_prompt(self, prompt): ...           # optional: why gold_reward cannot grade it
 
-and the config names it: `task: mytask` (registered) or `task: my_pkg.my_module:MyTask`.
+and the config names it by module and class, `task: my_pkg.my_module:MyTask`, or by module and
+registered name, `task: my_pkg.my_module:mytask`. A bare registered name (`task: mytask`) works
+only for the shipped tasks (arithmetic, style, sort): nothing imports your module otherwise. The
+module must be importable wherever the run's actors run: the driver, and on one machine its Ray
+workers, find it on PYTHONPATH (run from its directory or `pip install -e` it); on a cluster,
+ship it with a Ray runtime environment (`working_dir` or `py_modules`) or install it on every node.
 
 `starting_policy(cache_dir)` returns a Hugging Face directory (config.json, model.safetensors,
 tokenizer files, task.json) with a tiny Llama-family model trained by SFT (duel.train) on
 responses drawn from `sft_response`. It is cached under cache_dir (default $DUEL_CACHE or
-~/.cache/duel) in a folder keyed by a hash of the task spec (class source, vocabulary, model
-size, SFT settings), so runs and tests reuse it; it is written to a temporary folder and
+~/.cache/duel) in a folder keyed by a hash of the task spec (the source of the modules that
+define the class and its Task bases, vocabulary, model size, SFT settings), so runs and tests
+reuse it; it is written to a temporary folder and
 renamed, so a crash never leaves a half-written policy behind.
 """
 
@@ -68,14 +74,41 @@ def get_task(spec) -> "Task":
     if spec in _TASKS:
         task = _TASKS[spec]()
     elif ":" in spec:
-        cls = import_object(spec, f"task {spec!r}")
+        module, _, name = spec.partition(":")
+        try:
+            cls = import_object(spec, f"task {spec!r}")
+        except ValueError:  # no such attribute: a name the module registered when imported?
+            cls = _TASKS.get(name)
+            if cls is None or cls.__module__ != module:
+                raise
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise ValueError(f"task {spec!r}: expected a subclass of duel.tasks.Task")
         task = cls()
     else:
-        raise ValueError(f"unknown task {spec!r}; registered: {sorted(_TASKS)}, or use 'module.path:ClassName'")
+        raise ValueError(f"unknown task {spec!r}; registered: {sorted(_TASKS)}. A task registered "
+                         "in your own module is known once that module is imported: name it as "
+                         "'my_pkg.my_module:MyTask' or 'my_pkg.my_module:mytask' (importable on "
+                         "PYTHONPATH, see duel.tasks.base)")
     task.spec = spec
     return task
+
+
+def source_digest(cls) -> str:
+    """sha256 of the source of every module defining `cls` or one of its Task bases (this one
+    included): an edit to a helper function or a base class changes the starting policy's
+    cache key, not only an edit to the class itself."""
+    h = hashlib.sha256()
+    seen = set()
+    for c in cls.__mro__:
+        if not (isinstance(c, type) and issubclass(c, Task)) or c.__module__ in seen:
+            continue
+        seen.add(c.__module__)
+        try:
+            src = inspect.getsource(sys.modules[c.__module__])
+        except (KeyError, OSError, TypeError):  # no module file (defined interactively)
+            src = inspect.getsource(c)
+        h.update(c.__module__.encode() + b"\0" + src.encode() + b"\0")
+    return h.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -152,7 +185,7 @@ class Task:
         return {
             "name": self.name,
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
-            "source": hashlib.sha256(inspect.getsource(type(self)).encode()).hexdigest(),
+            "source": source_digest(type(self)),
             "symbols": self.symbols(),
             "level": self.level,
             "max_new_tokens": self.max_new_tokens,

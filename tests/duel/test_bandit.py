@@ -53,6 +53,19 @@ def test_main_prints_table_and_writes_png(tmp_path, capsys):
     assert "passive" in out and "bai_ts" in out and "cum_regret" in out
 
 
+def test_summary_says_less_regret_with_a_minus_sign():
+    from duel.tasks.bandit import summary_rows
+
+    def res(final):
+        return {"cumulative_regret": np.array([[0.0, final], [0.0, final]]),
+                "final_simple_regret": np.array([0.1, 0.1]), "seconds": 1.0}
+
+    rows = {r["strategy"]: r for r in summary_rows({"passive": res(4.0), "ee_ts": res(1.0), "apl": res(5.0)})}
+    assert rows["ee_ts"]["cum_regret vs passive"] == "-75%"  # a quarter of passive's regret
+    assert rows["apl"]["cum_regret vs passive"] == "+25%"
+    assert rows["passive"]["cum_regret vs passive"] == "+0%"
+
+
 # The lab the acceptance numbers come from: the CLI defaults over 100 rounds.
 SEPARATION = LabConfig(rounds=100)
 

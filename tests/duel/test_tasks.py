@@ -59,7 +59,11 @@ def test_registry_and_user_task_by_import_path():
     assert oracle.label(["3?"], ["o"], ["e"]).prob_a[0] == 1.0
     register_task("parity_test")(Parity)
     assert get_task("parity_test").spec == "parity_test"
-    with pytest.raises(ValueError, match="unknown task 'nope'"):
+    # a name registered by the user's module, named with its module (which registers it on import)
+    assert type(get_task("tests.duel.test_tasks:parity_test")) is Parity
+    with pytest.raises(ValueError, match="cannot import it"):  # registered, but by another module
+        get_task("duel.tasks.style:parity_test")
+    with pytest.raises(ValueError, match="unknown task 'nope'.*name it as 'my_pkg.my_module:MyTask'"):
         get_task("nope")
     with pytest.raises(ValueError, match="subclass of duel.tasks.Task"):
         get_task("duel.tasks.style:style_reward")
@@ -238,3 +242,31 @@ def test_sort_starting_policy_reproduces_the_sloppy_sorter(policies):
                                max_new_tokens=t.max_new_tokens)
     g = _error_histogram(t, prompts, [ys[0] for ys in greedy])
     assert g[2] >= 0.6 and g[0] <= 0.1  # the mode is both habits (err 2), which loses to the reference
+
+
+def test_starting_policy_key_hashes_the_modules_of_the_class_and_its_bases(tmp_path, monkeypatch):
+    """Editing a helper of the task's module or its base class's module changes the cache key."""
+    import importlib
+    import sys
+
+    base = tmp_path / "keybase.py"
+    mod = tmp_path / "keytask.py"
+    base.write_text("from duel.tasks.arithmetic import Arithmetic\n\n"
+                    "def scale():\n    return 1\n\nclass Base(Arithmetic):\n    pass\n")
+    mod.write_text("from keybase import Base\n\ndef helper():\n    return 1\n\n"
+                   "class KeyTask(Base):\n    name = 'keytask'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def key():
+        for name in ("keytask", "keybase"):
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        return get_task("keytask:KeyTask").spec_hash()
+
+    first = key()
+    assert key() == first
+    mod.write_text(mod.read_text().replace("return 1", "return 2"))  # a helper, not the class
+    second = key()
+    assert second != first
+    base.write_text(base.read_text().replace("return 1", "return 3"))  # the base's module
+    assert key() not in (first, second)

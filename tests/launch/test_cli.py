@@ -147,3 +147,15 @@ def test_start_up_says_what_it_does_and_sigterm_ends_it_with_a_resume_hint(tmp_p
         assert noise not in err, err
     # the run directory resumes (a run stopped before its first checkpoint starts at step 0)
     assert prepare_inputs(load_config(run_dir / "config.yaml"), run_dir, resume=True).run_dir == run_dir
+
+
+def test_a_task_whose_answers_do_not_fit_sampling_max_new_tokens_is_warned_about(capsys):
+    from duel.config import load_config
+
+    cli._check_inputs(load_config("demo"), "demo")  # arithmetic: 6 tokens, the demo samples 6
+    assert capsys.readouterr().err == ""
+    cli._check_inputs(load_config("demo", ["task=style"]), "demo")
+    assert capsys.readouterr().err == (
+        "duel: warning: task 'style' answers take up to 14 tokens (its max_new_tokens), but "
+        "sampling.max_new_tokens is 6: longer answers are cut there (--set "
+        "sampling.max_new_tokens=14 to give them room)\n")
