@@ -24,6 +24,21 @@ DISPATCH = {  # subcommands that own their argument parsing
 }
 
 
+DISPATCH_HELP = {
+    "bandit": "the dueling-bandit lab: exploration strategies on synthetic arms, regret table and plot",
+    "report": "tables and plots over run or sweep directories: win rate against queries, queries to a target",
+    "sweep": "a strategy x seed grid of runs (resumable, on Ray), then its report",
+}
+
+
+def _missing_run_dir(run_dir: str) -> str | None:
+    """The error for a RUN_DIR without config.yaml, found before anything slow is imported."""
+    cfg = Path(run_dir) / "config.yaml"
+    if cfg.is_file():
+        return None
+    return f"{cfg}: not found; expected a run directory written by `duel run`"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="duel", description="Online alignment as a contextual dueling bandit.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -43,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("out_dir", help="a new or empty directory")
     x.add_argument("--force", action="store_true",
                    help="replace OUT_DIR if it is a file or holds files (nothing of it is kept)")
-    for name in DISPATCH:
-        sub.add_parser(name, help=f"see `duel {name} --help`", add_help=False)
+    for name, text in DISPATCH_HELP.items():
+        sub.add_parser(name, help=f"{text} (options: duel {name} --help)", add_help=False)
     return p
 
 
@@ -198,6 +213,8 @@ def summary(result: dict, run_dir: Path) -> str:
 
 
 def cmd_eval(args) -> int:
+    if (err := _missing_run_dir(args.run_dir)) is not None:
+        return _fail(err)
     from learner.offline import evaluate_run
 
     try:
@@ -212,6 +229,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if (err := _missing_run_dir(args.run_dir)) is not None:
+        return _fail(err)
     from learner.offline import check_export_target, export_run
 
     try:

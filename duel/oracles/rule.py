@@ -2,8 +2,9 @@
 
 Config: {"kind": "rule", "reward": NAME | "module.path:function", "tau": 1.0}.
 NAME is a function registered with `@register_reward(NAME)`; with no "reward" key the task's
-gold reward is used (`make_oracle(cfg, task=task)`). tau = 0 gives a deterministic oracle
-(1, 0, or 1/2 on exact ties). The oracle stores only names, so it pickles into Ray actors and
+gold reward is used (`make_oracle(cfg, task=task)`). tau is in the reward's own units: labels
+are only as sure as the reward gap allows (a reward in [0, 1] with tau = 1 never answers above
+sigmoid(1) = 0.73). tau = 0 gives a deterministic oracle (1, 0, or 1/2 on exact ties). The oracle stores only names, so it pickles into Ray actors and
 re-resolves the function there.
 """
 
