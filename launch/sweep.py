@@ -55,7 +55,7 @@ def default_prepare(config) -> str:
     (under $DUEL_CACHE) by the same code the loop uses, so the runs find it ready."""
     from learner.setup import model_dir_for
 
-    return model_dir_for(config)
+    return model_dir_for(config, spawn=False)  # in the Ray task itself: it forks nothing after
 
 
 # ----------------------------------------------------------------------------- planning

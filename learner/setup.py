@@ -45,7 +45,7 @@ def enable_compile_cache() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
 
 
-def model_dir_for(cfg, task=None) -> str:
+def model_dir_for(cfg, task=None, spawn: bool = True) -> str:
     """cfg.policy.path, or the task's starting policy (built once, cached under DUEL_CACHE)."""
     if cfg.policy.path:
         p = Path(cfg.policy.path).expanduser()
@@ -58,14 +58,14 @@ def model_dir_for(cfg, task=None) -> str:
         from duel.tasks import get_task
 
         task = get_task(cfg.task)
-    return str(build_starting_policy(task))
+    return str(build_starting_policy(task, spawn=spawn))
 
 
-def build_starting_policy(task) -> Path:
+def build_starting_policy(task, spawn: bool = True) -> Path:
     """The task's cached starting policy; on first use, say so and train it (with a progress
     bar) in a child process, so that this process (the driver) never starts JAX before Ray
     starts its processes (a fork after JAX started warns of a deadlock) and a signal ends the
-    training without a C++ stack dump."""
+    training without a C++ stack dump. spawn=False trains in this process (a Ray worker)."""
     import sys
 
     out = task.starting_policy_dir(cache_dir())
@@ -74,7 +74,7 @@ def build_starting_policy(task) -> Path:
     print(f"training the starting policy of task {task.name!r} ({task.sft['steps']} SFT steps, "
           f"once: it is cached in {out})", file=sys.stderr, flush=True)
     spec = getattr(task, "spec", None)
-    if not isinstance(spec, str):  # a Task object that a child could not rebuild by name
+    if not spawn or not isinstance(spec, str):  # (a Task object a child cannot rebuild by name)
         return task.starting_policy(cache_dir(), progress=True)
     import multiprocessing
 
