@@ -200,11 +200,11 @@ def stopping_run(config, run_dir):
 
     if config.explore.strategy == "bai_ts":
         raise ValueError("boom")
+    if config.explore.strategy == "uncertainty":  # a stop that a resume cannot fix: a failure
+        raise RunStopped("oracle failed: cannot grade", resumable=False)
     fake_run(config, run_dir, stop_step=3)
     if config.explore.strategy == "ee_ts":
         raise RunStopped("checkpoint write failed: X/checkpoints/4: No space left on device")
-    if config.explore.strategy == "uncertainty":  # a stop that a resume cannot fix: a failure
-        raise RunStopped("oracle failed: cannot grade", resumable=False)
 
 
 @pytest.mark.parametrize("strategies,rc", [("passive,ee_ts", 3), ("ee_ts,bai_ts", 1),
