@@ -6,8 +6,9 @@ starting policy's own data (the sloppy calculator, duel.tasks.arithmetic: respon
 overshooting offset distribution), never on the gold reward, on preferences or on exact answers
 only. Whatever they know about the sum, the starting policy saw the same data.
 
-    big     hidden 192, 4 layers (vs 96, 2): twice the SFT examples, 1500 steps (vs 600), lr 1e-3,
-            another seed (1): a larger model trained longer on the same data
+    big     hidden 128, intermediate 384 (vs 96, 256; 2 layers as the policy), 800 SFT steps (vs 600),
+            lr 2e-3, another seed (1): a wider model trained longer on the same data (a 192-wide,
+            4-layer encoder for 1500 steps was stopped: hours on the shared 2-core machine)
     seed1   the starting policy's exact recipe (96, 2 layers, 600 steps) with seed 1
 
 Both use the task's character tokenizer (identical tokenizer.json: erm.encoder requires it).
@@ -32,13 +33,13 @@ from duel.tasks.arithmetic import Arithmetic  # noqa: E402
 
 
 class ArithmeticEncoderBig(Arithmetic):
-    """The arithmetic SFT data, a larger model trained longer (seed 1)."""
+    """The arithmetic SFT data, a wider model trained longer (seed 1)."""
 
     name = "arithmetic-encoder-big"
     seed = 1
-    model: ClassVar[dict] = {"hidden_size": 192, "num_layers": 4, "num_heads": 4, "intermediate_size": 512}
-    sft: ClassVar[dict] = {"examples": 32768, "steps": 1500, "batch_size": 64, "learning_rate": 1e-3,
-                           "warmup_steps": 50}
+    model: ClassVar[dict] = {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 384}
+    sft: ClassVar[dict] = {"examples": 16384, "steps": 800, "batch_size": 64, "learning_rate": 2e-3,
+                           "warmup_steps": 30}
 
 
 class ArithmeticEncoderSeed1(Arithmetic):

@@ -21,9 +21,15 @@ response tokens), `mean_nostop` (mean without the stop token: duel.logprobs.resp
 duel.propose uses now; checked equal to the generator's phi), their z-scored versions (mean/std of the training candidates), and a
 `gold_onehot` ceiling (one-hot |y - sum| bucket: what a perfect feature would give this ERM).
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
+`--encoder NAME=PATH` (repeatable) adds the feature `enc:NAME`: phi from that model directory as
+`erm.encoder: PATH` gives it (duel.propose.frozen_pass on the same candidates; checked with
+learner.setup.check_encoder first); `--out` names the result file (bench/erm_encoder.py builds
+encoders for the arithmetic task).
 
     .venv/bin/python bench/erm_probe.py            # CPU, a few minutes
     .venv/bin/python bench/erm_probe.py --check    # tiny sizes, seconds (tests); writes nothing
+    .venv/bin/python bench/erm_probe.py --features mean_nostop,gold_onehot \
+        --encoder big=$(.venv/bin/python bench/erm_encoder.py big | cut -d' ' -f2) --out erm_encoder_probe
 """
 
 from __future__ import annotations
@@ -286,6 +292,28 @@ def held_out_metrics(r, gold, rows, pairs, tau: float) -> dict:
     }
 
 
+def encoder_features(cfg, source: str, model_dir: str, name: str, path: str, tr: dict, te: dict,
+                     feats: dict) -> dict:
+    """feats[split]["enc:NAME"] = phi [P, M, H] of the candidates from the model at `path`, as a
+    generator with `erm.encoder: PATH` computes it -> a description of the encoder."""
+    import json
+
+    from duel.config import load_config
+    from duel.models import load_pretrained
+    from duel.propose import frozen_pass
+    from learner.setup import check_encoder
+
+    check_encoder(load_config(source, [f"erm.encoder={path}"]), model_dir)  # loads, same tokenizer
+    enc, ecfg = load_pretrained(Path(path).expanduser(), dtype=getattr(jnp, cfg.policy.compute_dtype))
+    for split, d in (("train", tr), ("test", te)):
+        pr = SimpleNamespace(input_ids=d["prompt_ids"], attention_mask=d["prompt_mask"])
+        _, phi = frozen_pass(enc, pr, d["tokens"], d["mask"], finished=d["finished"])
+        feats[split][f"enc:{name}"] = phi
+    info = Path(path).expanduser() / "task.json"
+    return {"path": str(path), "hidden_size": int(ecfg.hidden_size), "num_layers": int(ecfg.num_layers),
+            "task_json": json.loads(info.read_text()) if info.is_file() else None}
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -297,6 +325,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--test-prompts", type=int, default=1000)
     ap.add_argument("--long-steps", type=int, default=2000, help="extra Adam steps of the `long` rows")
     ap.add_argument("--features", default="last,last_z,last_digit,last_digit_z,mean,mean_z,mean_nostop,gold_onehot")
+    ap.add_argument("--encoder", action="append", default=[], metavar="NAME=PATH",
+                    help="also measure phi from this model directory (erm.encoder), as feature enc:NAME")
+    ap.add_argument("--out", default="erm_probe", help="result file name in bench/results (no .json)")
     ap.add_argument("--check", action="store_true", help="tiny sizes; nothing written to bench/results")
     args = ap.parse_args(argv)
     if args.check:
@@ -342,6 +373,12 @@ def main(argv=None) -> dict:
         alt["mean_nostop"] = d["phi"]
         alt["gold_onehot"] = gold_onehot(d["prompts"], d["texts"])
         feats[name] = alt
+    encoders = {}
+    for item in args.encoder:
+        name, _, path = item.rpartition("=")
+        name = name or Path(path).name
+        encoders[name] = encoder_features(cfg, args.config, model_dir, name, path, tr, te, feats)
+    features = args.features.split(",") + [f"enc:{n}" for n in encoders]
     for base in ("last", "last_digit", "mean"):
         flat = feats["train"][base].reshape(-1, feats["train"][base].shape[-1])
         mu, sd = flat.mean(0), flat.std(0) + 1e-6
@@ -361,7 +398,7 @@ def main(argv=None) -> dict:
                   "sd_wrong/right": "-", "auroc_sd": float("nan"), "signdis_wrong/right": "-",
                   "auroc_signdis": float("nan")})
     results.append({"feature": "policy_logprob", "n": 0, "training": "none", **base})
-    for feat in args.features.split(","):
+    for feat in features:
         for n in ns:
             for training, extra in (("learner", 0), ("long", args.long_steps)):
                 per_seed = []
@@ -404,13 +441,13 @@ def main(argv=None) -> dict:
                        "bootstrap_p": erm_cfg.bootstrap_p, "steps_per_update": cfg.erm.steps_per_update,
                        "batch": ERM_BATCH, "pairs_per_learner_step": cfg.prompts_per_step},
         "oracle_tau": tau, "train_prompts": n_train, "test_prompts": args.test_prompts,
-        "test_pairs": int(len(t_rows)), "tie_stats": stats, "results": results,
+        "test_pairs": int(len(t_rows)), "tie_stats": stats, "results": results, "encoders": encoders,
         "wall_s": time.perf_counter() - t0, "sample_s": t_sample,
         "note": "pairs are passive (random distinct) pairs from the STARTING policy; held-out pairs "
                 "are every distinct-text pair of disjoint prompts; metrics averaged over seeds",
     }
     print("\ntie stats (test candidates):", {k: round(v, 3) for k, v in stats["test"].items()})
-    path = write_result("erm_probe", payload, check=args.check)
+    path = write_result(args.out, payload, check=args.check)
     print_table(table, title=f"ERM held-out pair accuracy ({cfg.task}, M={cfg.candidates}, "
                              f"{len(t_rows)} test pairs) -> {path}")
     return payload

@@ -102,3 +102,25 @@ def test_probe_runs_end_to_end(tmp_path, monkeypatch):
     assert {(r["feature"], r["n"]) for r in rows} == {(f, n) for f in ("last", "mean", "gold_onehot")
                                                      for n in (16, 32)}
     assert all(0.0 <= r["acc_gold"] <= 1.0 and r["pairs"] == out["test_pairs"] for r in rows)
+
+
+@pytest.mark.slow
+def test_probe_encoder_option(tmp_path, monkeypatch):
+    """--encoder NAME=PATH measures phi from that directory: the starting policy's own directory
+    gives the generator's phi (`mean_nostop`) again, so the same ERM numbers."""
+    from bench import erm_probe
+    from duel.config import load_config
+    from learner.setup import model_dir_for
+
+    monkeypatch.setenv("DUEL_BENCH_RESULTS", str(tmp_path))
+    policy = model_dir_for(load_config(str(REPO / "launch/configs/demo.yaml")))
+    out = erm_probe.main(["--check", "--features", "mean_nostop", "--encoder", f"self={policy}",
+                          "--out", "enc_probe"])
+    assert (tmp_path / "enc_probe.json").is_file()
+    assert out["encoders"]["self"]["path"] == policy
+    rows = {(r["feature"], r["n"], r["training"]): r for r in out["results"] if r["n"]}
+    assert {k for k in rows if k[0] == "enc:self"} == {("enc:self", n, t) for n in (16, 32)
+                                                        for t in ("learner", "long")}
+    for (feat, n, t), r in rows.items():
+        if feat == "enc:self":
+            assert r["acc_gold"] == pytest.approx(rows[("mean_nostop", n, t)]["acc_gold"], abs=0.02)
