@@ -13,7 +13,10 @@ the JAX CUDA plugin installed, not a GPU). From the compiled program:
   kernel (fusion, cuBLAS call, copy...) of the scheduled program: FLOPs of every dot (2 x output
   elements x contracted size; elementwise work is not counted) and bytes = operands read + outputs
   written, where a fused operand used only through slices counts the slices and an in-place
-  dynamic-update-slice counts the update (HloCostAnalysis's own rules for both).
+  dynamic-update-slice counts the update (HloCostAnalysis's own rules for both). A conditional
+  counts its cheaper branch: in the decode step that is sampling without top-k/top-p (the
+  presets' and the peers' setting; the truncating branch sorts the vocabulary, its bytes are
+  kept in the JSON under "conditionals").
 
 Predicted time = max(FLOPs / 989e12, bytes / 3.35e12) (bf16 dense peak and HBM3 bandwidth of an
 H100 SXM): a roofline, i.e. a lower bound that assumes every kernel at its limit; launch
@@ -198,6 +201,7 @@ class HloCost:
         self.comps, self.entry = parse_hlo(text)
         self._flops: dict[str, float] = {}
         self.loops: list[dict] = []  # every while at the entry level: per-iteration cost
+        self.conditionals: list[dict] = []  # every conditional met: each branch's bytes
 
     # ---- FLOPs inside a computation (dots, recursively through fusions)
     def comp_flops(self, name: str) -> float:
@@ -276,7 +280,10 @@ class HloCost:
             branches = _called(inst, "branch_computations") or (_called(inst, "true_computation")
                                                                 + _called(inst, "false_computation"))
             costs = [self.comp_cost(b, depth + 1) for b in branches if b in self.comps]
-            return max(costs, key=lambda c: c[1]) if costs else (0.0, 0.0)  # the dearer branch
+            if not costs:
+                return 0.0, 0.0
+            self.conditionals.append({"name": inst.name, "branch_bytes": [c[1] for c in costs]})
+            return min(costs, key=lambda c: c[1])  # the cheaper branch (see the module docstring)
         if op in ("call", "async-start"):
             return self.comp_cost((_called(inst, "to_apply") or _called(inst, "calls"))[0], depth)
         if op == "fusion":
@@ -305,9 +312,9 @@ class HloCost:
         return f, b
 
     def total(self) -> dict:
-        self.loops = []
+        self.loops, self.conditionals = [], []
         f, b = self.comp_cost(self.entry)
-        return {"flops": f, "bytes": b, "loops": self.loops}
+        return {"flops": f, "bytes": b, "loops": self.loops, "conditionals": self.conditionals}
 
 
 def hlo_cost(text: str) -> dict:
@@ -388,7 +395,8 @@ def analyse(compiled) -> dict:
     """The counts of one compiled program: XLA's, ours, and the buffer assignment."""
     text = compiled.as_text()
     walk = hlo_cost(text)
-    out = {"walk": {"flops": walk["flops"], "bytes": walk["bytes"]}, "loops": walk["loops"]}
+    out = {"walk": {"flops": walk["flops"], "bytes": walk["bytes"]}, "loops": walk["loops"],
+           "conditionals": walk["conditionals"]}
     try:  # XLA's own analysis of this compiled module (a deviceless executable has none)
         ca = compiled.cost_analysis()
     except Exception:  # noqa: BLE001
@@ -476,13 +484,15 @@ def ideal_reference(c, sequences: int, seq_len: int) -> dict:
 
 
 def ideal_erm(feature: int, hidden: tuple[int, ...], members: int, batch: int, steps: int) -> dict:
-    """`steps` Adam steps of K MLP members on `batch` pairs (2 x batch feature rows): FLOPs 6 x
-    weights x rows x K per step; bytes: the features once + per step params/Adam state (4 reads +
-    3 writes of 4 bytes per weight) + the step's batch."""
+    """`steps` Adam steps of K MLP members on `batch` pairs (2 x batch feature rows): FLOPs per
+    step 6 x weights x rows x K, except the first layer's 4 (no gradient w.r.t. the features);
+    bytes: per step the params/Adam state (4 reads + 3 writes of 4 bytes per weight) + the
+    step's features, read once."""
     sizes = (feature, *hidden, 1)
-    w = members * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    mats = [members * a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    w = sum(mats) + members * sum(sizes[1:])
     rows = 2 * batch
-    return {"flops": steps * 6.0 * (w - members * sum(sizes[1:])) * rows,
+    return {"flops": steps * (4.0 * mats[0] + 6.0 * sum(mats[1:])) * rows,
             "bytes": steps * (28.0 * w + 4.0 * rows * feature)}
 
 
@@ -499,7 +509,7 @@ def ideal_pack(c) -> dict:
 
 # ---- programs
 
-def decode_programs(c, name, batch, prompt, new_tokens, sharding, check):
+def decode_programs(c, name, batch, prompt, new_tokens, sharding, check, unroll_layers=False):
     """`duel.sampling._generate` (prefill + the segmented decode loop) and the prefill alone."""
     from flax import nnx
 
@@ -519,8 +529,8 @@ def decode_programs(c, name, batch, prompt, new_tokens, sharding, check):
             A((), jax.random.key(0).dtype), A((batch,), jnp.bool_), A((), jnp.float32), A((), jnp.int32),
             A((), jnp.float32), A((8,), jnp.int32), A((), jnp.int32))
     t0 = time.perf_counter()
-    gen = sampling._generate.lower(*args, n=1, new_tokens=new_tokens,
-                                   bounds=bounds if len(bounds) > 1 else ()).compile()
+    gen = sampling._generate.lower(*args, n=1, new_tokens=new_tokens, bounds=bounds if len(bounds) > 1 else (),
+                                   unroll_layers=unroll_layers).compile()
     gen_s = time.perf_counter() - t0
     g = analyse(gen)
     g["compile_s"] = gen_s
@@ -545,8 +555,10 @@ def _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds):
     dec = [lp for lp in g["loops"] if lp["trip_count"] is None]
     steps = [b - a for a, b in zip(bounds[:-1], bounds[1:])] if len(bounds) > 1 else [new_tokens - 1]
     starts = list(bounds[:-1]) if len(bounds) > 1 else [1]
-    total_t = _predict(*[g["walk"][k] - sum(lp[f"{k}_per_iter"] for lp in dec) for k in ("flops", "bytes")])
+    outside = {k: g["walk"][k] - sum(lp[f"{k}_per_iter"] for lp in dec) for k in ("flops", "bytes")}  # prefill, growth
+    total_t, total = _predict(outside["flops"], outside["bytes"]), dict(outside)
     ideal_t = _predict(pi["flops"], pi["bytes"])
+    ideal_sum = dict(pi)
     for j, lp in enumerate(dec):
         cache = next(s for _, s in shapes_of(lp["type"]) if len(s) == 5 and s[0] == c.num_layers)
         live = prompt + starts[j] + (steps[j] - 1) / 2.0  # mean attended slots over the segment
@@ -557,11 +569,15 @@ def _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds):
         if j in (0, len(dec) - 1):
             rows.append(r)
         total_t += steps[j] * r["predicted_s"]
+        total = {k: total[k] + steps[j] * lp[f"{k}_per_iter"] for k in total}
         ideal_t += steps[j] * _predict(ideal["flops"], ideal["bytes"])
+        ideal_sum = {k: ideal_sum[k] + steps[j] * ideal[k] for k in ideal_sum}
     tok_s = batch * new_tokens / total_t
     peers = PEERS.get(name, {})
-    rows.append({"program": f"generate {name}", "shape": f"B={batch} {prompt}+{new_tokens}",
-                 "flops": g["walk"]["flops"], "bytes": g["walk"]["bytes"], "predicted_s": total_t,
+    rows.append({"program": f"generate {name}", "note": "the whole call: prefill + growth + each segment's step x its steps "
+                 "(every row runs max_new_tokens; kernels back to back)", "shape": f"B={batch} {prompt}+{new_tokens}",
+                 "flops": total["flops"], "bytes": total["bytes"], "ideal_flops": ideal_sum["flops"],
+                 "ideal_bytes": ideal_sum["bytes"], "predicted_s": total_t,
                  "ideal_s": ideal_t, "efficiency": ideal_t / total_t, "predicted_tok_s": tok_s,
                  "peer_transformers_tok_s": peers.get("transformers", {}).get(batch),
                  "peer_jax_plain_tok_s": peers.get("jax_plain", {}).get(batch),
@@ -685,13 +701,20 @@ def main(argv=None):
     ap.add_argument("--variants", default="mb1,mb1+remat,preset,preset+remat", help="DPO step variants (bench/memory.py)")
     ap.add_argument("--target", default=None, choices=("h100", "local"),
                     help="default h100 (check: h100 when the plugin is installed, else this backend)")
+    ap.add_argument("--decode-layers", default="auto", choices=("auto", "scan", "unroll"),
+                    help="the decode step's layer loop; auto: as generate runs it on the target (unrolled on a GPU)")
     ap.add_argument("--check", action="store_true", help="tiny shapes, every program: the table's completeness")
     ap.add_argument("--name", default="cost_model")
     ap.add_argument("--append", action="store_true", help="keep the rows of an earlier run's JSON (same target) "
                     "that this run does not recompute")
     ap.add_argument("--keep-hlo", default=None, help="directory to write each program's compiled HLO text into")
+    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table of a result JSON; compile nothing")
     args = ap.parse_args(argv)
     from bench.common import print_table, write_result
+
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return None
 
     label, sharding = _target(args.check, args.target)
     models = _models(args.check)
@@ -737,12 +760,15 @@ def main(argv=None):
         for name in args.models.split(","):
             c = models[name]
             for batch in batches:
-                g, p, bounds = decode_programs(c, name, batch, prompt, new_tokens, sharding, args.check)
+                unroll = args.decode_layers == "unroll" or (args.decode_layers == "auto" and label != "cpu")
+                g, p, bounds = decode_programs(c, name, batch, prompt, new_tokens, sharding, args.check, unroll)
                 copies = cache_copies(g["hlo_text"], c.num_layers, batch, c.num_kv_heads, c.head_dim)
                 keep(f"generate-{name}-b{batch}", g)
                 keep(f"prefill-{name}-b{batch}", p)
                 new = _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds)
                 new[-1]["full_cache_copies_in_loop"] = copies
+                new[-1]["decode_layers"] = "unrolled" if unroll else "scan"
+                new[-1]["conditionals"] = g["conditionals"]
                 new[-1]["compile_s"] = g["compile_s"]
                 new[-1]["memory"] = g.get("memory")
                 rows += new
@@ -795,6 +821,25 @@ def main(argv=None):
     print_table([_short(r) for r in rows], title=f"{LABEL}: H100 SXM roofline, compiled for {label}"
                 + (" (check: tiny shapes, numbers meaningless)" if args.check else ""))
     return payload
+
+
+def markdown(payload: dict) -> str:
+    """The README table of a result JSON: per program compiled and ideal FLOPs/bytes, efficiency,
+    predicted time (and tok/s beside the peers measured on a real H100)."""
+    lines = ["| program | shape | GFLOP (compiled / ideal) | GB moved (compiled / ideal) | efficiency | "
+             "predicted time | predicted tok/s | measured H100 peers tok/s (transformers / plain JAX) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in payload["rows"]:
+        t = r["predicted_s"]
+        tok = f"{r['predicted_tok_s']:,.0f}" if "predicted_tok_s" in r else ""
+        peers = ""
+        if "predicted_tok_s" in r:
+            tf, jp = r.get("peer_transformers_tok_s"), r.get("peer_jax_plain_tok_s")
+            peers = f"{tf:,} / {jp:,}" if tf and jp else ""
+        lines.append(f"| {r['program']} | {r['shape']} | {r['flops'] / 1e9:,.1f} / {(r.get('ideal_flops') or 0) / 1e9:,.1f} | "
+                     f"{r['bytes'] / 1e9:,.2f} / {(r.get('ideal_bytes') or 0) / 1e9:,.2f} | {r['efficiency']:.2f} | "
+                     f"{t * 1e3:,.3g} ms | {tok} | {peers} |")
+    return "\n".join(lines)
 
 
 def _short(r: dict) -> dict:

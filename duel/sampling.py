@@ -158,14 +158,25 @@ def _segments(new_tokens: int, buckets: int) -> tuple[int, ...]:
     return tuple(sorted({1 + (steps * j) // m for j in range(m + 1)}))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n", "new_tokens", "bounds"))
+def unroll_decode_layers(state) -> bool:
+    """Whether the decode step runs its layers unrolled: on an accelerator, yes. Under the layer
+    scan XLA:GPU copies each layer's weights out of the stacked [L, ...] arrays every step before
+    the matmul reads them (the weights move 3 times instead of once: bench/cost_model.py); the
+    unrolled step reads them in place. On CPU the scan stays (compile time)."""
+    leaves = jax.tree.leaves(state)
+    devices = getattr(leaves[0], "devices", None) if leaves else None
+    return bool(devices) and any(d.platform != "cpu" for d in devices())
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n", "new_tokens", "bounds", "unroll_layers"))
 def _generate(graphdef, state, prompt_ids, prompt_mask, key, alive, temperature, top_k, top_p,
-              stop_ids, pad_id, *, n, new_tokens, bounds):
+              stop_ids, pad_id, *, n, new_tokens, bounds, unroll_layers=False):
     """Prefill, repeat the cache n times, then sample new_tokens per row; stops early when all
     rows are done. One program: the cache is born, grown and updated in place inside it.
 
     Step t feeds token t-1 into slot Tp + t - 1 and samples token t. Segment j (steps
-    [b_j, b_j+1)) runs on a cache of Tp + b_j+1 - 1 slots.
+    [b_j, b_j+1)) runs on a cache of Tp + b_j+1 - 1 slots. unroll_layers: the decode step's
+    layers unrolled (`unroll_decode_layers`).
     """
     model = nnx.merge(graphdef, state)
     prompt_len = prompt_ids.shape[1]
@@ -213,7 +224,7 @@ def _generate(graphdef, state, prompt_ids, prompt_mask, key, alive, temperature,
             ids = token[:, None]
             positions = (prompt_lengths + t - 1)[:, None]
             logits, _, cache = model.forward_cached(ids, positions, cache, cache_mask,
-                                                    prompt_len + t - 1)
+                                                    prompt_len + t - 1, unroll_layers=unroll_layers)
             nxt, slp, plp = sample(logits[:, -1], t)
             return t + 1, cache, nxt, emit(out, t, nxt, slp, plp)
 
@@ -302,7 +313,7 @@ def generate(model, prompts, key, params: SamplingParams, n: int = 1, *,
         graphdef, state, ids_b, mask_b, _as_key(key), alive,
         np.float32(params.temperature), np.int32(params.top_k), np.float32(params.top_p),
         stop_ids, np.int32(pad_id), n=n, new_tokens=new_tokens,
-        bounds=bounds if len(bounds) > 1 else (),
+        bounds=bounds if len(bounds) > 1 else (), unroll_layers=unroll_decode_layers(state),
     )
     rows = num_prompts * n
     tokens, lps, plps, finished = (np.asarray(a)[:rows] for a in (tokens, lps, plps, finished))

@@ -208,7 +208,7 @@ class Transformer(nnx.Module):
 
     # ---- forward
 
-    def _run_layers(self, x, positions, mask, cache=None, index=None):
+    def _run_layers(self, x, positions, mask, cache=None, index=None, unroll=False):
         c = self.config
         inv_freq = F.rope_inv_freq(c.rotary_dim, c.rope_theta, c.rope_scaling)
         rope = F.rope_tables(positions, inv_freq)
@@ -225,7 +225,7 @@ class Transformer(nnx.Module):
             body = jax.checkpoint(body, prevent_cse=False)
         ck, cv = (None, None) if cache is None else (cache["k"], cache["v"])
         xs = (self._layer_params(), jnp.arange(c.num_layers, dtype=jnp.int32))
-        (x, ck, cv), _ = jax.lax.scan(body, (x, ck, cv), xs)
+        (x, ck, cv), _ = jax.lax.scan(body, (x, ck, cv), xs, unroll=unroll)
         return x, (None if cache is None else {"k": ck, "v": cv})
 
     def _final_norm(self, x):
@@ -281,12 +281,14 @@ class Transformer(nnx.Module):
         dtype = dtype or self.dtype
         return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
-    def forward_cached(self, input_ids, positions, cache, cache_mask, index):
+    def forward_cached(self, input_ids, positions, cache, cache_mask, index, unroll_layers: bool = False):
         """Run t new tokens against the cache; writes slots [index, index + t).
 
         input_ids, positions [B, t]; cache_mask [B, S] (1 = valid slot, the t new slots included).
         Token i attends slot j iff cache_mask[b, j] and j <= index + i. Returns (logits [B, t, V]
-        (reward model: per-token scores), hidden [B, t, H], cache).
+        (reward model: per-token scores), hidden [B, t, H], cache). unroll_layers: the layers as
+        straight-line code instead of a scan (same math; the decode step on an accelerator, where
+        XLA copies each layer's weights out of the stacked arrays under a scan).
         """
         input_ids = jnp.asarray(input_ids)
         index = jnp.asarray(index, jnp.int32)
@@ -299,7 +301,7 @@ class Transformer(nnx.Module):
             self.config.sliding_window,
         )
         x = jnp.take(self.embed[...], input_ids, axis=0)
-        x, cache = self._run_layers(x, jnp.asarray(positions), mask, cache, index)
+        x, cache = self._run_layers(x, jnp.asarray(positions), mask, cache, index, unroll=unroll_layers)
         hidden = self._final_norm(x)
         return self.unembed(hidden), hidden, cache
 
