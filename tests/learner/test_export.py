@@ -24,8 +24,11 @@ def fake_run(tmp_path, monkeypatch):
     model, config = load_pretrained(model_dir)
     learner = SimpleNamespace(policy_model=lambda: model, model_config=config, model_dir=model_dir)
     monkeypatch.setattr(offline, "restored_learner", lambda run_dir: (learner, {}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("")  # `duel export` checks it is there first
     old = os.umask(0o022)
-    yield tmp_path / "run"
+    yield run
     os.umask(old)
 
 
@@ -69,7 +72,7 @@ def test_export_refuses_a_non_empty_directory_and_leaves_it_unchanged(fake_run, 
     assert err.count("\n") == 1 and "not empty (3 entries: README.md, config.json, sub)" in err, err
     assert "--force" in err
     assert snapshot(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "policy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "policy", "run"]
 
 
 def test_export_refuses_a_file_path_in_one_line(fake_run, tmp_path, capsys):
@@ -93,7 +96,7 @@ def test_export_force_replaces_everything(fake_run, tmp_path, kind):
         out.write_text("a file")
     assert cli.main(["export", str(fake_run), str(out), "--force"]) == 0
     assert snapshot(out) == snapshot(ref)  # the complete export and nothing of the old contents
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy", "ref", "target"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy", "ref", "run", "target"]
 
 
 def test_a_failed_export_leaves_the_target_as_it_was(fake_run, tmp_path, monkeypatch):
@@ -109,4 +112,4 @@ def test_a_failed_export_leaves_the_target_as_it_was(fake_run, tmp_path, monkeyp
     assert cli.main(["export", str(fake_run), str(out), "--force"]) == 2
     assert snapshot(out) == before
     assert cli.main(["export", str(fake_run), str(tmp_path / "new")]) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "policy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "policy", "run"]
