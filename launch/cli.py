@@ -206,6 +206,10 @@ def summary(result: dict, run_dir: Path) -> str:
                      f"n={ev['n']}, ties count 1/2)")
         lines.append(f"win rate against the task's reference responses: {ev['win_rate']:.3f} "
                      f"(starting policy: {ev['start_win_rate']:.3f})")
+        if "expected_win_rate" in ev:
+            lines.append("expected win rate against them (mean oracle P over sampled responses): "
+                         f"{ev['expected_win_rate']:.3f} (95% CI {ev['expected_win_rate_lo']:.3f}-"
+                         f"{ev['expected_win_rate_hi']:.3f}; starting policy: {ev['start_expected_win_rate']:.3f})")
     lines.append(f"steps: {result.get('step')}  queries: {result.get('queries')}  "
                  f"synthetic labels: {result.get('synthetic')}")
     lines.append(f"run directory: {Path(run_dir).resolve()}")
