@@ -22,7 +22,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 LEVEL = 0.95
 RESAMPLES = 2000  # bootstrap resamples
@@ -40,6 +39,8 @@ def t_interval(x: Sequence[float], level: float = LEVEL) -> tuple[float, float, 
     mean = float(x.mean())
     if x.size < 2:
         return mean, math.nan, math.nan
+    from scipy import stats  # here, not at the top: `duel sweep --help` imports this module
+
     half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
     return mean, mean - half, mean + half
 
