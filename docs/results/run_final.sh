@@ -13,4 +13,5 @@ for attempt in 1 2 3; do
     --budget 960 --set task="$task" "${extra[@]}" --parallel "${PARALLEL:-3}" --out "runs/sweeps/$task" && break
 done
 duel report "runs/sweeps/$task" --out "docs/results/$task"
-python bench/pair_stats.py "runs/sweeps/$task" --json "docs/results/$task/pair_stats.json" > "docs/results/$task/pair_stats.md"
+top=5; [ "$task" = style ] && top=6
+python bench/pair_stats.py "runs/sweeps/$task" --top "$top" --json "docs/results/$task/pair_stats.json" > "docs/results/$task/pair_stats.md"
