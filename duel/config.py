@@ -386,6 +386,10 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
                           "set replay.updates: 0 or another loss.kind")
+    if cfg.loss.kind == "xpo" and cfg.explore.strategy != "xpo":
+        raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
+                          f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "
+                          f"{cfg.explore.strategy!r}")
     for section in ("oracle.options", "explore.options"):
         d = cfg.oracle.options if section == "oracle.options" else cfg.explore.options
         for key in _secret_keys(d, section + "."):

@@ -113,7 +113,8 @@ def concat_pairs(parts: list[PairBatch], pad_id: int = 0) -> PairBatch:
         ref_logprobs=_pad_cat([c.ref_logprobs for c in cs], 2),
         features=np.concatenate([c.features for c in cs], 0),
         texts=[x for c in cs for x in c.texts],
-        version=cs[0].version)
+        version=cs[0].version,
+        from_reference=np.concatenate([c.from_reference for c in cs], 0))
     diag = {}
     for k in parts[0].diagnostics:
         vals = [p.diagnostics[k] for p in parts if k in p.diagnostics]

@@ -40,6 +40,17 @@ class CandidateBatch:
     features: np.ndarray  # [P, M, F] float32, encoder features phi(x, y)
     texts: list[list[str]]  # [P][M] decoded responses
     version: int  # policy weights version the candidates were sampled with
+    # [P, M] bool, True where the candidate was sampled from the reference instead of the
+    # policy (strategy xpo); None at construction = every candidate from the policy
+    from_reference: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.from_reference is None:
+            self.from_reference = np.zeros(self.tokens.shape[:2], bool)
+        self.from_reference = np.asarray(self.from_reference, bool)
+        if self.from_reference.shape != self.tokens.shape[:2]:
+            raise ValueError(f"CandidateBatch: from_reference has shape {self.from_reference.shape}, "
+                             f"expected [P, M] = {self.tokens.shape[:2]}")
 
 
 @dataclasses.dataclass

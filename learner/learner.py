@@ -209,10 +209,6 @@ class Learner:
         # policy: hard labels decide chosen/rejected; skipped answers weigh 0
         batch = pairs_from_labeled(labeled, soft=False)
         batch = batch.replace(weight=np.asarray(batch.weight) * answered)
-        if pb.strategy == "xpo" or self.cfg.loss.kind == "xpo":
-            M = pb.candidates.tokens.shape[1]
-            win = np.where(np.asarray(labeled.label) > 0, pb.pairs[:, 0], pb.pairs[:, 1])
-            batch = batch.replace(ref_sample_is_chosen=(win >= M - M // 2).astype(np.int32))
         host_batch = batch
         batch = self._device_batch(pad_rows(batch, self.cfg.prompts_per_step))
         if self.reference is not None:

@@ -135,3 +135,13 @@ def test_missing_file_and_non_mapping(tmp_path):
     p.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match=rf"{p}: expected a mapping at the top level, got list"):
         load_config(p)
+
+
+def test_xpo_loss_needs_a_strategy_that_samples_the_reference():
+    # only strategy xpo draws candidates from the reference; the XPO bonus needs one per pair
+    with pytest.raises(ConfigError, match=r"--set loss.kind=xpo: key 'loss.kind' is 'xpo'.*got 'ee_ts'"):
+        load_config("demo", ["loss.kind=xpo"])
+    with pytest.raises(ConfigError, match="key 'loss.kind' is 'xpo'.*got 'passive'"):
+        from_dict({"loss": {"kind": "xpo"}, "explore": {"strategy": "passive"}})
+    cfg = load_config("demo", ["explore.strategy=xpo", "loss.kind=xpo"])
+    assert (cfg.loss.kind, cfg.explore.strategy) == ("xpo", "xpo")
