@@ -344,7 +344,7 @@ def main(argv=None) -> dict:
     task = get_task(cfg.task)
     model_dir = model_dir_for(cfg, task)
     tau = float(cfg.oracle.options.get("tau", 1.0))
-    oracle = RuleOracle(task=cfg.task, tau=tau)
+    oracle = RuleOracle(task.gold_reward, tau=tau)
     spec = {"seed": cfg.seed, "candidates": cfg.candidates, "strategy": "passive",
             "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
             "top_k": cfg.sampling.top_k, "max_new_tokens": cfg.sampling.max_new_tokens,
