@@ -334,7 +334,7 @@ def main(argv=None) -> dict:
         args.ns, args.seeds, args.test_prompts, args.long_steps = "16,32", 1, 24, 8
 
     from actors.generator import GeneratorCore
-    from duel.config import load_config
+    from launch.presets import load_config
     from duel.oracles.rule import RuleOracle
     from duel.tasks import get_task
     from learner.setup import model_dir_for

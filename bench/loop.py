@@ -37,7 +37,7 @@ PHASES = ("generate", "select", "oracle", "learn", "publish")
 def run_loop(args) -> dict:
     import ray
 
-    from duel.config import load_config
+    from launch.presets import load_config
     from duel.metrics import read_metrics
     from learner.loop import init_ray, run_experiment
 
@@ -92,7 +92,7 @@ def publish_bandwidth(config: str, layers: int, hidden: int, repeat: int = 8) ->
     import ray
 
     from actors.generator import Generator
-    from duel.config import load_config
+    from launch.presets import load_config
     from duel.models import ModelConfig, build_model, save_pretrained
     from duel.tasks.tokenizer import build_tokenizer, save_tokenizer
     from learner.learner import LearnerActor

@@ -1,11 +1,11 @@
 """Typed run configuration: nested dataclasses, YAML presets and `--set key=value` overrides.
 
-    cfg = load_config("demo", ["explore.strategy=bai_ts", "budget=2000"])
+    cfg = load_config("my.yaml", ["explore.strategy=bai_ts", "budget=2000"])
     save_config(cfg, run_dir / "config.yaml")          # the resolved config (no secrets)
     cfg == load_config(run_dir / "config.yaml")        # round trip
 
-A preset name resolves to `launch/configs/NAME.yaml` (next to the installed `launch` package);
-anything ending in .yaml/.yml or naming an existing file is read as a path. Every key is
+`load_config` reads a YAML file (a preset name such as "demo" is resolved to
+`launch/configs/NAME.yaml` by `launch.presets.load_config`, which then calls this one). Every key is
 checked against the dataclasses below: an unknown or mistyped key, a wrong type or an invalid
 choice fails with a `ConfigError` naming the source (file or `--set`), the dotted key, what was
 expected, and the closest valid key. Field names are stable; readers of a run's config.yaml
@@ -425,27 +425,14 @@ def check_learner_devices(cfg: Config, devices: int, source: str = "<config>", h
 # files, presets and --set overrides
 
 
-def presets_dir() -> Path:
-    """launch/configs/ next to the installed `launch` package."""
-    import launch
-
-    return Path(launch.__file__).resolve().parent / "configs"
-
-
-def _resolve(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
+def _resolve(path: str | Path) -> Path:
+    p = Path(path)
     if p.suffix in (".yaml", ".yml") or p.exists() or len(p.parts) > 1:
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         return p
-    preset = presets_dir() / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        names = sorted(x.stem for x in presets_dir().glob("*.yaml"))
-        close = difflib.get_close_matches(str(name_or_path), names, 1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"{name_or_path!r} is neither a YAML file nor a preset in "
-                          f"{presets_dir()}{hint}; presets: {', '.join(names) or '(none)'}")
-    return preset
+    raise ConfigError(f"{str(path)!r} is not a YAML file; a preset name is resolved by "
+                      "launch.presets.load_config (the `duel` command line)")
 
 
 def _override_source(override: str) -> str:
@@ -503,7 +490,7 @@ def _takes_str(tp) -> bool:
 
 
 def load_config(name_or_path: str | Path | None, overrides: list[str] | tuple = ()) -> Config:
-    """Resolve a preset name or YAML path (None = defaults), apply `--set` overrides, validate."""
+    """Read a YAML file (None = defaults), apply `--set` overrides, validate."""
     if name_or_path is None:
         source, data = "<defaults>", {}
     else:

@@ -143,7 +143,7 @@ def test_memory_train_config_is_the_learners():
     import sys
 
     from bench.memory import train_config
-    from duel.config import load_config
+    from launch.presets import load_config
     from learner.learner import train_config as learner_train_config
 
     assert train_config is learner_train_config
@@ -169,7 +169,7 @@ def test_memory_analytic_split():
     """The analytic split of the 1B step at the issue's batch, against hand arithmetic."""
     from bench.memory import analytic_memory, variant_config, train_config
     from bench.train_step import FULL
-    from duel.config import load_config
+    from launch.presets import load_config
 
     c = FULL["pythia-1b"]
     n = 1_011_781_632

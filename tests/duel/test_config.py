@@ -1,6 +1,7 @@
 """duel.config: round trip, presets, overrides, and the error messages for bad keys and values."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,10 +11,12 @@ from duel.config import (
     ConfigError,
     from_dict,
     load_config,
-    presets_dir,
     save_config,
     to_dict,
 )
+
+
+DEMO = Path(__file__).resolve().parents[2] / "launch" / "configs" / "demo.yaml"
 
 
 def test_defaults_are_valid_and_documented_names_exist():
@@ -50,22 +53,6 @@ def test_file_values_and_overrides_are_coerced(tmp_path):
     # a string field keeps the text YAML would have turned into a date or a number
     cfg = load_config(None, ["run_dir=2024-01-01", "task=123", "policy.path=null"])
     assert (cfg.run_dir, cfg.task, cfg.policy.path) == ("2024-01-01", "123", None)
-
-
-def test_preset_name_resolves_to_launch_configs(tmp_path, monkeypatch):
-    monkeypatch.setattr("duel.config.presets_dir", lambda: tmp_path)
-    (tmp_path / "tiny.yaml").write_text("task: arith\ncandidates: 6\n")
-    cfg = load_config("tiny")
-    assert (cfg.task, cfg.candidates) == ("arith", 6)
-    pattern = r"'tinny' is neither.*did you mean 'tiny'.*presets: tiny$"
-    with pytest.raises(ConfigError, match=pattern):
-        load_config("tinny")
-
-
-def test_presets_dir_is_inside_the_launch_package():
-    import launch
-
-    assert presets_dir().parent.samefile(__import__("pathlib").Path(launch.__file__).parent)
 
 
 def test_unknown_key_in_file_names_file_key_and_suggestion(tmp_path):
@@ -140,8 +127,8 @@ def test_missing_file_and_non_mapping(tmp_path):
 def test_xpo_loss_needs_a_strategy_that_samples_the_reference():
     # only strategy xpo draws candidates from the reference; the XPO bonus needs one per pair
     with pytest.raises(ConfigError, match=r"--set loss.kind=xpo: key 'loss.kind' is 'xpo'.*got 'ee_ts'"):
-        load_config("demo", ["loss.kind=xpo"])
+        load_config(DEMO, ["loss.kind=xpo"])
     with pytest.raises(ConfigError, match="key 'loss.kind' is 'xpo'.*got 'passive'"):
         from_dict({"loss": {"kind": "xpo"}, "explore": {"strategy": "passive"}})
-    cfg = load_config("demo", ["explore.strategy=xpo", "loss.kind=xpo"])
+    cfg = load_config(DEMO, ["explore.strategy=xpo", "loss.kind=xpo"])
     assert (cfg.loss.kind, cfg.explore.strategy) == ("xpo", "xpo")

@@ -42,7 +42,7 @@ def test_bad_input_fails_before_ray_starts(argv, message, capsys, tmp_path, monk
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-@pytest.mark.parametrize("name, module", [("bandit", "duel.tasks.bandit"), ("report", "duel.report"),
+@pytest.mark.parametrize("name, module", [("bandit", "launch.bandit"), ("report", "launch.report"),
                                           ("sweep", "launch.sweep")])
 def test_dispatch_passes_the_rest_of_argv(name, module, monkeypatch):
     import importlib
