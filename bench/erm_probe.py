@@ -333,7 +333,7 @@ def main(argv=None) -> dict:
     if args.check:
         args.ns, args.seeds, args.test_prompts, args.long_steps = "16,32", 1, 24, 8
 
-    from actors.generator import GeneratorCore
+    from actors.generator import GeneratorCore, GeneratorSpec
     from launch.presets import load_config
     from duel.oracles.rule import RuleOracle
     from duel.tasks import get_task
@@ -345,11 +345,8 @@ def main(argv=None) -> dict:
     model_dir = model_dir_for(cfg, task)
     tau = float(cfg.oracle.options.get("tau", 1.0))
     oracle = RuleOracle(task.gold_reward, tau=tau)
-    spec = {"seed": cfg.seed, "candidates": cfg.candidates, "strategy": "passive",
-            "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
-            "top_k": cfg.sampling.top_k, "max_new_tokens": cfg.sampling.max_new_tokens,
-            "compute_dtype": cfg.policy.compute_dtype}
-    core = GeneratorCore(model_dir, spec)
+    core = GeneratorCore(model_dir, GeneratorSpec.from_config(cfg, strategy="passive", explore_options={},
+                                                              gamma=0.0))
     ns = [int(x) for x in args.ns.split(",")]
     rows = list(task.train_prompts)
     n_train = int(max(ns) * 1.15) + 16

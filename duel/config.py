@@ -30,7 +30,8 @@ import yaml
 
 Strategy = Literal["passive", "ee_ts", "bai_ts", "uncertainty", "apl", "xpo", "bon_won"]
 LossKind = Literal["dpo", "rdpo", "ipo", "slic", "simpo", "xpo"]
-DType = Literal["float32", "bfloat16", "float16"]
+# the learner's train step computes in float32 or bfloat16 (float16 would need loss scaling)
+DType = Literal["float32", "bfloat16"]
 
 
 class ConfigError(ValueError):
@@ -46,8 +47,8 @@ def _field(default: Any, *, lo: float | None = None, hi: float | None = None, lo
 @dataclasses.dataclass
 class PolicyConfig:
     path: str | None = None  # Hugging Face directory; None = the task's starting policy
-    dtype: DType = "float32"  # learner master parameters
-    compute_dtype: DType = "float32"  # generators / forward passes
+    # generators' weights and every forward pass (the learner's master weights are float32)
+    compute_dtype: DType = "float32"
 
 
 @dataclasses.dataclass
@@ -72,7 +73,9 @@ class MixedConfig:
 
 
 @dataclasses.dataclass
-class ERMConfig:
+class ERMSection:
+    """The `erm:` section; the learner maps it onto duel.ensemble.ERMConfig (learner/configs.py)."""
+
     num_members: int = _field(20, lo=1)
     hidden: tuple[int, ...] = (128, 128)
     lr: float = _field(1e-3, lo=0.0, lo_open=True)
@@ -91,7 +94,6 @@ class LossConfig:
     beta: float = _field(0.1, lo=0.0, lo_open=True)
     label_smoothing: float = _field(0.0, lo=0.0, hi=0.5)  # cDPO / rDPO flip rate
     simpo_gamma: float = 0.5  # SimPO target margin
-    slic_delta: float = _field(1.0, lo=0.0)  # SLiC hinge margin
     xpo_alpha: float = _field(1e-5, lo=0.0)  # XPO exploration bonus weight
     nll_weight: float = _field(0.0, lo=0.0)  # + weight x per-token NLL of the chosen response (RPO)
 
@@ -102,6 +104,8 @@ class OptimConfig:
     warmup_steps: int = _field(0, lo=0)
     weight_decay: float = _field(0.0, lo=0.0)
     clip_norm: float = _field(1.0, lo=0.0)  # 0 = no clipping
+    # after warmup the learning rate decays (cosine, over `steps`) to lr * min_lr_ratio; 1 = constant
+    min_lr_ratio: float = _field(1.0, lo=0.0, hi=1.0)
     micro_batches: int = _field(1, lo=1)
     remat: bool = False  # recompute each layer in the backward pass: less memory, ~1/3 more compute
 
@@ -129,7 +133,6 @@ class OracleConfig:
     label_mode: Literal["bt", "threshold"] = "bt"  # how a label is sampled from P(a > b)
     flip: float = _field(0.0, lo=0.0, hi=1.0)  # label noise (simulated oracles)
     max_retries: int = _field(3, lo=0)
-    timeout_s: float = _field(60.0, lo=0.0, lo_open=True)
 
 
 @dataclasses.dataclass
@@ -196,7 +199,7 @@ class Config:
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)
     mixed: MixedConfig = dataclasses.field(default_factory=MixedConfig)
-    erm: ERMConfig = dataclasses.field(default_factory=ERMConfig)
+    erm: ERMSection = dataclasses.field(default_factory=ERMSection)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
@@ -303,6 +306,21 @@ def _coerce(value: Any, tp, key: str, source: str) -> Any:
     raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this module
 
 
+# keys that once existed but changed nothing: dotted key -> (the default they had, why they are
+# gone). A run's config.yaml written before holds them at that default: dropped when read back;
+# any other value is an error that says what to set instead.
+REMOVED = {
+    "policy.dtype": ("float32", "the learner's master weights are always float32; "
+                                "'policy.compute_dtype' sets the generators' and forward passes' dtype"),
+    "loss.slic_delta": (1.0, "the SLiC hinge margin is 1/beta (duel.losses.slic_loss); set 'loss.beta'"),
+    "oracle.timeout_s": (60.0, "an HTTP oracle's timeout is 'oracle.options.timeout_s' (remote, judge)"),
+}
+
+
+def _removed(key: str, source: str) -> ConfigError:
+    return ConfigError(f"{source}: key '{key}' was removed: {REMOVED[key][1]}")
+
+
 def _unknown(key: str, prefix: str, valid: list[str], source: str) -> ConfigError:
     close = difflib.get_close_matches(key, valid, 1, cutoff=0.5)
     hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
@@ -315,6 +333,10 @@ def _build(cls, data: dict, prefix: str, source: str):
     hints = _hints(cls)
     kwargs = {}
     for key, value in data.items():
+        if key not in hints and prefix + str(key) in REMOVED:
+            if value == REMOVED[prefix + str(key)][0]:
+                continue  # a config.yaml written when the key existed, at its default
+            raise _removed(prefix + str(key), source)
         if key not in hints:
             raise _unknown(str(key), prefix, list(hints), source)
         kwargs[key] = _coerce(value, hints[key], prefix + key, source)
@@ -477,6 +499,8 @@ def _set(data: dict, override: str) -> None:
         node, prefix = nxt, prefix + part + "."
     if cls is not None:
         hints = _hints(cls)
+        if parts[-1] not in hints and key in REMOVED:
+            raise _removed(key, source)
         if parts[-1] not in hints:
             raise _unknown(parts[-1], prefix, list(hints), source)
         if value is not None and not isinstance(value, str) and _takes_str(hints[parts[-1]]):

@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from actors.generator import Generator, StaleWeights
-from actors.oracle import OracleActor, OraclePool, OracleUnavailable, oracle_name
+from actors.generator import Generator, GeneratorSpec, StaleWeights
+from actors.oracle import OracleActor, OraclePool, OracleSpec, OracleUnavailable
 from duel.checkpoint import CheckpointWriteError
 from duel.ledger import LedgerError
 from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prompts
 from learner.labeling import label_pairs
 from learner.group import LearnerGroup
 from learner.placement import Layout, role_specs
-from learner.setup import RunInputs, enable_compile_cache, encoder_dir, prepare_inputs
+from learner.setup import RunInputs, enable_compile_cache, prepare_inputs
 
 
 class RunStopped(RuntimeError):
@@ -164,22 +164,17 @@ class Loop:
                                      [self.layout.options("learner", i) for i in range(cfg.learner.processes)],
                                      checksums=bool(self.hooks.get("checksums")))
         self.learner = self.learners.rank0  # rank 0 alone: ledger lookups (and tests' probes)
-        spec = {"seed": cfg.seed, "candidates": cfg.candidates, "strategy": cfg.explore.strategy,
-                "explore_options": dict(cfg.explore.options), "gamma": cfg.mixed.gamma,
-                "burn_in": cfg.mixed.burn_in, "beta": cfg.loss.beta,
-                "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
-                "top_k": cfg.sampling.top_k, "max_new_tokens": cfg.sampling.max_new_tokens,
-                "compute_dtype": cfg.policy.compute_dtype, "encoder": encoder_dir(cfg)}
+        spec = GeneratorSpec.from_config(cfg)
         self.generators = [Generator.options(**self.layout.options("generator", i)).remote(inputs.model_dir, spec)
                            for i in range(cfg.resources.generators)]
-        oracle_cfg = {"kind": cfg.oracle.kind, **cfg.oracle.options}
+        oracle_spec = OracleSpec.from_config(cfg)
         self.oracles = [OracleActor.options(**self.layout.options("oracle", i),
                                             max_concurrency=cfg.resources.oracle_concurrency)
-                        .remote(oracle_cfg, cfg.task) for i in range(cfg.resources.oracle_actors)]
+                        .remote(oracle_spec) for i in range(cfg.resources.oracle_actors)]
         self.pool = OraclePool(self.oracles, max_retries=cfg.oracle.max_retries,
                                max_concurrency=cfg.resources.oracle_concurrency * len(self.oracles),
                                chunk_size=max(1, -(-cfg.prompts_per_step // len(self.oracles))),
-                               name=oracle_name(oracle_cfg))
+                               name=oracle_spec.name)
         self.gen_pids = [i["pid"] for i in ray.get([g.info.remote() for g in self.generators])]
         self.gen_restarted: dict[int, int] = {}  # generator -> learner version when its restart was seen
         self.sent = [-1] * len(self.generators)  # version whose weights each generator was sent

@@ -1,16 +1,18 @@
 """The generator: loads published weights, refuses other versions, samples M, selects a pair."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from actors.generator import GeneratorCore, StaleWeights
+from actors.generator import GeneratorCore, GeneratorSpec, StaleWeights
 from duel.loop_utils import checksum as digest
 from duel.loop_utils import flat_weights
 from duel.records import PromptBatch
 from duel.transport import LocalTransport, host
 from tests.learner.tiny import tiny_model_dir
 
-SPEC = {"seed": 3, "candidates": 4, "strategy": "ee_ts", "max_new_tokens": 5}
+SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", max_new_tokens=5)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_step_samples_scores_and_selects(core):
 
 
 def test_xpo_marks_the_reference_samples_and_pairs_one_with_a_policy_sample(core, model_dir):
-    xpo = GeneratorCore(model_dir, {**SPEC, "strategy": "xpo"})
+    xpo = GeneratorCore(model_dir, dataclasses.replace(SPEC, strategy="xpo"))
     xpo.load(_weights(core, 1, scale=0.5), 1)  # policy != reference: their samples differ
     batch = _prompts(xpo, ["1+2=", "13+4=", "7+7="])
     pb = xpo.step(batch, 1, 0)
