@@ -107,7 +107,7 @@ class GeneratorCore:
         digested and must match it."""
         from flax import nnx
 
-        from duel.loop_utils import checksum, flat_weights
+        from duel.digest import checksum, flat_weights
         from duel.transport import check_layout
 
         if int(weights.version) != int(version):
@@ -160,7 +160,7 @@ class GeneratorCore:
 def generate_key(seed: int, step: int, index: int):
     """`step_key(seed, step, KEY_GENERATE, index)` in one jitted call (the same bits: fold_in is
     deterministic). Eager, the key costs four dispatches (~1 ms on CPU) on every step."""
-    from duel.loop_utils import KEY_GENERATE, step_key
+    from duel.keys import KEY_GENERATE, step_key
 
     if not all(0 <= int(v) < 2**31 for v in (seed, step, index)):  # beyond int32: the eager path
         return step_key(seed, step, KEY_GENERATE, index)
@@ -171,7 +171,7 @@ def generate_key(seed: int, step: int, index: int):
 def _jitted_generate_key():
     import jax
 
-    from duel.loop_utils import KEY_GENERATE, step_key
+    from duel.keys import KEY_GENERATE, step_key
 
     return jax.jit(lambda seed, step, index: step_key(seed, step, KEY_GENERATE, index))
 

@@ -21,8 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from duel.loop_utils import pair_id
-from duel.records import CandidateBatch, PairBatch, PromptBatch
+from duel.records import CandidateBatch, PairBatch, PromptBatch, pair_id
 
 
 def frozen_pass(encoder, prompts: PromptBatch, tokens: np.ndarray, mask: np.ndarray, chunk: int = 64,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duel.loop_utils import KEY_EVAL, step_key
+from duel.keys import KEY_EVAL, step_key
 
 
 class Evaluator:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from actors.generator import GeneratorCore, GeneratorSpec, StaleWeights
-from duel.loop_utils import checksum as digest
-from duel.loop_utils import flat_weights
+from duel.digest import checksum as digest
+from duel.digest import flat_weights
 from duel.records import PromptBatch
 from duel.transport import LocalTransport, host
 from tests.learner.tiny import tiny_model_dir
@@ -159,11 +159,11 @@ def test_load_refuses_weights_of_another_model(core):
 
 
 def test_generate_key_is_the_step_key():
-    """The generator's jitted key is bit-identical to duel.loop_utils.step_key (determinism)."""
+    """The generator's jitted key is bit-identical to duel.keys.step_key (determinism)."""
     import jax
 
     from actors.generator import generate_key
-    from duel.loop_utils import KEY_GENERATE, step_key
+    from duel.keys import KEY_GENERATE, step_key
 
     for seed, step, index in [(0, 0, 0), (0, 5, 40), (123, 77, 1000), (2**31 - 1, 3, 8), (2**31 + 5, 3, 8)]:
         want = np.asarray(jax.random.key_data(step_key(seed, step, KEY_GENERATE, index)))

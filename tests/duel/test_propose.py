@@ -37,7 +37,6 @@ def test_same_tokens_different_length_are_distinct():
 
 
 def test_concat_pairs_keeps_which_candidates_came_from_the_reference():
-    from duel.loop_utils import concat_pairs
     from duel.records import CandidateBatch, PairBatch, PromptBatch
 
     def part(P, N, ref_col):
@@ -51,5 +50,5 @@ def test_concat_pairs_keeps_which_candidates_came_from_the_reference():
                               np.zeros((P, M, 3), np.float32), [[""] * M] * P, version=2, from_reference=from_ref)
         return PairBatch(cand, np.zeros((P, 2), np.int32), np.zeros(P, bool), np.zeros(P, bool), "xpo")
 
-    got = concat_pairs([part(2, 3, 3), part(1, 5, 0)]).candidates.from_reference
+    got = PairBatch.concat([part(2, 3, 3), part(1, 5, 0)]).candidates.from_reference
     np.testing.assert_array_equal(got, [[0, 0, 0, 1], [0, 0, 0, 1], [1, 0, 0, 0]])

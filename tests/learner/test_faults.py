@@ -50,7 +50,7 @@ def generator_killed(tmp_path_factory, config, oracle_dir):
     seen = {}
 
     def kill(loop, job):
-        if job["step"] == 2:  # 0-based: the third step's generation was just submitted
+        if job.step == 2:  # 0-based: the third step's generation was just submitted
             seen["old"] = loop.gen_pids[0]
             os.kill(loop.gen_pids[0], signal.SIGKILL)
 
