@@ -237,7 +237,7 @@ def train_erm(erm_cfg, fa, fb, labels, *, seed: int, per_step: int, steps_per_up
     pairs into the ReplayBuffer, then `steps_per_update` Adam steps on batches of ERM_BATCH drawn
     from it (anchor weight N = pairs so far). `extra_steps` more Adam steps after the data ends."""
     from duel.ensemble import ERM, ReplayBuffer, update
-    from duel.loop_utils import KEY_LEARN, step_key
+    from duel.keys import KEY_LEARN, step_key
 
     erm = ERM(fa.shape[1], erm_cfg, step_key(seed, 0, KEY_LEARN, 1))
     buf = ReplayBuffer(buffer_size, fa.shape[1])

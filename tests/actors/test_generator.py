@@ -10,7 +10,7 @@ from duel.digest import checksum as digest
 from duel.digest import flat_weights
 from duel.records import PromptBatch
 from duel.transport import LocalTransport, host
-from tests.learner.tiny import tiny_model_dir
+from tests.helpers.tiny import tiny_model_dir
 
 SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", max_new_tokens=5)
 

@@ -11,19 +11,14 @@ import ray
 from actors.oracle import OracleActor, OraclePool, OracleSpec, OracleUnavailable, call_size, check_reply
 from duel.oracles import make_oracle
 from duel.oracles.base import bt_prob
-from tests.learner import counting_oracle
-from tests.learner.tiny import TinyTask
+from tests.helpers import counting_oracle
+from tests.helpers.tiny import TinyTask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def oracle_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("oracle")
-
-
 @pytest.fixture(scope="module", autouse=True)
-def ray_session(oracle_dir):
+def ray_session(oracle_dir):  # oracle_dir: tests/conftest.py
     env = {"PYTHONPATH": ROOT, counting_oracle.ENV: str(oracle_dir)}
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     yield

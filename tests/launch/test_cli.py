@@ -8,7 +8,7 @@ import ray
 import yaml
 
 from launch import cli
-from tests.learner.tiny import TINY_TASK, tiny_model_dir
+from tests.helpers.tiny import TINY_TASK, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -19,7 +19,7 @@ from actors.generator import GeneratorCore, GeneratorSpec
 from duel.config import ConfigError
 from duel.records import LabeledBatch, PromptBatch
 from duel.transport import LocalTransport, host
-from tests.learner.tiny import tiny_config, tiny_model_dir
+from tests.helpers.tiny import tiny_config, tiny_model_dir
 
 SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", max_new_tokens=5)
 POLICY_H, ENCODER_H = 16, 24
@@ -160,7 +160,7 @@ def test_loop_runs_with_an_encoder(dirs, tmp_path):
     from duel.ledger import Ledger
     from duel.metrics import read_metrics
     from learner.loop import run_experiment
-    from tests.learner.tiny import start_ray
+    from tests.helpers.tiny import start_ray
 
     policy, encoder = dirs
     start_ray()

@@ -10,7 +10,7 @@ from duel.ledger import Ledger
 from duel.metrics import read_metrics
 from learner import loop as loop_mod
 from learner.loop import run_experiment
-from tests.learner.tiny import start_ray, tiny_config, tiny_model_dir
+from tests.helpers.tiny import start_ray, tiny_config, tiny_model_dir
 
 pytestmark = pytest.mark.slow
 
