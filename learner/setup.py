@@ -238,7 +238,7 @@ def task_prompts(cfg, task) -> list[dict]:
 def grades_with_task(cfg, task) -> bool:
     """Whether the oracle is the task's gold reward (kind "task", or "rule" with no other reward)."""
     return cfg.oracle.kind == "task" or (
-        cfg.oracle.kind == "rule" and cfg.oracle.options.get("reward") in (None, task.name))
+        cfg.oracle.kind == "rule" and cfg.oracle.options.get("reward") is None)
 
 
 PROMPTS_RECORD = "prompts.json"
