@@ -150,7 +150,7 @@ def test_start_up_says_what_it_does_and_sigterm_ends_it_with_a_resume_hint(tmp_p
 
 
 def test_a_task_whose_answers_do_not_fit_sampling_max_new_tokens_is_warned_about(capsys):
-    from duel.config import load_config
+    from launch.presets import load_config
 
     cli._check_inputs(load_config("demo"), "demo")  # arithmetic: 6 tokens, the demo samples 6
     assert capsys.readouterr().err == ""
