@@ -298,7 +298,7 @@ def encoder_features(cfg, source: str, model_dir: str, name: str, path: str, tr:
     generator with `erm.encoder: PATH` computes it -> a description of the encoder."""
     import json
 
-    from duel.config import load_config
+    from launch.presets import load_config
     from duel.models import load_pretrained
     from duel.propose import frozen_pass
     from learner.setup import check_encoder
