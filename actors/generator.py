@@ -16,8 +16,11 @@ holds (invariant 4). The loop sends the object with the first `step` call of a n
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -26,10 +29,45 @@ class StaleWeights(RuntimeError):
     """A generator was asked to sample with a version it does not hold."""
 
 
+@dataclasses.dataclass(frozen=True)
+class GeneratorSpec:
+    """What a generator needs of the run config, typed and frozen (built once by the loop)."""
+
+    seed: int
+    candidates: int  # M responses per prompt
+    strategy: str  # duel.explore strategy
+    explore_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    gamma: float = 0.0  # mixed preference learning: fraction of prompts labelled by the ERM
+    burn_in: int = 0  # ... from this step on
+    beta: float = 0.1  # loss beta (apl's implicit reward margin)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 64
+    compute_dtype: str = "float32"
+    stop_token_ids: tuple[int, ...] = ()  # () = the model's eos tokens
+    encoder: str | None = None  # erm.encoder: HF directory of the features' frozen model; None = reference
+
+    @classmethod
+    def from_config(cls, cfg, **changes) -> "GeneratorSpec":
+        """The generator spec of a run config (duel.config.Config); `changes` override fields."""
+        s = cfg.sampling
+        spec = cls(seed=cfg.seed, candidates=cfg.candidates, strategy=cfg.explore.strategy,
+                   explore_options=dict(cfg.explore.options), gamma=cfg.mixed.gamma,
+                   burn_in=cfg.mixed.burn_in, beta=cfg.loss.beta, temperature=s.temperature,
+                   top_p=s.top_p, top_k=s.top_k, max_new_tokens=s.max_new_tokens,
+                   compute_dtype=cfg.policy.compute_dtype,
+                   encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None)
+        return dataclasses.replace(spec, **changes)
+
+    def mixed_active(self, step: int) -> bool:
+        return step >= self.burn_in and self.gamma > 0
+
+
 class GeneratorCore:
     """The actor's state and methods, usable without Ray (tests, benchmarks)."""
 
-    def __init__(self, model_dir: str, spec: dict):
+    def __init__(self, model_dir: str, spec: GeneratorSpec):
         import jax.numpy as jnp
         from flax import nnx
 
@@ -37,19 +75,21 @@ class GeneratorCore:
         from duel.sampling import SamplingParams
         from duel.transport import LocalTransport
 
-        dtype = getattr(jnp, spec.get("compute_dtype", "float32"))
+        if not isinstance(spec, GeneratorSpec):
+            raise TypeError(f"GeneratorCore: spec must be a GeneratorSpec, got {type(spec).__name__}")
+        dtype = getattr(jnp, spec.compute_dtype)
         self.policy, self.model_config = load_pretrained(model_dir, dtype=dtype)
         self.encoder, _ = load_pretrained(model_dir, dtype=dtype)  # frozen: never reloaded
         # erm.encoder: the features phi come from this frozen model (same tokenizer); None = encoder
-        self.feature_encoder = load_pretrained(spec["encoder"], dtype=dtype)[0] if spec.get("encoder") else None
+        self.feature_encoder = load_pretrained(spec.encoder, dtype=dtype)[0] if spec.encoder else None
         self.tokenizer = _tokenizer(model_dir)
-        self.spec = dict(spec)
-        stops = tuple(spec.get("stop_token_ids") or self.model_config.eos_token_id or ())
+        self.spec = spec
+        stops = tuple(spec.stop_token_ids or self.model_config.eos_token_id or ())
         pad = self.model_config.pad_token_id
         self.sampling = SamplingParams(
-            temperature=spec.get("temperature", 1.0), top_p=spec.get("top_p", 1.0),
-            top_k=spec.get("top_k", 0), max_new_tokens=spec.get("max_new_tokens", 64),
-            stop_token_ids=stops, pad_token_id=int(pad if pad is not None else 0))
+            temperature=spec.temperature, top_p=spec.top_p, top_k=spec.top_k,
+            max_new_tokens=spec.max_new_tokens, stop_token_ids=stops,
+            pad_token_id=int(pad if pad is not None else 0))
         self._params_template = nnx.state(self.policy, nnx.Param)
         self.dtype = dtype
         # Ray resolves the learner's ObjectRef into the Packed before `load` runs, so receiving
@@ -67,7 +107,7 @@ class GeneratorCore:
         digested and must match it."""
         from flax import nnx
 
-        from duel.loop_utils import checksum, flat_weights
+        from duel.digest import checksum, flat_weights
         from duel.transport import check_layout
 
         if int(weights.version) != int(version):
@@ -102,13 +142,13 @@ class GeneratorCore:
             raise StaleWeights(f"generator holds weights version {self.version} but was asked to "
                                f"sample with version {version} (a publish was skipped or reordered)")
         s = self.spec
-        key = generate_key(s["seed"], step, prompts.index)
+        key = generate_key(s.seed, step, prompts.index)
         pb = propose_pairs(
             self.policy, self.encoder, self.erm_params, prompts, key, self.sampling,
-            candidates=s["candidates"], strategy=s["strategy"], version=self.version,
-            tokenizer=self.tokenizer, explore_options=s.get("explore_options"),
-            gamma=s.get("gamma", 0.0), mixed_active=step >= s.get("burn_in", 0) and s.get("gamma", 0) > 0,
-            beta=s.get("beta", 0.1), feature_encoder=self.feature_encoder)
+            candidates=s.candidates, strategy=s.strategy, version=self.version,
+            tokenizer=self.tokenizer, explore_options=s.explore_options,
+            gamma=s.gamma, mixed_active=s.mixed_active(step), beta=s.beta,
+            feature_encoder=self.feature_encoder)
         pb.diagnostics["time_load"] = t_load
         return pb
 
@@ -120,7 +160,7 @@ class GeneratorCore:
 def generate_key(seed: int, step: int, index: int):
     """`step_key(seed, step, KEY_GENERATE, index)` in one jitted call (the same bits: fold_in is
     deterministic). Eager, the key costs four dispatches (~1 ms on CPU) on every step."""
-    from duel.loop_utils import KEY_GENERATE, step_key
+    from duel.keys import KEY_GENERATE, step_key
 
     if not all(0 <= int(v) < 2**31 for v in (seed, step, index)):  # beyond int32: the eager path
         return step_key(seed, step, KEY_GENERATE, index)
@@ -131,7 +171,7 @@ def generate_key(seed: int, step: int, index: int):
 def _jitted_generate_key():
     import jax
 
-    from duel.loop_utils import KEY_GENERATE, step_key
+    from duel.keys import KEY_GENERATE, step_key
 
     return jax.jit(lambda seed, step, index: step_key(seed, step, KEY_GENERATE, index))
 

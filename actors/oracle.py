@@ -21,6 +21,30 @@ import numpy as np
 import ray
 
 
+@dataclasses.dataclass(frozen=True)
+class OracleSpec:
+    """What an oracle actor needs of the run config, typed and frozen (built once by the loop).
+
+    kind and options are the config's `oracle.kind` / `oracle.options` (duel.oracles.make_oracle
+    reads them as one dict); task names the run's task for kind "task" (its gold reward)."""
+
+    kind: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    task: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg) -> "OracleSpec":
+        return cls(kind=cfg.oracle.kind, options=dict(cfg.oracle.options), task=cfg.task)
+
+    def oracle_config(self) -> dict:
+        """The dict duel.oracles.make_oracle builds the oracle from."""
+        return {"kind": self.kind, **self.options}
+
+    @property
+    def name(self) -> str:
+        return oracle_name(self.oracle_config())
+
+
 class OracleUnavailable(RuntimeError):
     """The oracle kept failing past its retry budget; the run must checkpoint and stop.
 
@@ -78,16 +102,18 @@ def skipped_rows(n: int) -> tuple[np.ndarray, list[dict]]:
 class OracleActor:
     """One oracle (reward model, rule, remote judge...) behind a Ray actor."""
 
-    def __init__(self, oracle_cfg: dict, task_name: str | None = None):
+    def __init__(self, spec: OracleSpec):
         from duel.oracles import make_oracle
 
+        if not isinstance(spec, OracleSpec):
+            raise TypeError(f"OracleActor: spec must be an OracleSpec, got {type(spec).__name__}")
         task = None
-        if task_name:
+        if spec.task:
             from duel.tasks import get_task
 
-            task = get_task(task_name)
-        self.oracle = make_oracle(dict(oracle_cfg), task=task)
-        self.call_size = call_size(self.oracle, oracle_cfg.get("call_size"))
+            task = get_task(spec.task)
+        self.oracle = make_oracle(spec.oracle_config(), task=task)
+        self.call_size = call_size(self.oracle, spec.options.get("call_size"))
         self.calls = 0
 
     def call(self, prompts: list[str], a: list[str], b: list[str]):

@@ -609,7 +609,7 @@ def _row(program: str, shape: str, a: dict, ideal: dict) -> dict:
 
 def dpo_programs(c, sharding, check, pairs, prompt, response, variants):
     from bench.memory import abstract_state, pair_batch, variant_config
-    from duel.config import load_config
+    from launch.presets import load_config
     from duel.train import sequence_logprob_sums, train_step
     from learner.configs import train_config
 

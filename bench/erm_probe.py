@@ -237,7 +237,7 @@ def train_erm(erm_cfg, fa, fb, labels, *, seed: int, per_step: int, steps_per_up
     pairs into the ReplayBuffer, then `steps_per_update` Adam steps on batches of ERM_BATCH drawn
     from it (anchor weight N = pairs so far). `extra_steps` more Adam steps after the data ends."""
     from duel.ensemble import ERM, ReplayBuffer, update
-    from duel.loop_utils import KEY_LEARN, step_key
+    from duel.keys import KEY_LEARN, step_key
 
     erm = ERM(fa.shape[1], erm_cfg, step_key(seed, 0, KEY_LEARN, 1))
     buf = ReplayBuffer(buffer_size, fa.shape[1])
@@ -298,7 +298,7 @@ def encoder_features(cfg, source: str, model_dir: str, name: str, path: str, tr:
     generator with `erm.encoder: PATH` computes it -> a description of the encoder."""
     import json
 
-    from duel.config import load_config
+    from launch.presets import load_config
     from duel.models import load_pretrained
     from duel.propose import frozen_pass
     from learner.setup import check_encoder
@@ -333,8 +333,8 @@ def main(argv=None) -> dict:
     if args.check:
         args.ns, args.seeds, args.test_prompts, args.long_steps = "16,32", 1, 24, 8
 
-    from actors.generator import GeneratorCore
-    from duel.config import load_config
+    from actors.generator import GeneratorCore, GeneratorSpec
+    from launch.presets import load_config
     from duel.oracles.rule import RuleOracle
     from duel.tasks import get_task
     from learner.setup import model_dir_for
@@ -344,12 +344,9 @@ def main(argv=None) -> dict:
     task = get_task(cfg.task)
     model_dir = model_dir_for(cfg, task)
     tau = float(cfg.oracle.options.get("tau", 1.0))
-    oracle = RuleOracle(task=cfg.task, tau=tau)
-    spec = {"seed": cfg.seed, "candidates": cfg.candidates, "strategy": "passive",
-            "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
-            "top_k": cfg.sampling.top_k, "max_new_tokens": cfg.sampling.max_new_tokens,
-            "compute_dtype": cfg.policy.compute_dtype}
-    core = GeneratorCore(model_dir, spec)
+    oracle = RuleOracle(task.gold_reward, tau=tau)
+    core = GeneratorCore(model_dir, GeneratorSpec.from_config(cfg, strategy="passive", explore_options={},
+                                                              gamma=0.0))
     ns = [int(x) for x in args.ns.split(",")]
     rows = list(task.train_prompts)
     n_train = int(max(ns) * 1.15) + 16

@@ -19,6 +19,7 @@ on this machine. Target: >= 0.5x the copy. Writes bench/results/loop.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -37,7 +38,7 @@ PHASES = ("generate", "select", "oracle", "learn", "publish")
 def run_loop(args) -> dict:
     import ray
 
-    from duel.config import load_config
+    from launch.presets import load_config
     from duel.metrics import read_metrics
     from learner.loop import init_ray, run_experiment
 
@@ -91,8 +92,8 @@ def publish_bandwidth(config: str, layers: int, hidden: int, repeat: int = 8) ->
     import jax.numpy as jnp
     import ray
 
-    from actors.generator import Generator
-    from duel.config import load_config
+    from actors.generator import Generator, GeneratorSpec
+    from launch.presets import load_config
     from duel.models import ModelConfig, build_model, save_pretrained
     from duel.tasks.tokenizer import build_tokenizer, save_tokenizer
     from learner.learner import LearnerActor
@@ -114,11 +115,12 @@ def publish_bandwidth(config: str, layers: int, hidden: int, repeat: int = 8) ->
             cfg = load_config(config, ["logging.tensorboard=false", f"policy.compute_dtype={dtype}"])
             run_dir = tempfile.mkdtemp(prefix="bench-publish-run-")
             learner = LearnerActor.remote(cfg, model_dir, run_dir)
-            gens = [Generator.remote(model_dir, {"seed": 0, "candidates": 2, "strategy": "passive",
-                                                 "compute_dtype": dtype}) for _ in range(2)]
+            gens = [Generator.remote(model_dir, GeneratorSpec(seed=0, candidates=2, strategy="passive",
+                                                              compute_dtype=dtype)) for _ in range(2)]
             times, puts = [], []
             for v in range(repeat):
-                ray.get(learner.__ray_call__.remote(lambda self, v: setattr(self, "version", v), v))
+                ray.get(learner.__ray_call__.remote(  # the learner's version is its counters' (learner.steps)
+                    lambda self, v: setattr(self, "counters", dataclasses.replace(self.counters, version=v)), v))
                 t = time.perf_counter()
                 ref = ray.get(learner.publish.remote())[0]
                 puts.append(time.perf_counter() - t)

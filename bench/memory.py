@@ -268,7 +268,7 @@ def main(argv=None):
     args.prompt = args.prompt or (8 if args.check else 256)
     args.response = args.response or (8 if args.check else 256)
     c = check_shape(FULL[args.shape]) if args.check else FULL[args.shape]
-    from duel.config import load_config
+    from launch.presets import load_config
 
     base = train_config(load_config(args.preset or args.shape))
     shape = (args.pairs, args.prompt, args.response)

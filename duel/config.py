@@ -1,11 +1,11 @@
 """Typed run configuration: nested dataclasses, YAML presets and `--set key=value` overrides.
 
-    cfg = load_config("demo", ["explore.strategy=bai_ts", "budget=2000"])
+    cfg = load_config("my.yaml", ["explore.strategy=bai_ts", "budget=2000"])
     save_config(cfg, run_dir / "config.yaml")          # the resolved config (no secrets)
     cfg == load_config(run_dir / "config.yaml")        # round trip
 
-A preset name resolves to `launch/configs/NAME.yaml` (next to the installed `launch` package);
-anything ending in .yaml/.yml or naming an existing file is read as a path. Every key is
+`load_config` reads a YAML file (a preset name such as "demo" is resolved to
+`launch/configs/NAME.yaml` by `launch.presets.load_config`, which then calls this one). Every key is
 checked against the dataclasses below: an unknown or mistyped key, a wrong type or an invalid
 choice fails with a `ConfigError` naming the source (file or `--set`), the dotted key, what was
 expected, and the closest valid key. Field names are stable; readers of a run's config.yaml
@@ -30,7 +30,8 @@ import yaml
 
 Strategy = Literal["passive", "ee_ts", "bai_ts", "uncertainty", "apl", "xpo", "bon_won"]
 LossKind = Literal["dpo", "rdpo", "ipo", "slic", "simpo", "xpo"]
-DType = Literal["float32", "bfloat16", "float16"]
+# the learner's train step computes in float32 or bfloat16 (float16 would need loss scaling)
+DType = Literal["float32", "bfloat16"]
 
 
 class ConfigError(ValueError):
@@ -46,8 +47,8 @@ def _field(default: Any, *, lo: float | None = None, hi: float | None = None, lo
 @dataclasses.dataclass
 class PolicyConfig:
     path: str | None = None  # Hugging Face directory; None = the task's starting policy
-    dtype: DType = "float32"  # learner master parameters
-    compute_dtype: DType = "float32"  # generators / forward passes
+    # generators' weights and every forward pass (the learner's master weights are float32)
+    compute_dtype: DType = "float32"
 
 
 @dataclasses.dataclass
@@ -72,7 +73,9 @@ class MixedConfig:
 
 
 @dataclasses.dataclass
-class ERMConfig:
+class ERMSection:
+    """The `erm:` section; the learner maps it onto duel.ensemble.ERMConfig (learner/configs.py)."""
+
     num_members: int = _field(20, lo=1)
     hidden: tuple[int, ...] = (128, 128)
     lr: float = _field(1e-3, lo=0.0, lo_open=True)
@@ -91,7 +94,6 @@ class LossConfig:
     beta: float = _field(0.1, lo=0.0, lo_open=True)
     label_smoothing: float = _field(0.0, lo=0.0, hi=0.5)  # cDPO / rDPO flip rate
     simpo_gamma: float = 0.5  # SimPO target margin
-    slic_delta: float = _field(1.0, lo=0.0)  # SLiC hinge margin
     xpo_alpha: float = _field(1e-5, lo=0.0)  # XPO exploration bonus weight
     nll_weight: float = _field(0.0, lo=0.0)  # + weight x per-token NLL of the chosen response (RPO)
 
@@ -102,6 +104,8 @@ class OptimConfig:
     warmup_steps: int = _field(0, lo=0)
     weight_decay: float = _field(0.0, lo=0.0)
     clip_norm: float = _field(1.0, lo=0.0)  # 0 = no clipping
+    # after warmup the learning rate decays (cosine, over `steps`) to lr * min_lr_ratio; 1 = constant
+    min_lr_ratio: float = _field(1.0, lo=0.0, hi=1.0)
     micro_batches: int = _field(1, lo=1)
     remat: bool = False  # recompute each layer in the backward pass: less memory, ~1/3 more compute
 
@@ -129,7 +133,6 @@ class OracleConfig:
     label_mode: Literal["bt", "threshold"] = "bt"  # how a label is sampled from P(a > b)
     flip: float = _field(0.0, lo=0.0, hi=1.0)  # label noise (simulated oracles)
     max_retries: int = _field(3, lo=0)
-    timeout_s: float = _field(60.0, lo=0.0, lo_open=True)
 
 
 @dataclasses.dataclass
@@ -196,7 +199,7 @@ class Config:
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)
     mixed: MixedConfig = dataclasses.field(default_factory=MixedConfig)
-    erm: ERMConfig = dataclasses.field(default_factory=ERMConfig)
+    erm: ERMSection = dataclasses.field(default_factory=ERMSection)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
@@ -303,6 +306,21 @@ def _coerce(value: Any, tp, key: str, source: str) -> Any:
     raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this module
 
 
+# keys that once existed but changed nothing: dotted key -> (the default they had, why they are
+# gone). A run's config.yaml written before holds them at that default: dropped when read back;
+# any other value is an error that says what to set instead.
+REMOVED = {
+    "policy.dtype": ("float32", "the learner's master weights are always float32; "
+                                "'policy.compute_dtype' sets the generators' and forward passes' dtype"),
+    "loss.slic_delta": (1.0, "the SLiC hinge margin is 1/beta (duel.losses.slic_loss); set 'loss.beta'"),
+    "oracle.timeout_s": (60.0, "an HTTP oracle's timeout is 'oracle.options.timeout_s' (remote, judge)"),
+}
+
+
+def _removed(key: str, source: str) -> ConfigError:
+    return ConfigError(f"{source}: key '{key}' was removed: {REMOVED[key][1]}")
+
+
 def _unknown(key: str, prefix: str, valid: list[str], source: str) -> ConfigError:
     close = difflib.get_close_matches(key, valid, 1, cutoff=0.5)
     hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
@@ -315,6 +333,10 @@ def _build(cls, data: dict, prefix: str, source: str):
     hints = _hints(cls)
     kwargs = {}
     for key, value in data.items():
+        if key not in hints and prefix + str(key) in REMOVED:
+            if value == REMOVED[prefix + str(key)][0]:
+                continue  # a config.yaml written when the key existed, at its default
+            raise _removed(prefix + str(key), source)
         if key not in hints:
             raise _unknown(str(key), prefix, list(hints), source)
         kwargs[key] = _coerce(value, hints[key], prefix + key, source)
@@ -386,6 +408,10 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
                           "set replay.updates: 0 or another loss.kind")
+    if cfg.loss.kind == "xpo" and cfg.explore.strategy != "xpo":
+        raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
+                          f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "
+                          f"{cfg.explore.strategy!r}")
     for section in ("oracle.options", "explore.options"):
         d = cfg.oracle.options if section == "oracle.options" else cfg.explore.options
         for key in _secret_keys(d, section + "."):
@@ -421,27 +447,14 @@ def check_learner_devices(cfg: Config, devices: int, source: str = "<config>", h
 # files, presets and --set overrides
 
 
-def presets_dir() -> Path:
-    """launch/configs/ next to the installed `launch` package."""
-    import launch
-
-    return Path(launch.__file__).resolve().parent / "configs"
-
-
-def _resolve(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
+def _resolve(path: str | Path) -> Path:
+    p = Path(path)
     if p.suffix in (".yaml", ".yml") or p.exists() or len(p.parts) > 1:
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         return p
-    preset = presets_dir() / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        names = sorted(x.stem for x in presets_dir().glob("*.yaml"))
-        close = difflib.get_close_matches(str(name_or_path), names, 1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"{name_or_path!r} is neither a YAML file nor a preset in "
-                          f"{presets_dir()}{hint}; presets: {', '.join(names) or '(none)'}")
-    return preset
+    raise ConfigError(f"{str(path)!r} is not a YAML file; a preset name is resolved by "
+                      "launch.presets.load_config (the `duel` command line)")
 
 
 def _override_source(override: str) -> str:
@@ -486,6 +499,8 @@ def _set(data: dict, override: str) -> None:
         node, prefix = nxt, prefix + part + "."
     if cls is not None:
         hints = _hints(cls)
+        if parts[-1] not in hints and key in REMOVED:
+            raise _removed(key, source)
         if parts[-1] not in hints:
             raise _unknown(parts[-1], prefix, list(hints), source)
         if value is not None and not isinstance(value, str) and _takes_str(hints[parts[-1]]):
@@ -499,7 +514,7 @@ def _takes_str(tp) -> bool:
 
 
 def load_config(name_or_path: str | Path | None, overrides: list[str] | tuple = ()) -> Config:
-    """Resolve a preset name or YAML path (None = defaults), apply `--set` overrides, validate."""
+    """Read a YAML file (None = defaults), apply `--set` overrides, validate."""
     if name_or_path is None:
         source, data = "<defaults>", {}
     else:

@@ -1,4 +1,6 @@
-"""Prompts: load them (local JSONL or Parquet, offline), template them, pad them, stream them.
+"""Prompts: load them (local JSONL or Parquet, offline), template them, pad them, stream them
+(`PromptStream`: the seeded order with an explicit position; `shard_bounds`: a step's prompts
+over the generators).
 
 Rules, stated here and counted in `EncodeStats`:
 
@@ -204,3 +206,38 @@ def _perm(n: int, seed: int, epoch: int) -> np.ndarray:
             _PERMS.clear()
         _PERMS[key] = np.random.default_rng([seed, epoch]).permutation(n)
     return _PERMS[key]
+
+
+@dataclasses.dataclass
+class PromptStream:
+    """Prompt order with an explicit position counter (`duel.data.stream_rows` over row indices).
+
+    `position` counts prompts handed out since the start; epoch e is a permutation seeded by
+    (seed, e). Restoring `position` restores the stream exactly.
+    """
+
+    num_prompts: int
+    seed: int
+    position: int = 0
+
+    def __post_init__(self):
+        if self.num_prompts <= 0:
+            raise ValueError("PromptStream: the prompt set is empty")
+
+    def take(self, n: int) -> tuple[int, list[int]]:
+        """-> (index of the first prompt in the stream, rows of the next n prompts)."""
+        start = self.position
+        rows = [int(r) for r in stream_rows(range(self.num_prompts), start, n, self.seed)]
+        self.position += n
+        return start, rows
+
+
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous, near-equal [lo, hi) slices of n rows over `shards` (empty ones dropped)."""
+    sizes = [n // shards + (i < n % shards) for i in range(shards)]
+    out, lo = [], 0
+    for s in sizes:
+        if s:
+            out.append((lo, lo + s))
+        lo += s
+    return out

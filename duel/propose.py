@@ -21,8 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from duel.loop_utils import pair_id
-from duel.records import CandidateBatch, PairBatch, PromptBatch
+from duel.records import CandidateBatch, PairBatch, PromptBatch, pair_id
 
 
 def frozen_pass(encoder, prompts: PromptBatch, tokens: np.ndarray, mask: np.ndarray, chunk: int = 64,
@@ -68,7 +67,10 @@ def decode(tokenizer, tokens: np.ndarray, mask: np.ndarray) -> list[list[str]]:
 
 
 def _sample(policy, encoder, prompts, key, sampling, candidates: int, strategy: str):
-    """M candidates; for xpo the last M // 2 come from the reference (`from_reference`)."""
+    """M candidates -> (GenerationOutput, from_reference [P, M] bool).
+
+    For xpo the last M // 2 candidates are sampled from the reference (the encoder) and marked
+    in `from_reference`, which travels with the candidates (`CandidateBatch.from_reference`)."""
     from duel.sampling import generate
 
     out = generate(policy, prompts, key, sampling, candidates)
@@ -130,7 +132,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     identical = ids[rows, pairs[:, 0]] == ids[rows, pairs[:, 1]]
     cand = CandidateBatch(prompts=prompts, tokens=out.tokens, mask=out.mask,
                           policy_logprobs=np.asarray(out.policy_logprobs, np.float32),
-                          ref_logprobs=ref_lp, features=feats, texts=texts, version=int(version))
+                          ref_logprobs=ref_lp, features=feats, texts=texts, version=int(version),
+                          from_reference=from_ref)
     diagnostics = {k: float(np.asarray(v)) for k, v in diag.items() if np.ndim(v) == 0}
     diagnostics.update(time_generate=t1 - t0, time_select=t2 - t1)
     return PairBatch(candidates=cand, pairs=pairs, identical=identical, synthetic=synthetic,

@@ -22,11 +22,9 @@ module reads the runs and summarises them, `duel.report_render` writes the files
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -495,33 +493,3 @@ def parse_targets(text: str | None) -> list | None:
             raise ValueError(f"--targets: {value} is not a value in [0, 1]")
         out.append(value)
     return out
-
-
-def add_report_options(ap: argparse.ArgumentParser) -> None:
-    """--metric and --targets, shared by `duel report` and `duel sweep`."""
-    ap.add_argument("--metric", help=f"eval-row field to report (default: {DEFAULT_METRIC} when "
-                    f"every run logs it, else {FALLBACK_METRIC})")
-    ap.add_argument("--targets", help="target values, comma-separated; 'passive' = passive's "
-                    f"final seed-mean (default: {DERIVED_LEVELS} levels evenly between passive's "
-                    "start and final seed-means, and 'passive')")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="duel report", description=__doc__.splitlines()[0])
-    ap.add_argument("run_dirs", nargs="+", help="run directories or sweep directories")
-    ap.add_argument("--out", help="output directory (default: RUN_DIR/report for one "
-                    "argument, else ./report)")
-    add_report_options(ap)
-    args = ap.parse_args(argv)
-    out = args.out or (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1 else "report")
-    try:
-        report(args.run_dirs, out, parse_targets(args.targets), metric=args.metric)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"duel report: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {Path(out) / 'report.md'}, report.html, report.json")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

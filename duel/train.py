@@ -186,6 +186,8 @@ def pairs_from_labeled(labeled, *, soft: bool = True) -> PairTensors:
 
     soft=True keeps prob = P(chosen > rejected) from the oracle; soft=False uses the hard label
     (prob = 1). Identical pairs get weight 0. Reference sums come from the candidates' frozen pass.
+    When some candidates were sampled from the reference (`CandidateBatch.from_reference`, strategy
+    xpo), `ref_sample_is_chosen` says which response of each pair is the reference sample.
     """
     pb = labeled.pairs
     cand = pb.candidates
@@ -206,6 +208,8 @@ def pairs_from_labeled(labeled, *, soft: bool = True) -> PairTensors:
         ref_rejected=ref_sums[rows, lose],
         prob=np.where(a_wins, prob_a, 1.0 - prob_a).astype(np.float32) if soft else np.ones(len(rows), np.float32),
         weight=(~np.asarray(pb.identical, bool)).astype(np.float32),
+        ref_sample_is_chosen=(cand.from_reference[rows, win].astype(np.int32)
+                              if cand.from_reference.any() else None),
     )
 
 

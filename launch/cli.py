@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 DISPATCH = {  # subcommands that own their argument parsing
-    "bandit": ("duel.tasks.bandit", "main"),
-    "report": ("duel.report", "main"),
+    "bandit": ("launch.bandit", "main"),
+    "report": ("launch.report", "main"),
     "sweep": ("launch.sweep", "main"),
 }
 
@@ -115,7 +115,8 @@ def _check_inputs(cfg, source) -> None:
 
 
 def cmd_run(args) -> int:
-    from duel.config import ConfigError, load_config
+    from duel.config import ConfigError
+    from launch.presets import load_config
 
     try:
         cfg = load_config(args.config, args.overrides)

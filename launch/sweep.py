@@ -26,6 +26,8 @@ from typing import Any
 
 from duel import config as C
 from duel import report as R
+from launch.presets import load_config
+from launch.report import add_report_options
 
 DEFAULT_STRATEGIES = "passive,ee_ts,bai_ts,uncertainty,apl,xpo"
 STOPPED = "stopped: "  # a run that checkpointed and stopped (exit 3 of `duel run`), not a failure
@@ -81,7 +83,7 @@ def plan(config_name: str, strategies: Sequence[str], seeds: Sequence[int], budg
             extra = [f"explore.strategy={strategy}", f"seed={seed}", f"run_dir={run_dir}"]
             if budget is not None:
                 extra.append(f"budget={budget}")
-            cfg = C.load_config(config_name, [*sets, *extra])
+            cfg = load_config(config_name, [*sets, *extra])
             if cfg.budget is None:
                 raise SweepError(f"{config_name}: no budget; a sweep compares strategies at a "
                                  "fixed number of oracle queries: pass --budget Q")
@@ -208,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", help="sweep directory (default: runs/sweeps/<config>-q<budget>)")
     ap.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
     ap.add_argument("--parallel", type=int, help="runs at a time (default: what resources hold)")
-    R.add_report_options(ap)
+    add_report_options(ap)
     return ap
 
 
@@ -231,7 +233,7 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
         raise SweepError("need at least one strategy (--strategies) and one seed (--seeds)")
     if args.parallel is not None and args.parallel < 1:
         raise SweepError(f"--parallel: expected >= 1, got {args.parallel}")
-    probe = C.load_config(args.config, [*args.sets] + ([f"budget={args.budget}"] if args.budget else []))
+    probe = load_config(args.config, [*args.sets] + ([f"budget={args.budget}"] if args.budget else []))
     sweep_dir = Path(args.out or f"runs/sweeps/{Path(args.config).stem}-q{probe.budget}").resolve()
     specs = plan(args.config, strategies, seeds, args.budget, args.sets, sweep_dir)
     if run_fn is default_run:  # as `duel run`: model directory, task, prompts, before Ray starts

@@ -15,13 +15,14 @@ def train_config(cfg):
         flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
         nll_weight=cfg.loss.nll_weight,
         learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
-        min_lr_ratio=1.0, weight_decay=cfg.optim.weight_decay, clip_norm=cfg.optim.clip_norm or None,
-        micro_batches=cfg.optim.micro_batches, remat=cfg.optim.remat,
-        compute_dtype="bfloat16" if cfg.policy.compute_dtype == "bfloat16" else "float32")
+        min_lr_ratio=cfg.optim.min_lr_ratio, weight_decay=cfg.optim.weight_decay,
+        clip_norm=cfg.optim.clip_norm or None, micro_batches=cfg.optim.micro_batches,
+        remat=cfg.optim.remat, compute_dtype=cfg.policy.compute_dtype)
 
 
 def erm_config(cfg):
-    """The ensemble reward model's ERMConfig for a run config."""
+    """The ensemble reward model's duel.ensemble.ERMConfig for a run config's `erm:` section
+    (duel.config.ERMSection): bootstrap on = each member sees each pair with probability 1/2."""
     from duel.ensemble import ERMConfig
 
     e = cfg.erm

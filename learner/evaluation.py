@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from duel.loop_utils import KEY_EVAL, step_key
+from duel.keys import KEY_EVAL, step_key
 
 
 class Evaluator:
     def __init__(self, cfg, model_dir: str):
+        from actors.oracle import OracleSpec
         from duel.oracles import make_oracle
         from duel.tasks import get_task
         from duel.tasks.tokenizer import load_tokenizer
@@ -37,7 +38,7 @@ class Evaluator:
         self.rows = list(self.task.eval_prompts)[: cfg.eval.num_prompts]
         self.refs = self.task.references
         self.tokenizer = load_tokenizer(model_dir)
-        self.oracle = make_oracle({"kind": cfg.oracle.kind, **cfg.oracle.options}, task=self.task)
+        self.oracle = make_oracle(OracleSpec.from_config(cfg).oracle_config(), task=self.task)
         self._start = None  # (texts, WinRate, ExpectedWinRate | None) of the starting policy
 
     def _texts(self, model, key) -> list[str]:

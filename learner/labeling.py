@@ -11,31 +11,13 @@ row keeps its stored label.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
 
 from actors.oracle import OracleUnavailable
-from duel.loop_utils import KEY_LABEL, step_rng
+from duel.keys import KEY_LABEL, step_rng
 from duel.records import LabeledBatch, PairBatch
-
-
-def take_rows(pb: PairBatch, rows: np.ndarray) -> PairBatch:
-    """The PairBatch restricted to `rows` (budget cut at the last step)."""
-    rows = np.asarray(rows, int)
-    c = pb.candidates
-    pr = c.prompts
-    prompts = dataclasses.replace(pr, prompt_ids=[pr.prompt_ids[i] for i in rows],
-                                  texts=[pr.texts[i] for i in rows], input_ids=pr.input_ids[rows],
-                                  attention_mask=pr.attention_mask[rows])
-    cand = dataclasses.replace(c, prompts=prompts, tokens=c.tokens[rows], mask=c.mask[rows],
-                               policy_logprobs=c.policy_logprobs[rows], ref_logprobs=c.ref_logprobs[rows],
-                               features=c.features[rows], texts=[c.texts[i] for i in rows])
-    return dataclasses.replace(
-        pb, candidates=cand, pairs=pb.pairs[rows], identical=pb.identical[rows],
-        synthetic=pb.synthetic[rows], pair_ids=[pb.pair_ids[i] for i in rows],
-        synthetic_prob=None if pb.synthetic_prob is None else pb.synthetic_prob[rows])
 
 
 def _response(pb: PairBatch, p: int, j: int) -> list[int]:
@@ -76,7 +58,7 @@ def label_pairs(pb: PairBatch, step: int, *, seed: int, oracle, stored: dict,
         over = np.flatnonzero(paid)[max(budget_left, 0):]
         keep = np.setdiff1d(np.arange(P), over)
         cut = len(over)
-        pb = take_rows(pb, keep)
+        pb = pb.take(keep)
         synthetic, reused, paid = synthetic[keep], reused[keep], paid[keep]
         P = len(keep)
 
@@ -103,7 +85,7 @@ def label_pairs(pb: PairBatch, step: int, *, seed: int, oracle, stored: dict,
             for i in np.flatnonzero(ok):
                 prob[rows[i]], meta[rows[i]] = e.prob_a[i], e.metadata[i]
             label = draw_labels(prob, pb, reused, stored, seed, step, label_mode, flip)
-            e.labeled = LabeledBatch(pairs=take_rows(pb, got), prob_a=prob[got], label=label[got],
+            e.labeled = LabeledBatch(pairs=pb.take(got), prob_a=prob[got], label=label[got],
                                      metadata=[meta[p] for p in got], from_ledger=np.zeros(len(got), bool))
             raise
         prob[rows] = pa

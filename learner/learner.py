@@ -25,8 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import ray
 
-from duel.loop_utils import KEY_LEARN, checksum, flat_weights, step_key
+from duel.digest import checksum, flat_weights
+from duel.keys import KEY_LEARN, step_key
 from learner.configs import erm_config, train_config  # noqa: F401  (train_config: also imported from here)
+from learner.steps import LearnerStep, RunCounters
 from learner.transport_ray import RayTransport
 
 ERM_BATCH = 64  # pairs per ERM Adam step (sampled from the replay buffer)
@@ -77,13 +79,16 @@ class Learner:
         self._host = None  # (version, host params) gathered from every process
         self.model_dir = str(model_dir)
         self._evaluator = None
-        self.version = 0
-        self.counters = {"step": 0, "version": 0, "queries": 0, "synthetic": 0, "reused": 0}
+        self.counters = RunCounters()  # the run's counters: this learner owns them
         self.checksums = checksums
         self.publish_dtype = None if cfg.policy.compute_dtype == "float32" else cfg.policy.compute_dtype
         self._published = None  # (version, ObjectRef)
         self._transport = RayTransport(self.publish_dtype)  # keeps its CPU staging buffers across versions
         self.publish_bytes = 0
+
+    @property
+    def version(self) -> int:
+        return self.counters.version
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -171,69 +176,67 @@ class Learner:
     # -- the update ----------------------------------------------------------------------------
 
     def update(self, labeled, step: int) -> dict:
-        """One learner step on a LabeledBatch -> metrics. Ledger first (fsynced), then learning."""
-        from duel.ensemble import update as erm_update
+        """One learner step on a LabeledBatch -> metrics. Ledger first (fsynced), then learning;
+        the counters count the step once it is learned from."""
         from duel.ledger import entries_from_batch
-        from duel.reference import update_reference
-        from duel.train import pairs_from_labeled, with_reference
 
         t0 = time.perf_counter()
         if self.rank == 0:  # other ranks cannot finish a step before rank 0 (collectives)
             self.ledger.append(entries_from_batch(labeled, step))  # invariant 2: durable before use
         pb = labeled.pairs
-        synthetic = np.asarray(pb.synthetic, bool)
-        reused = np.zeros_like(synthetic) if labeled.from_ledger is None else np.asarray(labeled.from_ledger, bool)
-        self.counters["queries"] += labeled.queries + int(reused.sum())  # reused: paid before a stop
-        self.counters["synthetic"] += int(synthetic.sum())
-        self.counters["reused"] += int(reused.sum())
         answered = ~np.isnan(np.asarray(labeled.prob_a, np.float32))
+        real = ~np.asarray(pb.synthetic, bool) & answered & ~np.asarray(pb.identical, bool)  # oracle labels
         t_ledger = time.perf_counter() - t0
+        metrics = self._update_erm(labeled, real, step)
+        metrics.update(self._update_policy(labeled, answered, real, step))
+        self.counters = self.counters.after(labeled, step)
+        metrics["time_ledger"] = t_ledger
+        metrics["time_learn"] = time.perf_counter() - t0
+        return metrics
 
-        # ERM: oracle labels only (never its own synthetic ones), from the replay buffer
+    def _update_erm(self, labeled, real: np.ndarray, step: int) -> dict:
+        """ERM on oracle labels only (never its own synthetic ones), from the replay buffer."""
+        from duel.ensemble import update as erm_update
+
+        pb = labeled.pairs
         k_erm, k_buf = jax.random.split(step_key(self.cfg.seed, step, KEY_LEARN))
-        real = ~synthetic & answered & ~np.asarray(pb.identical, bool)
-        metrics: dict = {}
         if real.any():
             feats = pb.candidates.features
             rows = np.flatnonzero(real)
-            fa = feats[rows, pb.pairs[rows, 0]]
-            fb = feats[rows, pb.pairs[rows, 1]]
-            self.buffer.add(fa, fb, np.asarray(labeled.label, np.float32)[rows])
-        if len(self.buffer):
-            s = self.cfg.erm.steps_per_update
-            fa, fb, p = self.buffer.sample(k_buf, ERM_BATCH, num_batches=s)
-            self.erm, em = erm_update(self.erm, fa, fb, p, self.buffer.total, k_erm, steps=s)
-            metrics.update({(k if k.startswith("erm_") else f"erm_{k}"): float(v)
-                            for k, v in em.items() if np.ndim(v) == 0})
+            self.buffer.add(feats[rows, pb.pairs[rows, 0]], feats[rows, pb.pairs[rows, 1]],
+                            np.asarray(labeled.label, np.float32)[rows])
+        if not len(self.buffer):
+            return {}
+        s = self.cfg.erm.steps_per_update
+        fa, fb, p = self.buffer.sample(k_buf, ERM_BATCH, num_batches=s)
+        self.erm, em = erm_update(self.erm, fa, fb, p, self.buffer.total, k_erm, steps=s)
+        return {(k if k.startswith("erm_") else f"erm_{k}"): float(v) for k, v in em.items() if np.ndim(v) == 0}
 
-        # policy: hard labels decide chosen/rejected; skipped answers weigh 0
+    def _update_policy(self, labeled, answered: np.ndarray, real: np.ndarray, step: int) -> dict:
+        """Policy step: hard labels decide chosen/rejected; skipped answers weigh 0; then the
+        label replay's extra updates on oracle-labelled pairs (`real`)."""
+        from duel.reference import update_reference
+        from duel.train import pairs_from_labeled, with_reference
+
         batch = pairs_from_labeled(labeled, soft=False)
         batch = batch.replace(weight=np.asarray(batch.weight) * answered)
-        if pb.strategy == "xpo" or self.cfg.loss.kind == "xpo":
-            M = pb.candidates.tokens.shape[1]
-            win = np.where(np.asarray(labeled.label) > 0, pb.pairs[:, 0], pb.pairs[:, 1])
-            batch = batch.replace(ref_sample_is_chosen=(win >= M - M // 2).astype(np.int32))
         host_batch = batch
         batch = self._device_batch(pad_rows(batch, self.cfg.prompts_per_step))
         if self.reference is not None:
             batch = with_reference(batch, self.state, self.reference.params, self.tcfg)
         self.state, pm = self._train_step(self.state, batch)
-        metrics.update({k: float(v) for k, v in pm.items() if np.ndim(v) == 0})
+        metrics = {k: float(v) for k, v in pm.items() if np.ndim(v) == 0}
         if self.replay is not None:
             metrics.update(self._replay_updates(host_batch, real, step))
         if self.reference is not None:
             self.reference = self._on_mesh(
                 update_reference(self.schedule, self.reference, self.state.params, step + 1))
-        self.version += 1
-        self.counters.update(step=step + 1, version=self.version)
-        metrics["time_ledger"] = t_ledger
-        metrics["time_learn"] = time.perf_counter() - t0
         return metrics
 
     def _replay_updates(self, batch, real: np.ndarray, step: int) -> dict:
         """Add this step's oracle-labelled pairs to the replay, then `replay.updates` more policy
         updates on pairs drawn from it. No oracle call, no query counted (duel.replay)."""
-        from duel.loop_utils import step_rng
+        from duel.keys import step_rng
         from duel.train import with_reference
 
         self.replay.add(batch.replace(weight=np.asarray(batch.weight) * real))
@@ -249,13 +252,14 @@ class Learner:
             losses.append(float(rm["loss"]))
         return {"replay_size": len(self.replay), "replay_loss": float(np.mean(losses))}
 
-    def update_and_publish(self, labeled, step: int):
-        """`update` then `publish` in one call -> (metrics with time_put, [ObjectRef])."""
+    def update_and_publish(self, labeled, step: int) -> LearnerStep:
+        """`update` then `publish` in one call -> LearnerStep (metrics with time_put, the run
+        counters after this update, [ObjectRef] of the new version)."""
         metrics = self.update(labeled, step)
         t0 = time.perf_counter()
         refs = self.publish_group()
         metrics["time_put"] = time.perf_counter() - t0
-        return metrics, refs
+        return LearnerStep(metrics=metrics, counters=self.counters, refs=refs)
 
     def publish_group(self):
         """`publish` for a learner of any number of processes -> [ObjectRef] on rank 0, [] on
@@ -301,8 +305,8 @@ class Learner:
 
         return checksum(flat_weights(host({"params": self.erm.params, "opt": self.erm.opt_state})))
 
-    def get_counters(self) -> dict:
-        return dict(self.counters)
+    def get_counters(self) -> RunCounters:
+        return self.counters
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -314,9 +318,11 @@ class Learner:
                 "replay": None if self.replay is None else self.replay.state_dict()}
 
     def save(self, step: int, meta: dict) -> str:
+        """Checkpoint `step`; the run counters go in meta["counters"] next to what the loop
+        keeps there (the prompt stream's position)."""
         from duel.checkpoint import save
 
-        meta = {**meta, "learner": dict(self.counters)}
+        meta = {**meta, "counters": {**self.counters.as_dict(), **meta.get("counters", {})}}
         return str(save(self.run_dir, step, self._tree(), meta, keep=self.cfg.checkpoint.keep))
 
     def restore(self) -> dict | None:
@@ -335,8 +341,7 @@ class Learner:
         self.buffer = ReplayBuffer.from_state_dict(t["buffer"])
         if self.replay is not None:
             self.replay.load_state_dict(t["replay"])
-        self.counters = dict(r.meta["learner"])
-        self.version = int(self.counters["version"])
+        self.counters = RunCounters.from_dict(r.meta["counters"])
         self._published = None
         self._host = None
         return {**r.meta, "checkpoint_step": r.step, "refused": list(r.refused)}

@@ -23,18 +23,19 @@ import warnings
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 import ray
 
-from actors.generator import Generator, StaleWeights
-from actors.oracle import OracleActor, OraclePool, OracleUnavailable, oracle_name
+from actors.generator import Generator, GeneratorSpec, StaleWeights
+from actors.oracle import OracleActor, OraclePool, OracleSpec, OracleUnavailable
 from duel.checkpoint import CheckpointWriteError
 from duel.ledger import LedgerError
-from duel.loop_utils import PromptStream, concat_pairs, shard_bounds, slice_prompts
+from duel.data import PromptStream, shard_bounds
+from duel.records import PairBatch
 from learner.labeling import label_pairs
 from learner.group import LearnerGroup
 from learner.placement import Layout, role_specs
-from learner.setup import RunInputs, enable_compile_cache, encoder_dir, prepare_inputs
+from learner.setup import RunInputs, enable_compile_cache, prepare_inputs
+from learner.steps import Generated, Job, LearnerStep, RunCounters
 
 
 class RunStopped(RuntimeError):
@@ -164,33 +165,34 @@ class Loop:
                                      [self.layout.options("learner", i) for i in range(cfg.learner.processes)],
                                      checksums=bool(self.hooks.get("checksums")))
         self.learner = self.learners.rank0  # rank 0 alone: ledger lookups (and tests' probes)
-        spec = {"seed": cfg.seed, "candidates": cfg.candidates, "strategy": cfg.explore.strategy,
-                "explore_options": dict(cfg.explore.options), "gamma": cfg.mixed.gamma,
-                "burn_in": cfg.mixed.burn_in, "beta": cfg.loss.beta,
-                "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
-                "top_k": cfg.sampling.top_k, "max_new_tokens": cfg.sampling.max_new_tokens,
-                "compute_dtype": cfg.policy.compute_dtype, "encoder": encoder_dir(cfg)}
+        spec = GeneratorSpec.from_config(cfg)
         self.generators = [Generator.options(**self.layout.options("generator", i)).remote(inputs.model_dir, spec)
                            for i in range(cfg.resources.generators)]
-        oracle_cfg = {"kind": cfg.oracle.kind, **cfg.oracle.options}
+        oracle_spec = OracleSpec.from_config(cfg)
         self.oracles = [OracleActor.options(**self.layout.options("oracle", i),
                                             max_concurrency=cfg.resources.oracle_concurrency)
-                        .remote(oracle_cfg, cfg.task) for i in range(cfg.resources.oracle_actors)]
+                        .remote(oracle_spec) for i in range(cfg.resources.oracle_actors)]
         self.pool = OraclePool(self.oracles, max_retries=cfg.oracle.max_retries,
                                max_concurrency=cfg.resources.oracle_concurrency * len(self.oracles),
                                chunk_size=max(1, -(-cfg.prompts_per_step // len(self.oracles))),
-                               name=oracle_name(oracle_cfg))
+                               name=oracle_spec.name)
         self.gen_pids = [i["pid"] for i in ray.get([g.info.remote() for g in self.generators])]
         self.gen_restarted: dict[int, int] = {}  # generator -> learner version when its restart was seen
         self.sent = [-1] * len(self.generators)  # version whose weights each generator was sent
         self.stream = PromptStream(len(inputs.prompt_rows), cfg.seed)
-        self.step = 0
-        self.version = 0
-        self.counters = {"queries": 0, "synthetic": 0, "reused": 0}
+        self.counters = RunCounters()  # the learner's latest answer (it owns them)
+        self.resumed = False  # a checkpoint or ledger entries were found (labels may be reused)
         self.refs: dict[int, object] = {}  # version -> published ObjectRef (kept while in use)
         self.evals: list[dict] = []
         self.saved_step: int | None = None  # the step of the checkpoint on disk for this state
+        self.metrics = None  # duel.metrics.MetricsWriter, from `run`
+        self.progress = None  # duel.metrics.Progress, from `run`
         self._stop_signal = None
+
+    @property
+    def version(self) -> int:
+        """The weights version the learner published last."""
+        return self.counters.version
 
     # -- weights -------------------------------------------------------------------------------
 
@@ -210,25 +212,25 @@ class Loop:
 
     # -- one step's pieces ---------------------------------------------------------------------
 
-    def _submit(self, step: int) -> dict:
+    def _submit(self, step: int) -> Job:
         index, rows = self.stream.take(self.cfg.prompts_per_step)
         batch = self.inp.prompt_batch(rows, step=step, index=index)
         shards = shard_bounds(len(batch), len(self.generators))
-        futs = [self.generators[i].step.remote(slice_prompts(batch, lo, hi), self.version, step,
+        futs = [self.generators[i].step.remote(batch.slice(lo, hi), self.version, step,
                                                self._weights_for(i, self.version))
                 for i, (lo, hi) in enumerate(shards)]
-        job = {"step": step, "batch": batch, "shards": shards, "futs": futs,
-               "version": self.version, "t0": time.perf_counter()}
+        job = Job(step=step, batch=batch, shards=shards, futs=futs, version=self.version,
+                  t0=time.perf_counter())
         if "after_submit" in self.hooks:
             self.hooks["after_submit"](self, job)
         return job
 
-    def _gather(self, job: dict) -> list:
+    def _gather(self, job: Job) -> list:
         """The generators' PairBatches. A shard whose actor died (Ray restarts it empty) is
         retried after reloading the job's weights: same key, same result. A generator that
         holds another version for any other reason is an error (invariant 4)."""
         out = []
-        for i, ((lo, hi), fut) in enumerate(zip(job["shards"], job["futs"])):
+        for i, ((lo, hi), fut) in enumerate(zip(job.shards, job.futs)):
             g = self.generators[i]
             for attempt in range(4):
                 try:
@@ -240,12 +242,12 @@ class Loop:
                         self.gen_pids[i] = pid
                         self.gen_restarted[i] = self.version
                         self.sent[i] = -1
-                    if attempt == 3 or job["version"] > self.gen_restarted.get(i, -1):
+                    if attempt == 3 or job.version > self.gen_restarted.get(i, -1):
                         raise
                     self.warn(f"generator {i} restarted ({type(e).__name__}); "
-                              f"retrying step {job['step']}")
-                    fut = g.step.remote(slice_prompts(job["batch"], lo, hi), job["version"], job["step"],
-                                        self._weights_for(i, job["version"]))
+                              f"retrying step {job.step}")
+                    fut = g.step.remote(job.batch.slice(lo, hi), job.version, job.step,
+                                        self._weights_for(i, job.version))
         return out
 
     @staticmethod
@@ -265,7 +267,7 @@ class Loop:
         ids = [pid for pid, s in zip(pb.pair_ids, pb.synthetic) if not s]
         if self.resumed and ids:
             stored = ray.get(self.learner.lookup.remote(ids))
-        budget_left = None if self.cfg.budget is None else self.cfg.budget - self.counters["queries"]
+        budget_left = None if self.cfg.budget is None else self.cfg.budget - self.counters.queries
         return label_pairs(pb, step, seed=self.cfg.seed, oracle=self.pool, stored=stored,
                            budget_left=budget_left, label_mode=self.cfg.oracle.label_mode,
                            flip=self.cfg.oracle.flip)
@@ -289,35 +291,28 @@ class Loop:
         for msg in meta.get("refused", []):
             self.warn(msg)
         c = meta["counters"]
-        self.saved_step = int(c["step"])
-        after = ledger - int(c["queries"])
+        self.counters = RunCounters.from_dict(c)  # as the learner restored them
+        self.saved_step = self.counters.step
+        after = ledger - self.counters.queries
         self.warn(f"resumed from checkpoint step {c['step']} ({c['queries']} queries paid up to it"
                   + (f"; the ledger holds {ledger} labels: the {after} paid after it are reused, "
                      "not asked again)" if after > 0 else ")"))
         self.stream.position = int(c["position"])
-        self.counters = {k: int(c[k]) for k in ("queries", "synthetic", "reused")}
-        self.version = int(c["version"])
         self.evals = list(meta.get("evals", []))
-        return int(c["step"])
-
-    def progress_message(self, text: str):
-        if getattr(self, "progress", None) is not None:
-            self.progress.message(text)
-        else:
-            print(text)
+        return self.counters.step
 
     def warn(self, text: str):
         """An event the user must see (a fault, a refused checkpoint), progress display or not."""
-        progress = getattr(self, "progress", None)
-        if progress is not None and progress.live is not None:
-            progress.message(text)
+        if self.progress is not None and self.progress.live is not None:
+            self.progress.message(text)
         else:
             print(text, file=sys.stderr, flush=True)
 
     def checkpoint(self, step: int, position: int):
-        """Write checkpoint `step`; a write that fails (full disk) stops the run: RunStopped."""
-        meta = {"counters": {"step": step, "position": position, "version": self.version, **self.counters},
-                "config": self.inp.config_dict, "evals": self.evals}
+        """Write checkpoint `step`; a write that fails (full disk) stops the run: RunStopped.
+        The learner adds the run counters to meta["counters"]; the loop keeps the position of
+        the first prompt not yet learned from there."""
+        meta = {"counters": {"position": position}, "config": self.inp.config_dict, "evals": self.evals}
         try:
             path = self.learners.call("save", step, meta)
         except CheckpointWriteError as e:  # the learner removed the partial checkpoint
@@ -334,7 +329,7 @@ class Loop:
         text = str(cause if isinstance(cause, CheckpointWriteError) else e).strip().splitlines()[-1]
         since = "step 0 (no checkpoint yet)" if self.saved_step is None else f"checkpoint step {self.saved_step}"
         return (f"checkpoint write failed: {text}; the ledger holds all "
-                f"{self.counters['queries']} labels paid. Free disk space and resume the run: it "
+                f"{self.counters.queries} labels paid. Free disk space and resume the run: it "
                 f"restarts from {since} and reuses the labels in the ledger")
 
     def run(self) -> dict:
@@ -359,97 +354,119 @@ class Loop:
             for s, h in old.items():
                 signal.signal(s, h)
             self.metrics.close()
-        return {"step": step, "version": self.version, **self.counters,
+        return {**self.counters.as_dict(), "step": step,
                 "final_eval": self.evals[-1] if self.evals else None, "run_dir": str(self.inp.run_dir)}
 
     def _on_signal(self, signum, frame):
         self._stop_signal = signal.Signals(signum).name
 
+    def _budget_spent(self) -> bool:
+        return self.cfg.budget is not None and self.counters.queries >= self.cfg.budget
+
     def _steps(self, start: int) -> int:
-        cfg = self.cfg
-        pending: deque = deque()
-        next_gen = start
-        step = start
-        while step < cfg.steps:
-            if cfg.budget is not None and self.counters["queries"] >= cfg.budget:
-                break
-            while next_gen < cfg.steps and next_gen <= step + self.depth:
+        """Steps start .. cfg.steps (or until the budget is spent) -> the last step done."""
+        pending: deque[Job] = deque()
+        next_gen = step = start
+        while step < self.cfg.steps and not self._budget_spent():
+            while next_gen < self.cfg.steps and next_gen <= step + self.depth:
                 pending.append(self._submit(next_gen))
                 next_gen += 1
             job = pending.popleft()
-            t_wall = time.perf_counter()
-            parts = self._gather(job)
-            t_wait = time.perf_counter() - t_wall
-            pb = concat_pairs(parts, pad_id=self.inp.pad_id)
-            if self.version - pb.version > self.depth:  # invariant 4
-                raise RuntimeError(f"step {step}: sample version {pb.version} is {self.version - pb.version} "
-                                   f"versions old; max_staleness is {self.depth}")
-            try:
-                labeled, info = self._label(pb, step)
-            except OracleUnavailable as e:
-                # the failed step is redone on resume; the labels paid so far are in the ledger
-                kept = self._keep_answers(e, step)
-                try:
-                    if self.saved_step != step:  # (a checkpoint of exactly this state is on disk)
-                        self.checkpoint(step, job["batch"].index)
-                except RunStopped as c:
-                    raise RunStopped(f"oracle unavailable: {e}{kept}; then {c}") from e
-                saved = (f"checkpoint of step {step} saved ({self.counters['queries']} queries "
-                         f"paid, all in the ledger){kept}")
-                if cfg.oracle.kind in ("task", "rule") and isinstance(e.error, _NOT_AN_OUTAGE):
-                    raise RunStopped(
-                        f"oracle failed: {e}; {saved}. Not an outage: the oracle (oracle.kind "
-                        f"{cfg.oracle.kind!r}) is a function of the prompt and the response, and "
-                        f"{type(e.error).__name__} means it cannot grade these pairs (a prompt the "
-                        "task does not expect, or a bug in the reward); a resume asks the same pairs "
-                        "and fails the same way until the prompts or the reward are fixed",
-                        resumable=False) from e
-                raise RunStopped(f"oracle unavailable: {e}; {saved}") from e
-            try:
-                metrics, refs = self.learners.call("update_and_publish", labeled, step)
-            except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing
-                raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
-            # a reused label is a query paid before the stop (in the ledger, not in the checkpoint)
-            self.counters["queries"] += labeled.queries + info["reused"]
-            self.counters["synthetic"] += int(np.sum(labeled.pairs.synthetic))
-            self.counters["reused"] += info["reused"]
-            self.version += 1
-            self.publish(refs[0])
+            gen = self._generated(job, step)
+            labeled, info = self._label_or_stop(gen.pairs, job, step)
+            learned = self._learn(labeled, step)
             step += 1
-            for v in [v for v in self.refs if v < self.version - self.depth]:
-                del self.refs[v]
-            times = {"generate": pb.diagnostics.get("time_generate", 0.0),
-                     "select": pb.diagnostics.get("time_select", 0.0),
-                     "oracle": info["time_oracle"], "learn": metrics.get("time_learn", 0.0),
-                     "publish": metrics.get("time_put", 0.0) + pb.diagnostics.get("time_load", 0.0)}
-            wall = time.perf_counter() - t_wall
-            row = {"queries": self.counters["queries"], "synthetic": self.counters["synthetic"],
-                   "version": self.version, "sample_version": pb.version,
-                   "staleness": self.version - 1 - pb.version,
-                   **{f"time_{k}": v for k, v in times.items()}, "time_wait": t_wait, "time_step": wall,
-                   **{k: v for k, v in metrics.items() if not k.startswith("time_")},
-                   **{k: v for k, v in pb.diagnostics.items() if not k.startswith("time_")}}
-            self.metrics.log("train", step, **row)
-            self.last_row = row
-            position = pending[0]["batch"].index if pending else self.stream.position
-            last = step >= cfg.steps or (cfg.budget is not None and self.counters["queries"] >= cfg.budget)
-            if (cfg.eval.every and step % cfg.eval.every == 0) or last:
-                self._evaluate(step)
-            self.progress.update(step, self.counters["queries"], self.counters["synthetic"],
-                                 win_rate=self.evals[-1]["win_rate"] if self.evals else None,
-                                 win_rate_step=self.evals[-1]["step"] if self.evals else None, times=times)
-            if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or last:
-                self.checkpoint(step, position)
-            if "after_step" in self.hooks:
-                self.hooks["after_step"](self, step)
-            if self._stop_signal and not last:
-                try:
-                    if self.saved_step != step:
-                        self.checkpoint(step, position)
-                except RunStopped as c:
-                    raise RunStopped(f"{self._stop_signal} received; then {c}") from None
-                raise RunStopped(f"{self._stop_signal} received; checkpointed step {step}")
+            times = self._log_step(step, gen, info, learned)
+            self._after_step(step, pending[0].batch.index if pending else self.stream.position, times)
         return step
+
+    def _generated(self, job: Job, step: int) -> Generated:
+        """The job's PairBatch, joined over the generators and checked for staleness."""
+        t_wall = time.perf_counter()
+        parts = self._gather(job)
+        t_wait = time.perf_counter() - t_wall
+        pb = PairBatch.concat(parts, pad_id=self.inp.pad_id)
+        if self.version - pb.version > self.depth:  # invariant 4
+            raise RuntimeError(f"step {step}: sample version {pb.version} is {self.version - pb.version} "
+                               f"versions old; max_staleness is {self.depth}")
+        return Generated(pairs=pb, t_wall=t_wall, t_wait=t_wait)
+
+    def _label_or_stop(self, pb: PairBatch, job: Job, step: int):
+        """-> (LabeledBatch, info) of `learner.labeling.label_pairs`; an oracle outage keeps the
+        answers paid so far, checkpoints and stops the run (RunStopped). The failed step is
+        redone on resume; the labels paid so far are in the ledger."""
+        try:
+            return self._label(pb, step)
+        except OracleUnavailable as e:
+            kept = self._keep_answers(e, step)
+            try:
+                if self.saved_step != step:  # (a checkpoint of exactly this state is on disk)
+                    self.checkpoint(step, job.batch.index)
+            except RunStopped as c:
+                raise RunStopped(f"oracle unavailable: {e}{kept}; then {c}") from e
+            saved = (f"checkpoint of step {step} saved ({self.counters.queries} queries "
+                     f"paid, all in the ledger){kept}")
+            kind = self.cfg.oracle.kind
+            if kind in ("task", "rule") and isinstance(e.error, _NOT_AN_OUTAGE):
+                raise RunStopped(
+                    f"oracle failed: {e}; {saved}. Not an outage: the oracle (oracle.kind "
+                    f"{kind!r}) is a function of the prompt and the response, and "
+                    f"{type(e.error).__name__} means it cannot grade these pairs (a prompt the "
+                    "task does not expect, or a bug in the reward); a resume asks the same pairs "
+                    "and fails the same way until the prompts or the reward are fixed",
+                    resumable=False) from e
+            raise RunStopped(f"oracle unavailable: {e}; {saved}") from e
+
+    def _learn(self, labeled, step: int) -> LearnerStep:
+        """The learner's update and publish; its counters become the loop's."""
+        try:
+            learned = self.learners.call("update_and_publish", labeled, step)
+        except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing
+            raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
+        self.counters = learned.counters
+        self.publish(learned.refs[0])
+        for v in [v for v in self.refs if v < self.version - self.depth]:
+            del self.refs[v]
+        return learned
+
+    def _log_step(self, step: int, gen: Generated, info: dict, learned: LearnerStep) -> dict:
+        """The train row of metrics.jsonl (docs/run_dir.md) -> the step's times for the progress display."""
+        pb, metrics = gen.pairs, learned.metrics
+        times = {"generate": pb.diagnostics.get("time_generate", 0.0),
+                 "select": pb.diagnostics.get("time_select", 0.0),
+                 "oracle": info["time_oracle"], "learn": metrics.get("time_learn", 0.0),
+                 "publish": metrics.get("time_put", 0.0) + pb.diagnostics.get("time_load", 0.0)}
+        wall = time.perf_counter() - gen.t_wall
+        c = self.counters
+        row = {"queries": c.queries, "synthetic": c.synthetic, "version": c.version,
+               "sample_version": pb.version, "staleness": c.version - 1 - pb.version,
+               **{f"time_{k}": v for k, v in times.items()}, "time_wait": gen.t_wait, "time_step": wall,
+               **{k: v for k, v in metrics.items() if not k.startswith("time_")},
+               **{k: v for k, v in pb.diagnostics.items() if not k.startswith("time_")}}
+        self.metrics.log("train", step, **row)
+        return times
+
+    def _after_step(self, step: int, position: int, times: dict) -> None:
+        """Evaluation, progress, checkpoint, test hooks and a stop signal, after step `step`.
+        position: the first prompt not yet learned from (what a checkpoint stores)."""
+        cfg = self.cfg
+        last = step >= cfg.steps or self._budget_spent()
+        if (cfg.eval.every and step % cfg.eval.every == 0) or last:
+            self._evaluate(step)
+        self.progress.update(step, self.counters.queries, self.counters.synthetic,
+                             win_rate=self.evals[-1]["win_rate"] if self.evals else None,
+                             win_rate_step=self.evals[-1]["step"] if self.evals else None, times=times)
+        if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or last:
+            self.checkpoint(step, position)
+        if "after_step" in self.hooks:
+            self.hooks["after_step"](self, step)
+        if self._stop_signal and not last:
+            try:
+                if self.saved_step != step:
+                    self.checkpoint(step, position)
+            except RunStopped as c:
+                raise RunStopped(f"{self._stop_signal} received; then {c}") from None
+            raise RunStopped(f"{self._stop_signal} received; checkpointed step {step}")
 
     def _keep_answers(self, e: OracleUnavailable, step: int) -> str:
         """Put the answers the oracle gave in `step` before it gave up in the ledger (paid: the
@@ -483,7 +500,7 @@ class Loop:
 
     def _evaluate(self, step: int):
         ev = self.learners.call("evaluate", step)
-        row = {"queries": self.counters["queries"], **ev}
+        row = {"queries": self.counters.queries, **ev}
         self.metrics.log("eval", step, **row)
         self.evals.append({"step": step, **row})
         self.progress.message(f"eval step {step}: win rate {ev['win_rate']:.3f} "

@@ -238,7 +238,7 @@ def task_prompts(cfg, task) -> list[dict]:
 def grades_with_task(cfg, task) -> bool:
     """Whether the oracle is the task's gold reward (kind "task", or "rule" with no other reward)."""
     return cfg.oracle.kind == "task" or (
-        cfg.oracle.kind == "rule" and cfg.oracle.options.get("reward") in (None, task.name))
+        cfg.oracle.kind == "rule" and cfg.oracle.options.get("reward") is None)
 
 
 PROMPTS_RECORD = "prompts.json"
@@ -299,11 +299,12 @@ def _started_only(run_dir: Path) -> bool:
 
 def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:
     from duel.checkpoint import all_steps
-    from duel.config import ConfigError, save_config, to_dict
+    from duel.config import ConfigError, save_config, to_dict, validate
     from duel.data import encode_prompts
     from duel.tasks import get_task
     from duel.tasks.tokenizer import load_tokenizer
 
+    validate(cfg)  # a Config built in code is checked like a file (before Ray starts)
     run_dir = Path(run_dir)
     has_ckpt = bool(all_steps(run_dir))
     cfg_file = run_dir / "config.yaml"

@@ -10,7 +10,7 @@ failed call: it raises `OracleError` instead.
 (label ~ Bernoulli(prob_a)) or threshold (label = prob_a > 1/2, exact ties broken by a fair
 coin), then each label is flipped independently with probability `flip` (label noise).
 
-Oracles are built from plain config dicts (`make_oracle`) so that a Ray actor can construct
+Oracles are built from plain config dicts (`duel.oracles.kinds.make_oracle`) so that a Ray actor can construct
 its own copy; they hold only plain values until first use, and pickle without loaded models
 or secrets.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -119,41 +119,6 @@ def sample_labels(prob_a, rng, mode: str = "bt", flip: float = 0.0) -> np.ndarra
     if flip > 0:
         label = label ^ (rng.random(p.shape) < flip)
     return label.astype(np.int8)
-
-
-# ----------------------------------------------------------------------------- registry
-
-_ORACLES: dict[str, Callable[..., Oracle]] = {}
-
-
-def register_oracle(kind: str):
-    """Class decorator: `make_oracle({"kind": kind, ...})` builds it via `cls.from_config`."""
-
-    def deco(cls):
-        _ORACLES[kind] = cls
-        cls.kind = kind
-        return cls
-
-    return deco
-
-
-def make_oracle(cfg: dict, task=None, **kwargs) -> Oracle:
-    """Build an oracle from a plain config dict: {"kind": "rule" | "task" | "reward_model" |
-    "remote" | "judge" | "human", ...kind-specific keys} ("task" = rule oracle on the task's gold
-    reward). Keys in GENERIC_KEYS are accepted by every kind. `task` supplies defaults (its gold reward for
-    "rule"); kwargs go to the constructor (e.g. streams for "human")."""
-    from duel.oracles import human, judge, remote, reward_model, rule  # noqa: F401  (registration)
-
-    if not isinstance(cfg, dict):
-        raise TypeError(f"oracle config must be a dict, got {type(cfg).__name__}")
-    kind = cfg.get("kind")
-    if kind == "task":  # the task's gold reward through the rule oracle
-        if task is None:
-            raise ValueError("oracle config: kind 'task' needs a task (make_oracle(cfg, task=...))")
-        cfg, kind = {**cfg, "kind": "rule"}, "rule"
-    if kind not in _ORACLES:
-        raise ValueError(f"oracle config: key 'kind' must be one of {sorted(_ORACLES)}, got {kind!r}")
-    return _ORACLES[kind].from_config(cfg, task=task, **kwargs)
 
 
 # Keys a run config may pass to any oracle: label sampling happens outside the oracle, and

@@ -17,13 +17,14 @@ import time
 
 import numpy as np
 
-from duel.oracles.base import Oracle, OracleResult, check_keys, register_oracle
+from duel.oracles.base import Oracle, OracleResult, check_keys
 
 _SCORE = {"1": 1.0, "2": 0.0, "t": 0.5}
 
 
-@register_oracle("human")
 class HumanOracle(Oracle):
+    kind = "human"
+
     def __init__(self, shuffle: bool = True, seed: int = 0, max_chars: int = 2000, stdin=None, stdout=None):
         self.shuffle, self.max_chars = bool(shuffle), int(max_chars)
         self._rng = np.random.default_rng(seed)
@@ -31,7 +32,7 @@ class HumanOracle(Oracle):
         self.asked = 0
 
     @classmethod
-    def from_config(cls, cfg, task=None, **kwargs):
+    def from_config(cls, cfg, **kwargs):
         check_keys(cfg, {"shuffle", "seed", "max_chars"}, "human oracle")
         return cls(**{k: cfg[k] for k in ("shuffle", "seed", "max_chars") if k in cfg}, **kwargs)
 

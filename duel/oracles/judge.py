@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from duel.oracles.base import Oracle, OracleError, OracleResult, check_keys, register_oracle
+from duel.oracles.base import Oracle, OracleError, OracleResult, check_keys
 from duel.oracles.transport import MalformedReply, Retry, post_json
 
 SYSTEM = "You are a careful judge of response quality. Answer with exactly one letter: A or B."
@@ -53,8 +53,9 @@ def parse_verdict(reply) -> str:
     return m.group(1).lower()
 
 
-@register_oracle("judge")
 class JudgeOracle(Oracle):
+    kind = "judge"
+
     def __init__(
         self,
         base_url: str,
@@ -81,7 +82,7 @@ class JudgeOracle(Oracle):
         self.retry, self.system, self.template = retry or Retry(), system, template
 
     @classmethod
-    def from_config(cls, cfg, task=None, **kwargs):
+    def from_config(cls, cfg, **kwargs):
         rkeys = {"timeout_s", "max_retries", "backoff_s", "max_backoff_s"}
         keys = {"base_url", "model", "api_key_env", "both_orders", "temperature", "max_tokens", "concurrency", "system", "template"}
         check_keys(cfg, keys | rkeys, "judge oracle")

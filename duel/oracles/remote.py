@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from duel.oracles.base import Oracle, OracleError, OracleResult, check_keys, register_oracle
+from duel.oracles.base import Oracle, OracleError, OracleResult, check_keys
 from duel.oracles.transport import MalformedReply, Retry, post_json
 
 
@@ -46,8 +46,9 @@ def parse_reply(reply, n: int) -> list[float]:
     return out
 
 
-@register_oracle("remote")
 class RemoteOracle(Oracle):
+    kind = "remote"
+
     def __init__(self, url: str, retry: Retry | None = None, batch_size: int = 64, api_key_env: str | None = None):
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"remote oracle config: key 'url' must be an http(s) URL, got {url!r}")
@@ -56,7 +57,7 @@ class RemoteOracle(Oracle):
         self.url, self.retry, self.batch_size, self.api_key_env = url, retry or Retry(), int(batch_size), api_key_env
 
     @classmethod
-    def from_config(cls, cfg, task=None, **kwargs):
+    def from_config(cls, cfg, **kwargs):
         keys = {"timeout_s", "max_retries", "backoff_s", "max_backoff_s"}
         check_keys(cfg, {"url", "batch_size", "api_key_env"} | keys, "remote oracle")
         retry = Retry(**{k: cfg[k] for k in keys if k in cfg})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duel.oracles.base import Oracle, OracleResult, bt_prob, check_keys, register_oracle
+from duel.oracles.base import Oracle, OracleResult, bt_prob, check_keys
 
 
 def _bucket(n: int) -> int:
@@ -29,8 +29,9 @@ def _bucket(n: int) -> int:
     return b
 
 
-@register_oracle("reward_model")
 class RewardModelOracle(Oracle):
+    kind = "reward_model"
+
     def __init__(self, path, tau: float = 1.0, batch_size: int = 32, max_length: int = 512,
                  append_eos: bool = False, chat_template: bool = True, label_index: int = 0):
         p = Path(str(path)).expanduser() if path is not None else None
@@ -43,7 +44,7 @@ class RewardModelOracle(Oracle):
         self._model = self._tok = self._fwd = None
 
     @classmethod
-    def from_config(cls, cfg, task=None, **kwargs):
+    def from_config(cls, cfg, **kwargs):
         keys = {"path", "tau", "batch_size", "max_length", "append_eos", "chat_template", "label_index"}
         check_keys(cfg, keys, "reward_model oracle")
         return cls(**{k: cfg[k] for k in keys if k in cfg}, **kwargs)

@@ -22,7 +22,6 @@ import re
 
 import numpy as np
 
-from duel.oracles.rule import register_reward
 from duel.tasks.base import Task, register_task
 
 OFFSETS = np.array([0, 1, -1, 2, -2, 3, -3, 4, 5, 6, 7, 8])
@@ -72,7 +71,6 @@ class Arithmetic(Task):
         return None if _PROMPT.match(prompt) else f"expected a prompt like '17+25=', got {prompt!r:.80}"
 
 
-@register_reward("arithmetic")
 def arithmetic_reward(prompt: str, response: str) -> float:
     r = response.strip()
     if not _ANSWER.match(r):

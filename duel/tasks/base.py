@@ -49,6 +49,9 @@ import numpy as np
 from duel.imports import import_object
 from duel.tasks.tokenizer import Tokenizer, build_tokenizer, save_tokenizer
 
+# the tasks that ship with duel, imported on first use; register_task adds others by name
+SHIPPED = {"arithmetic": "duel.tasks.arithmetic:Arithmetic", "style": "duel.tasks.style:Style",
+           "sort": "duel.tasks.sort:Sort"}
 _TASKS: dict[str, type] = {}
 
 
@@ -67,12 +70,10 @@ def get_task(spec) -> "Task":
         return spec
     if not isinstance(spec, str):
         raise ValueError(f"task must be a name or 'module.path:ClassName', got {spec!r}")
-    import duel.tasks.arithmetic  # noqa: F401  (registration of the shipped tasks)
-    import duel.tasks.style  # noqa: F401
-    import duel.tasks.sort  # noqa: F401
-
     if spec in _TASKS:
         task = _TASKS[spec]()
+    elif spec in SHIPPED:
+        task = import_object(SHIPPED[spec], f"task {spec!r}")()
     elif ":" in spec:
         module, _, name = spec.partition(":")
         try:
@@ -85,7 +86,7 @@ def get_task(spec) -> "Task":
             raise ValueError(f"task {spec!r}: expected a subclass of duel.tasks.Task")
         task = cls()
     else:
-        raise ValueError(f"unknown task {spec!r}; registered: {sorted(_TASKS)}. A task registered "
+        raise ValueError(f"unknown task {spec!r}; registered: {sorted(set(_TASKS) | set(SHIPPED))}. A task registered "
                          "in your own module is known once that module is imported: name it as "
                          "'my_pkg.my_module:MyTask' or 'my_pkg.my_module:mytask' (importable on "
                          "PYTHONPATH, see duel.tasks.base)")

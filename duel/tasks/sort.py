@@ -30,7 +30,6 @@ import re
 import string
 
 
-from duel.oracles.rule import register_reward
 from duel.tasks.base import Task, register_task
 
 LETTERS = string.ascii_lowercase
@@ -59,7 +58,6 @@ def sort_error(prompt: str, response: str) -> int:
     return inversions + 2 * missing
 
 
-@register_reward("sort")
 def sort_reward(prompt: str, response: str) -> float:
     if not _ANSWER.match(response.strip()):
         return -1.0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from duel.oracles.rule import register_reward
 from duel.tasks.base import Task, register_task
 
 TOPICS = {
@@ -63,7 +62,6 @@ def is_well_formed(response: str) -> bool:
     return 3 <= len(w) <= 14 and all(x in _VOCAB for x in w) and w[-1] in MARKS and not any(x in MARKS for x in w[:-1])
 
 
-@register_reward("style")
 def style_reward(prompt: str, response: str) -> float:
     if not is_well_formed(response):
         return -3.0

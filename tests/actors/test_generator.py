@@ -1,21 +1,28 @@
 """The generator: loads published weights, refuses other versions, samples M, selects a pair."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from actors.generator import GeneratorCore, StaleWeights
-from duel.loop_utils import checksum as digest
-from duel.loop_utils import flat_weights
+from actors.generator import GeneratorCore, GeneratorSpec, StaleWeights
+from duel.digest import checksum as digest
+from duel.digest import flat_weights
 from duel.records import PromptBatch
 from duel.transport import LocalTransport, host
-from tests.learner.tiny import tiny_model_dir
+from tests.helpers.tiny import tiny_model_dir
 
-SPEC = {"seed": 3, "candidates": 4, "strategy": "ee_ts", "max_new_tokens": 5}
+SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", max_new_tokens=5)
 
 
 @pytest.fixture(scope="module")
-def core(tmp_path_factory):
-    return GeneratorCore(tiny_model_dir(tmp_path_factory.mktemp("m") / "tiny"), SPEC)
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp("m") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def core(model_dir):
+    return GeneratorCore(model_dir, SPEC)
 
 
 def _prompts(core, texts, step=0, index=0):
@@ -61,7 +68,7 @@ def test_step_samples_scores_and_selects(core):
     assert c.tokens.shape == (3, 4, 5) and c.features.shape == (3, 4, core.model_config.hidden_size)
     assert pb.pair_ids == ["s2-i30", "s2-i31", "s2-i32"]
     assert pb.pairs.shape == (3, 2) and (pb.pairs >= 0).all() and (pb.pairs < 4).all()
-    assert not pb.synthetic.any()
+    assert not pb.synthetic.any() and not c.from_reference.any()  # ee_ts: all from the policy
     # reference log-probs and features are the frozen model's score pass on the candidates; the
     # feature leaves out the stop token of the responses that end with one (not of those cut at 5)
     n = c.mask.reshape(12, 5).sum(1)
@@ -79,6 +86,20 @@ def test_step_samples_scores_and_selects(core):
     np.testing.assert_array_equal(again.pairs, pb.pairs)
     other = core.step(batch, 1, 3)
     assert not np.array_equal(other.candidates.tokens, c.tokens)
+
+
+def test_xpo_marks_the_reference_samples_and_pairs_one_with_a_policy_sample(core, model_dir):
+    xpo = GeneratorCore(model_dir, dataclasses.replace(SPEC, strategy="xpo"))
+    xpo.load(_weights(core, 1, scale=0.5), 1)  # policy != reference: their samples differ
+    batch = _prompts(xpo, ["1+2=", "13+4=", "7+7="])
+    pb = xpo.step(batch, 1, 0)
+    c = pb.candidates
+    np.testing.assert_array_equal(c.from_reference, np.tile([False, False, True, True], (3, 1)))
+    rows = np.arange(3)
+    assert (~c.from_reference[rows, pb.pairs[:, 0]]).all() and c.from_reference[rows, pb.pairs[:, 1]].all()
+    # the marked candidates are the reference's: their sampling log-probs are the frozen pass's
+    np.testing.assert_allclose((c.policy_logprobs * c.mask)[:, 2:], (c.ref_logprobs * c.mask)[:, 2:], atol=1e-4)
+    assert not np.allclose((c.policy_logprobs * c.mask)[:, :2], (c.ref_logprobs * c.mask)[:, :2], atol=1e-2)
 
 
 def test_loaded_weights_change_the_samples(core):
@@ -138,11 +159,11 @@ def test_load_refuses_weights_of_another_model(core):
 
 
 def test_generate_key_is_the_step_key():
-    """The generator's jitted key is bit-identical to duel.loop_utils.step_key (determinism)."""
+    """The generator's jitted key is bit-identical to duel.keys.step_key (determinism)."""
     import jax
 
     from actors.generator import generate_key
-    from duel.loop_utils import KEY_GENERATE, step_key
+    from duel.keys import KEY_GENERATE, step_key
 
     for seed, step, index in [(0, 0, 0), (0, 5, 40), (123, 77, 1000), (2**31 - 1, 3, 8), (2**31 + 5, 3, 8)]:
         want = np.asarray(jax.random.key_data(step_key(seed, step, KEY_GENERATE, index)))

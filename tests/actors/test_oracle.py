@@ -8,22 +8,17 @@ import numpy as np
 import pytest
 import ray
 
-from actors.oracle import OracleActor, OraclePool, OracleUnavailable, call_size, check_reply
+from actors.oracle import OracleActor, OraclePool, OracleSpec, OracleUnavailable, call_size, check_reply
 from duel.oracles import make_oracle
 from duel.oracles.base import bt_prob
-from tests.learner import counting_oracle
-from tests.learner.tiny import TinyTask
+from tests.helpers import counting_oracle
+from tests.helpers.tiny import TinyTask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def oracle_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("oracle")
-
-
 @pytest.fixture(scope="module", autouse=True)
-def ray_session(oracle_dir):
+def ray_session(oracle_dir):  # oracle_dir: tests/conftest.py
     env = {"PYTHONPATH": ROOT, counting_oracle.ENV: str(oracle_dir)}
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     yield
@@ -102,7 +97,7 @@ def test_check_reply_rejects_wrong_shapes_and_values():
 
 
 def test_oracle_actor_counts_pairs_and_uses_the_task_reward():
-    actor = OracleActor.remote({"kind": "task", "tau": 0.0}, "arithmetic")
+    actor = OracleActor.remote(OracleSpec("task", {"tau": 0.0}, "arithmetic"))
     pool = OraclePool([actor], max_concurrency=1)
     prob, _ = pool.label(["2+3=", "2+3=", "10+10="], ["5", "7", "21"], ["6", "5", "20"])
     np.testing.assert_array_equal(prob, [1.0, 0.0, 0.0])  # closer to the sum wins
@@ -120,7 +115,7 @@ def test_actor_killed_mid_chunk_keeps_every_answer_it_sent(oracle_dir, lost):
     b = [str(2 * i + 1) for i in range(n)]
     start = counting_oracle.calls(oracle_dir)
     (oracle_dir / "kill").write_text(str(start + 2 * j + lost))
-    actor = OracleActor.remote({"kind": "rule", **counting_oracle.oracle_config()["oracle.options"]})
+    actor = OracleActor.remote(OracleSpec("rule", counting_oracle.oracle_config()["oracle.options"]))
     pool = OraclePool([actor], max_concurrency=1, chunk_size=n, backoff_s=0.2)
     prob, meta = pool.label(prompts, a, b)
     assert not (oracle_dir / "kill").exists()  # it did die
@@ -154,7 +149,7 @@ def test_call_size_is_what_the_oracle_is_paid_for_at_once():
 
 
 def test_bad_call_size_stops_at_once_naming_the_key():
-    pool = OraclePool([OracleActor.remote({"kind": "task", "call_size": -1}, "arithmetic")], backoff_s=0.01)
+    pool = OraclePool([OracleActor.remote(OracleSpec("task", {"call_size": -1}, "arithmetic"))], backoff_s=0.01)
     with pytest.raises(OracleUnavailable, match=r"could not start: ValueError: oracle config: key "
                                                 r"'call_size' must be an integer >= 0.*got -1"):
         pool.label(["1+1="], ["2"], ["3"])

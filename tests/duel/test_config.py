@@ -1,6 +1,7 @@
 """duel.config: round trip, presets, overrides, and the error messages for bad keys and values."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,10 +11,12 @@ from duel.config import (
     ConfigError,
     from_dict,
     load_config,
-    presets_dir,
     save_config,
     to_dict,
 )
+
+
+DEMO = Path(__file__).resolve().parents[2] / "launch" / "configs" / "demo.yaml"
 
 
 def test_defaults_are_valid_and_documented_names_exist():
@@ -26,7 +29,7 @@ def test_defaults_are_valid_and_documented_names_exist():
 def test_round_trip_through_yaml(tmp_path):
     cfg = load_config(None, ["seed=7", "explore.strategy=bai_ts", "budget=2000",
                              "erm.hidden=[64, 32]", "oracle.kind=http",
-                             "oracle.options.url=http://judge:8000", "policy.dtype=bfloat16",
+                             "oracle.options.url=http://judge:8000", "policy.compute_dtype=bfloat16",
                              "loss.kind=ipo", "mode=async", "max_staleness=2"])
     path = save_config(cfg, tmp_path / "run" / "config.yaml")
     raw = yaml.safe_load(path.read_text())
@@ -50,22 +53,6 @@ def test_file_values_and_overrides_are_coerced(tmp_path):
     # a string field keeps the text YAML would have turned into a date or a number
     cfg = load_config(None, ["run_dir=2024-01-01", "task=123", "policy.path=null"])
     assert (cfg.run_dir, cfg.task, cfg.policy.path) == ("2024-01-01", "123", None)
-
-
-def test_preset_name_resolves_to_launch_configs(tmp_path, monkeypatch):
-    monkeypatch.setattr("duel.config.presets_dir", lambda: tmp_path)
-    (tmp_path / "tiny.yaml").write_text("task: arith\ncandidates: 6\n")
-    cfg = load_config("tiny")
-    assert (cfg.task, cfg.candidates) == ("arith", 6)
-    pattern = r"'tinny' is neither.*did you mean 'tiny'.*presets: tiny$"
-    with pytest.raises(ConfigError, match=pattern):
-        load_config("tinny")
-
-
-def test_presets_dir_is_inside_the_launch_package():
-    import launch
-
-    assert presets_dir().parent.samefile(__import__("pathlib").Path(launch.__file__).parent)
 
 
 def test_unknown_key_in_file_names_file_key_and_suggestion(tmp_path):
@@ -135,3 +122,40 @@ def test_missing_file_and_non_mapping(tmp_path):
     p.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match=rf"{p}: expected a mapping at the top level, got list"):
         load_config(p)
+
+
+def test_xpo_loss_needs_a_strategy_that_samples_the_reference():
+    # only strategy xpo draws candidates from the reference; the XPO bonus needs one per pair
+    with pytest.raises(ConfigError, match=r"--set loss.kind=xpo: key 'loss.kind' is 'xpo'.*got 'ee_ts'"):
+        load_config(DEMO, ["loss.kind=xpo"])
+    with pytest.raises(ConfigError, match="key 'loss.kind' is 'xpo'.*got 'passive'"):
+        from_dict({"loss": {"kind": "xpo"}, "explore": {"strategy": "passive"}})
+    cfg = load_config(DEMO, ["explore.strategy=xpo", "loss.kind=xpo"])
+    assert (cfg.loss.kind, cfg.explore.strategy) == ("xpo", "xpo")
+
+
+@pytest.mark.parametrize("key, old, new", [("policy.dtype", "float32", "bfloat16"),
+                                           ("loss.slic_delta", 1.0, 2.0),
+                                           ("oracle.timeout_s", 60.0, 5.0)])
+def test_removed_keys_fail_with_what_to_set_and_old_run_configs_still_load(tmp_path, key, old, new):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"--set {key}={new}: key '{key}' was removed: "):
+        load_config(None, [f"{key}={new}"])
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({section: {name: new}}))
+    with pytest.raises(ConfigError, match=rf"{p}: key '{key}' was removed"):
+        load_config(p)
+    # a run's config.yaml written while the key existed holds its default, which changed nothing
+    p.write_text(yaml.safe_dump({section: {name: old}, "seed": 3}))
+    assert load_config(p) == Config(seed=3)
+
+
+def test_learning_rate_schedule_and_compute_dtype_are_explicit():
+    from learner.configs import train_config
+
+    t = train_config(load_config(None, ["steps=50"]))
+    assert (t.min_lr_ratio, t.total_steps, t.compute_dtype) == (1.0, 50, "float32")  # constant after warmup
+    t = train_config(load_config(None, ["optim.min_lr_ratio=0.1", "policy.compute_dtype=bfloat16"]))
+    assert (t.min_lr_ratio, t.compute_dtype) == (0.1, "bfloat16")
+    with pytest.raises(ConfigError, match="'policy.compute_dtype' expected one of 'float32', 'bfloat16', got 'float16'"):
+        load_config(None, ["policy.compute_dtype=float16"])

@@ -124,13 +124,23 @@ def test_state_is_a_pytree_and_update_is_deterministic():
         update(erm, fa, fb, p[:3], 64, jax.random.key(5))
 
 
-def test_bootstrap_masks_change_members_differently():
-    cfg = ERMConfig(num_members=4, hidden=(16,), bootstrap_p=0.5)
-    erm = ERM(F, cfg, jax.random.key(0))
+def _identical_members(bootstrap_p):
+    """One update of an ensemble whose 4 members start as copies of member 0 (params and
+    anchor): only the bootstrap masks can make them differ -> spread of each leaf over members."""
+    erm = ERM(F, ERMConfig(num_members=4, hidden=(16,), bootstrap_p=bootstrap_p), jax.random.key(0))
+    copies = jax.tree.map(lambda p: jnp.broadcast_to(p[:1], p.shape), erm.params)
+    erm.params, erm.anchor = copies, jax.tree.map(jnp.copy, copies)  # Adam's state starts at 0 anyway
     rng = np.random.default_rng(0)
     fa, fb = rng.normal(size=(2, 64, F)).astype(np.float32)
-    new, _ = update(erm, fa, fb, np.ones(64, np.float32), 64, jax.random.key(1))
-    assert np.all(np.asarray(anchor_sq_dist(new.params, new.anchor)) > 0)
+    new, _ = update(erm, fa, fb, np.ones(64, np.float32), 64, jax.random.key(1), steps=3)
+    return [float(np.max(np.abs(np.asarray(p) - np.asarray(p)[:1]))) for p in jax.tree.leaves(new.params)]
+
+
+def test_bootstrap_masks_change_members_differently():
+    # with masks (p = 1/2) identical members see different pairs and part; without (p = 1) the
+    # same data gives the same update and they stay copies: this test fails with bootstrap off
+    assert min(_identical_members(0.5)) > 1e-4
+    assert max(_identical_members(1.0)) < 1e-7
 
 
 def test_replay_buffer_ring_and_roundtrip():

@@ -30,7 +30,7 @@ def test_ties_count_half_and_skips_left_out():
 
 
 def test_win_rate_with_rule_oracle():
-    oracle = make_oracle({"kind": "rule", "reward": "arithmetic", "tau": 0.0})
+    oracle = make_oracle({"kind": "rule", "reward": "duel.tasks.arithmetic:arithmetic_reward", "tau": 0.0})
     w = win_rate(oracle, ["1+1=", "2+2=", "3+3=", "4+4="], ["2", "5", "9", "x"], ["3", "3", "7", "8"])
     assert (w.wins, w.ties, w.losses) == (1, 1, 2)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -24,11 +22,7 @@ from duel.models import (
     save_pretrained,
 )
 
-_spec = importlib.util.spec_from_file_location(
-    "models_common", Path(__file__).with_name("test_models_common.py")
-)
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
+from tests.helpers import models as H  # noqa: E402
 
 TINY = ModelConfig(
     family="llama",

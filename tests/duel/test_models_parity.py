@@ -3,9 +3,7 @@ same logits / reward scores; saved again by duel, transformers loads them back t
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -16,11 +14,7 @@ import transformers
 
 from duel.models import load_pretrained, read_config, save_pretrained
 
-_spec = importlib.util.spec_from_file_location(
-    "models_common", Path(__file__).with_name("test_models_common.py")
-)
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
+from tests.helpers import models as H  # noqa: E402
 
 LENGTHS = [9, 3, 6, 1]
 T = 9

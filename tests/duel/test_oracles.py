@@ -71,6 +71,31 @@ def test_rule_oracle_tau_zero_and_pickle():
     assert [m["reward_a"] for m in res.metadata] == pytest.approx([5.0, 2.7])
 
 
+def test_rule_oracle_takes_a_reward_function_and_kind_task_the_tasks_gold_reward():
+    from duel.oracles import ORACLES
+    from duel.oracles.rule import RuleOracle
+
+    class Gold:  # anything with gold_reward: the oracle knows no task class
+        def gold_reward(self, prompt, response):
+            return float(len(response) - len(prompt))
+
+    oracle = make_oracle({"kind": "task", "tau": 0.0}, task=Gold())
+    assert isinstance(oracle, RuleOracle) and oracle.kind == "rule"
+    np.testing.assert_array_equal(oracle.label(["pp"] * 3, ["aaa", "a", "aa"], ["a", "aaa", "bb"]).prob_a,
+                                  [1.0, 0.0, 0.5])
+    # a "reward" key wins over the task's gold reward; a function works directly
+    assert make_oracle({"kind": "rule", "reward": "test_length"}, task=Gold()).reward == "test_length"
+    res = RuleOracle(lambda p, r: 2.0 * float(r), tau=2.0).label(["x"], ["1"], ["0"])
+    np.testing.assert_allclose(res.prob_a, [1.0 / (1.0 + np.exp(-1.0))], rtol=1e-6)
+    with pytest.raises(ValueError, match="kind 'task' needs a task"):
+        make_oracle({"kind": "task"})
+    # one explicit table; the shipped tasks register no reward names with the oracle
+    assert sorted(ORACLES) == ["human", "judge", "remote", "reward_model", "rule"]
+    assert all(cls.kind == kind for kind, cls in ORACLES.items())
+    with pytest.raises(ValueError, match="registered name.*'arithmetic'.*oracle kind 'task'"):
+        make_oracle({"kind": "rule", "reward": "arithmetic"}).label(["1+1="], ["2"], ["3"])
+
+
 def test_make_oracle_errors():
     with pytest.raises(ValueError, match="'kind'"):
         make_oracle({"kind": "oracle9000"})

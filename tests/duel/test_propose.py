@@ -34,3 +34,21 @@ def test_same_tokens_different_length_are_distinct():
     tokens = np.array([[[5, 0, 0], [5, 0, 0]]])
     mask = np.array([[[1, 0, 0], [1, 1, 0]]])  # "5" vs "5 0"
     np.testing.assert_array_equal(candidate_ids(tokens, mask), [[0, 1]])
+
+
+def test_concat_pairs_keeps_which_candidates_came_from_the_reference():
+    from duel.records import CandidateBatch, PairBatch, PromptBatch
+
+    def part(P, N, ref_col):
+        M = 4
+        prompts = PromptBatch([f"p{i}" for i in range(P)], ["x"] * P, np.ones((P, 2), np.int32),
+                              np.ones((P, 2), np.int32))
+        z = np.zeros((P, M, N), np.float32)
+        from_ref = np.zeros((P, M), bool)
+        from_ref[:, ref_col] = True
+        cand = CandidateBatch(prompts, np.ones((P, M, N), np.int32), np.ones((P, M, N), np.int32), z, z,
+                              np.zeros((P, M, 3), np.float32), [[""] * M] * P, version=2, from_reference=from_ref)
+        return PairBatch(cand, np.zeros((P, 2), np.int32), np.zeros(P, bool), np.zeros(P, bool), "xpo")
+
+    got = PairBatch.concat([part(2, 3, 3), part(1, 5, 0)]).candidates.from_reference
+    np.testing.assert_array_equal(got, [[0, 0, 0, 1], [0, 0, 0, 1], [1, 0, 0, 0]])

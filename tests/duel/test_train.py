@@ -371,3 +371,31 @@ if __name__ == "__main__":
     import json
 
     print(json.dumps(_mesh_worker()))
+
+
+def test_pairs_from_labeled_takes_the_reference_sample_from_the_candidates():
+    # which candidate came from the reference is data (CandidateBatch.from_reference), not the
+    # "last M // 2" index convention: here the first candidate of each prompt is the reference's
+    P, M, n = 3, 4, 2
+    tokens = np.arange(P * M * n, dtype=np.int32).reshape(P, M, n)
+    lp = np.zeros((P, M, n), np.float32)
+    mask = np.ones((P, M, n), np.int32)
+    prompts = PromptBatch(["a", "b", "c"], ["a", "b", "c"], np.ones((P, 2), np.int32), np.ones((P, 2), np.int32))
+    from_ref = np.zeros((P, M), bool)
+    from_ref[:, 0] = True
+    cand = CandidateBatch(prompts, tokens, mask, lp, lp, np.zeros((P, M, 1)), [[""] * M] * P, version=0,
+                          from_reference=from_ref)
+    pb = PairBatch(cand, np.array([[0, 3], [3, 0], [1, 2]]), np.zeros(P, bool), np.zeros(P, bool), "xpo")
+    lb = LabeledBatch(pb, prob_a=np.full(P, 0.5, np.float32), label=np.array([1, 1, 0], np.int8))
+    # chosen: 0 (reference), 3 (policy), 2 (policy)
+    np.testing.assert_array_equal(pairs_from_labeled(lb).ref_sample_is_chosen, [1, 0, 0])
+    lb2 = LabeledBatch(pb, prob_a=lb.prob_a, label=np.array([0, 0, 0], np.int8))
+    np.testing.assert_array_equal(pairs_from_labeled(lb2).ref_sample_is_chosen, [0, 1, 0])
+    # every candidate from the policy (the default): no reference sample in the batch
+    plain = CandidateBatch(prompts, tokens, mask, lp, lp, np.zeros((P, M, 1)), [[""] * M] * P, version=0)
+    assert not plain.from_reference.any() and plain.from_reference.shape == (P, M)
+    pb_plain = PairBatch(plain, pb.pairs, pb.identical, pb.synthetic, "passive")
+    assert pairs_from_labeled(LabeledBatch(pb_plain, lb.prob_a, lb.label)).ref_sample_is_chosen is None
+    with pytest.raises(ValueError, match="from_reference has shape"):
+        CandidateBatch(prompts, tokens, mask, lp, lp, np.zeros((P, M, 1)), [[""] * M] * P, version=0,
+                       from_reference=np.zeros((P, M + 1), bool))

@@ -20,7 +20,7 @@ from duel.data import load_prompts
 from duel.ledger import Ledger, LedgerEntry
 from duel.metrics import read_metrics
 from launch import cli
-from tests.learner.tiny import TinyTask, tiny_config, tiny_model_dir
+from tests.helpers.tiny import TinyTask, tiny_config, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TASK = "tests.launch.test_bad_input:PromptsFileTask"

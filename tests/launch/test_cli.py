@@ -8,7 +8,7 @@ import ray
 import yaml
 
 from launch import cli
-from tests.learner.tiny import TINY_TASK, tiny_model_dir
+from tests.helpers.tiny import TINY_TASK, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,7 +42,7 @@ def test_bad_input_fails_before_ray_starts(argv, message, capsys, tmp_path, monk
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-@pytest.mark.parametrize("name, module", [("bandit", "duel.tasks.bandit"), ("report", "duel.report"),
+@pytest.mark.parametrize("name, module", [("bandit", "launch.bandit"), ("report", "launch.report"),
                                           ("sweep", "launch.sweep")])
 def test_dispatch_passes_the_rest_of_argv(name, module, monkeypatch):
     import importlib
@@ -150,7 +150,7 @@ def test_start_up_says_what_it_does_and_sigterm_ends_it_with_a_resume_hint(tmp_p
 
 
 def test_a_task_whose_answers_do_not_fit_sampling_max_new_tokens_is_warned_about(capsys):
-    from duel.config import load_config
+    from launch.presets import load_config
 
     cli._check_inputs(load_config("demo"), "demo")  # arithmetic: 6 tokens, the demo samples 6
     assert capsys.readouterr().err == ""

@@ -6,6 +6,7 @@ stay the starting policy's; the learner's ERM takes the encoder's width and lear
 features; unset, nothing changes; a bad directory or another tokenizer is refused before Ray.
 """
 
+import dataclasses
 import json
 import shutil
 
@@ -14,13 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from actors.generator import GeneratorCore
+from actors.generator import GeneratorCore, GeneratorSpec
 from duel.config import ConfigError
 from duel.records import LabeledBatch, PromptBatch
 from duel.transport import LocalTransport, host
-from tests.learner.tiny import tiny_config, tiny_model_dir
+from tests.helpers.tiny import tiny_config, tiny_model_dir
 
-SPEC = {"seed": 3, "candidates": 4, "strategy": "ee_ts", "max_new_tokens": 5}
+SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", max_new_tokens=5)
 POLICY_H, ENCODER_H = 16, 24
 
 
@@ -63,7 +64,7 @@ def test_generator_takes_features_from_the_encoder(dirs):
 
     policy, encoder = dirs
     plain = GeneratorCore(policy, SPEC)
-    core = GeneratorCore(policy, {**SPEC, "encoder": encoder})
+    core = GeneratorCore(policy, dataclasses.replace(SPEC, encoder=encoder))
     assert plain.feature_encoder is None and core.feature_encoder is not None
     core.load(_publish(core, 1, ENCODER_H), 1)
     plain.load(_publish(plain, 1, POLICY_H), 1)
@@ -100,7 +101,7 @@ def test_learner_erm_takes_the_encoder_width_and_its_features(dirs, tmp_path):
     assert lrn.feature_dim == ENCODER_H and lrn.buffer.fa.shape[1] == ENCODER_H
     assert [x.shape for x in jax.tree.leaves(lrn.erm.params)] == [(4, 8), (4, ENCODER_H, 8), (4, 1), (4, 8, 1)]
     # a generator step's features go into the ERM's replay buffer and train it
-    core = GeneratorCore(policy, {**SPEC, "encoder": encoder, "strategy": "passive"})
+    core = GeneratorCore(policy, dataclasses.replace(SPEC, encoder=encoder, strategy="passive"))
     core.load(_publish(core, 0, ENCODER_H), 0)
     pb = core.step(_prompts(core, ["1+2=", "13+4=", "7+7=", "20+9="]), 0, 0)
     real = ~pb.identical
@@ -159,7 +160,7 @@ def test_loop_runs_with_an_encoder(dirs, tmp_path):
     from duel.ledger import Ledger
     from duel.metrics import read_metrics
     from learner.loop import run_experiment
-    from tests.learner.tiny import start_ray
+    from tests.helpers.tiny import start_ray
 
     policy, encoder = dirs
     start_ray()

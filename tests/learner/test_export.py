@@ -12,7 +12,7 @@ import pytest
 
 from launch import cli
 from learner import offline
-from tests.learner.tiny import tiny_model_dir
+from tests.helpers.tiny import tiny_model_dir
 
 
 @pytest.fixture

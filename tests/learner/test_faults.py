@@ -20,13 +20,12 @@ from duel.ledger import Ledger
 from duel.metrics import read_metrics
 from launch import cli
 from learner.loop import run_experiment
-from tests.learner import counting_oracle, full_disk
-from tests.learner.test_resume import counters, digests, ledger_rows, rows
-from tests.learner.test_resume import oracle_dir, ray_session  # noqa: F401  (module fixtures: Ray with the counting oracle)
-from tests.learner.tiny import tiny_config, tiny_model_dir
+from tests.helpers import counting_oracle, full_disk
+from tests.helpers.run_dirs import counters, digests, ledger_rows, rows
+from tests.helpers.tiny import tiny_config, tiny_model_dir
 
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("counting_ray")]  # tests/conftest.py
 
 OVER = {"steps": 4, "checkpoint.every": 2, "checkpoint.keep": 3, "resources.generators": 1,
         "oracle.max_retries": 1, "eval.num_prompts": 4}
@@ -50,7 +49,7 @@ def generator_killed(tmp_path_factory, config, oracle_dir):
     seen = {}
 
     def kill(loop, job):
-        if job["step"] == 2:  # 0-based: the third step's generation was just submitted
+        if job.step == 2:  # 0-based: the third step's generation was just submitted
             seen["old"] = loop.gen_pids[0]
             os.kill(loop.gen_pids[0], signal.SIGKILL)
 

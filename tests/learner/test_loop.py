@@ -10,7 +10,7 @@ from duel.ledger import Ledger
 from duel.metrics import read_metrics
 from learner import loop as loop_mod
 from learner.loop import run_experiment
-from tests.learner.tiny import start_ray, tiny_config, tiny_model_dir
+from tests.helpers.tiny import start_ray, tiny_config, tiny_model_dir
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,8 @@ def _watch(seen):
         seen.append({"step": step, "version": loop.version,
                      "learner": ray.get(loop.learner.weights_checksum.remote()),
                      "generators": [(i["version"], i["checksum"]) for i in infos],
-                     "oracle_calls": loop.pool.num_calls(), "queries": loop.counters["queries"]})
+                     "oracle_calls": loop.pool.num_calls(), "queries": loop.counters.queries,
+                     "counters": (loop.counters, ray.get(loop.learner.get_counters.remote()))})
     return hook
 
 
@@ -57,6 +58,9 @@ def test_sync_run_two_generators_with_mixed_preference(tmp_path, model):
     assert [r["synthetic"] for r in rows] == [0, 0, 2, 4]
     assert [s["oracle_calls"] for s in seen] == [4, 8, 10, 12]
     assert res["queries"] == 12 and res["synthetic"] == 4
+    # one owner: the loop's counters are the learner's answer, step by step
+    assert all(s["counters"][0] == s["counters"][1] for s in seen)
+    assert [s["counters"][1].synthetic for s in seen] == [0, 0, 2, 4]
     # the ledger holds every paid label, once, and nothing else
     ledger = Ledger(tmp_path, readonly=True)
     entries = ledger.entries()

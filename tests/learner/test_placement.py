@@ -9,7 +9,7 @@ from ray.cluster_utils import Cluster
 from duel.metrics import read_metrics
 from learner.loop import run_experiment
 from learner.placement import role_specs
-from tests.learner.tiny import tiny_config, tiny_model_dir
+from tests.helpers.tiny import tiny_config, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -13,7 +13,7 @@ import yaml
 from duel.ledger import Ledger
 from learner.loop import run_experiment
 from learner.setup import RunDirError, prompts_digest
-from tests.learner.tiny import start_ray, tiny_config, tiny_model_dir
+from tests.helpers.tiny import start_ray, tiny_config, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROWS = [{"id": f"file-{a}-{b}", "prompt": f"{a}+{b}="} for a, b in [(1, 2), (3, 4), (5, 6), (7, 8),

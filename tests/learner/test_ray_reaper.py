@@ -8,7 +8,7 @@ import sys
 import psutil
 import pytest
 
-from tests.learner.tiny import ROOT
+from tests.helpers.tiny import ROOT
 
 DRIVER = """
 import os, sys, time

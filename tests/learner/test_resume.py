@@ -3,7 +3,7 @@
 Sync mode, fixed seed, tiny models on CPU. "Bit-identical" is checked on the checkpoints: each
 stores the SHA-256 of every array it holds (policy parameters, AdamW state, ERM parameters and
 optimizer, replay buffer), and restore verifies them, so equal digests mean equal bits.
-Oracle calls are counted by `tests.learner.counting_oracle` in a file that survives the death
+Oracle calls are counted by `tests.helpers.counting_oracle` in a file that survives the death
 of any process.
 """
 
@@ -14,22 +14,21 @@ import subprocess
 import sys
 import textwrap
 
-import orbax.checkpoint as ocp
 import pytest
-import ray
 
-from duel.checkpoint import _manager, all_steps
+from duel.checkpoint import all_steps
 from duel.config import to_dict
 from duel.ledger import Ledger
 from duel.metrics import read_metrics
 from launch import cli
 from learner.loop import run_experiment
-from tests.learner import counting_oracle
-from tests.learner.tiny import start_ray, tiny_config, tiny_model_dir
+from tests.helpers import counting_oracle
+from tests.helpers.run_dirs import counters, digests, ledger_rows, rows
+from tests.helpers.tiny import tiny_config, tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("counting_ray")]  # tests/conftest.py
 
 # 4 steps of 4 prompts; mixed preference after step 1: queries 4, 2, 2, 2 (10 in all); the label
 # replay (capacity 6 < 10) wraps around before the end
@@ -38,18 +37,6 @@ OVER = {"steps": 4, "checkpoint.every": 2, "checkpoint.keep": 3, "resources.gene
         # label replay: 2 more policy updates per step on paid labels, never a query
         "replay.updates": 2, "replay.capacity": 6}
 QUERIES = 10
-
-
-@pytest.fixture(scope="module")
-def oracle_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("oracle")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session(oracle_dir):
-    start_ray(**{counting_oracle.ENV: str(oracle_dir)})
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -71,33 +58,6 @@ def straight(tmp_path_factory, config, oracle_dir):
     assert res["step"] == 4 and res["queries"] == QUERIES
     assert counting_oracle.pairs(oracle_dir) - before == QUERIES  # one oracle call per query
     return run_dir
-
-
-def record(run_dir, step):
-    """The checkpoint's metadata record: {"meta", "checksums", "keys", "saved_at"}."""
-    with _manager(run_dir) as m:
-        return m.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-
-
-def digests(run_dir, step):
-    sums = record(run_dir, step)["checksums"]
-    # the digests cover the policy, its optimizer state, the ERM and its replay buffer
-    for part in ("['policy']['params']", "['policy']['opt_state']", "['erm']", "['buffer']", "['replay']"):
-        assert any(k.startswith(part) for k in sums), (part, sorted(sums)[:5])
-    return sums
-
-
-def rows(run_dir):
-    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in read_metrics(run_dir)]
-
-
-def ledger_rows(run_dir):
-    return [e.__dict__ | {"metadata": None} for e in Ledger(run_dir, readonly=True).entries()]
-
-
-def counters(run_dir, step):
-    c = dict(record(run_dir, step)["meta"]["counters"])
-    return c
 
 
 KILLED_DRIVER = textwrap.dedent("""

@@ -53,7 +53,7 @@ def _worker(root: str) -> dict:
 
     from duel.config import ConfigError
     from learner.learner import Learner
-    from tests.learner.tiny import tiny_config, tiny_model_dir
+    from tests.helpers.tiny import tiny_config, tiny_model_dir
 
     assert jax.device_count() == NDEV, jax.devices()
     model = tiny_model_dir(os.path.join(root, "policy"))
@@ -202,7 +202,7 @@ def test_two_process_learner_run_equals_one_process(tmp_path, ray_session):
     from duel.metrics import read_metrics
     from learner.loop import RunStopped, run_experiment
     from learner.offline import restored_learner
-    from tests.learner.tiny import tiny_config, tiny_model_dir
+    from tests.helpers.tiny import tiny_config, tiny_model_dir
 
     model = tiny_model_dir(tmp_path / "policy")
     seen: dict = {}

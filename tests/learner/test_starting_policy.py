@@ -4,7 +4,7 @@ from jax._src import xla_bridge
 
 from duel.tasks import get_task
 from learner.setup import build_starting_policy
-from tests.learner.tiny import TINY_TASK
+from tests.helpers.tiny import TINY_TASK
 
 
 def test_first_use_trains_in_a_child_with_progress_then_reuses(tmp_path, monkeypatch, capfd):

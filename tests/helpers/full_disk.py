@@ -27,7 +27,7 @@ import ray
 
 import duel.ledger
 from learner.learner import Learner
-from tests.learner.counting_oracle import ENV
+from tests.helpers.counting_oracle import ENV
 
 FLAG = "disk_full_at_step"
 CHECKPOINT_FLAG = "checkpoint_disk_full_at_step"

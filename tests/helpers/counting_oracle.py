@@ -1,6 +1,6 @@
 """A test oracle whose calls survive the death of any process: the rule oracle with this reward.
 
-    oracle: {kind: rule, options: {reward: "tests.learner.counting_oracle:reward", tau: 1.0}}
+    oracle: {kind: rule, options: {reward: "tests.helpers.counting_oracle:reward", tau: 1.0}}
 
 `reward(prompt, response)` is TinyTask's gold reward. Every call appends one line
 `query|eval PID KEY` to `$DUEL_TEST_ORACLE_DIR/calls` (the rule oracle scores response a then
@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 
 ENV = "DUEL_TEST_ORACLE_DIR"
-REWARD = "tests.learner.counting_oracle:reward"
+REWARD = "tests.helpers.counting_oracle:reward"
 _task = None
 
 
@@ -79,7 +79,7 @@ def reward(prompt: str, response: str) -> float:
         kill.unlink(missing_ok=True)  # once: the restarted actor answers
         os.kill(os.getpid(), signal.SIGKILL)
     if _task is None:
-        from tests.learner.tiny import TinyTask
+        from tests.helpers.tiny import TinyTask
 
         _task = TinyTask()
     r = _task.gold_reward(prompt, response)

@@ -1,6 +1,6 @@
 """Shared helpers for the model tests (no tests here): tiny random transformers models and batches.
 
-Loaded by the other test_models_* files through importlib (tests are not a package).
+Imported by the model tests as `from tests.helpers import models as H`.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class TinyTask(Arithmetic):
     num_eval = 16
 
 
-TINY_TASK = "tests.learner.tiny:TinyTask"
+TINY_TASK = "tests.helpers.tiny:TinyTask"
 
 
 def tiny_config(model_dir=None, **over):

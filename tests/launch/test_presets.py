@@ -1,0 +1,34 @@
+"""launch.presets: preset names resolve to launch/configs/NAME.yaml; duel.config reads files only."""
+
+from pathlib import Path
+
+import pytest
+
+from duel.config import ConfigError
+from duel.config import load_config as load_file
+from launch.presets import load_config, presets_dir
+
+
+def test_preset_name_resolves_to_launch_configs(tmp_path, monkeypatch):
+    monkeypatch.setattr("launch.presets.presets_dir", lambda: tmp_path)
+    (tmp_path / "tiny.yaml").write_text("task: arith\ncandidates: 6\n")
+    cfg = load_config("tiny")
+    assert (cfg.task, cfg.candidates) == ("arith", 6)
+    pattern = r"'tinny' is neither.*did you mean 'tiny'.*presets: tiny$"
+    with pytest.raises(ConfigError, match=pattern):
+        load_config("tinny")
+
+
+def test_presets_dir_is_inside_the_launch_package():
+    import launch
+
+    assert presets_dir().parent.samefile(Path(launch.__file__).parent)
+    assert {"demo", "pythia-1b", "qwen2.5-0.5b"} <= {p.stem for p in presets_dir().glob("*.yaml")}
+
+
+def test_a_path_is_read_as_a_file_and_duel_config_knows_no_presets():
+    demo = presets_dir() / "demo.yaml"
+    assert load_config(str(demo), ["steps=3"]) == load_file(demo, ["steps=3"])
+    assert load_config("demo").steps == 60
+    with pytest.raises(ConfigError, match="'demo' is not a YAML file; a preset name is resolved by launch"):
+        load_file("demo")
