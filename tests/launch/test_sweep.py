@@ -149,12 +149,7 @@ def test_seed_and_config_errors(tmp_path, preset, capsys):
 def test_real_loop_tiny_sweep(tmp_path):
     """2 strategies × 2 seeds through learner.loop.run_experiment at a tiny budget, then report."""
     pytest.importorskip("learner.loop")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "tiny", Path(__file__).resolve().parents[1] / "learner" / "tiny.py")
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
+    from tests.helpers import tiny
     policy = tiny.tiny_model_dir(tmp_path / "policy")
     preset = tmp_path / "tiny.yaml"
     preset.write_text(f"""
