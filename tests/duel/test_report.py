@@ -11,6 +11,7 @@ import yaml
 from duel import report as rp
 from duel import report_render
 from duel import report_stats as st
+from launch import report as report_cli
 
 # Student-t 97.5% quantiles (statistics tables), so the test does not reuse the module's scipy call.
 T975 = {2: 4.302652729911275, 1: 12.706204736174707}
@@ -321,11 +322,11 @@ def test_default_metric_and_targets_derived_from_the_runs(tmp_path, capsys, no_p
     assert (tmp_path / "out" / "expected_win_rate_toy.png").is_file()
 
     # --metric overrides; --targets overrides the derived ones
-    assert rp.main([str(tmp_path / "s"), "--metric", "win_rate", "--targets", "0.4"]) == 0
+    assert report_cli.main([str(tmp_path / "s"), "--metric", "win_rate", "--targets", "0.4"]) == 0
     data = json.loads((tmp_path / "s" / "report" / "report.json").read_text())
     assert data["metric"] == "win_rate" and data["metric_reason"] == "given by --metric"
     assert [x["label"] for x in data["tasks"]["toy"]["targets"]] == ["0.40"]
-    assert rp.main([str(tmp_path / "s"), "--metric", "nope"]) == 2
+    assert report_cli.main([str(tmp_path / "s"), "--metric", "nope"]) == 2
     assert "--metric nope: no eval row carries it" in capsys.readouterr().err
 
     # an older run without the new metric: the default falls back to win_rate
@@ -443,15 +444,15 @@ def test_incomplete_run_is_reported_as_such(tmp_path, no_plot):
 def test_never_reached_and_bad_dirs(tmp_path, capsys, no_plot):
     write_run(tmp_path / "s", "passive", 0, [0, 400], [0.1, 0.2])
     write_run(tmp_path / "s", "passive", 1, [0, 400], [0.1, 0.25])
-    assert rp.main([str(tmp_path / "s"), "--targets", "0.9"]) == 0
+    assert report_cli.main([str(tmp_path / "s"), "--targets", "0.9"]) == 0
     md = (tmp_path / "s" / "report" / "report.md").read_text()
     assert "not reached (0/2 seeds)" in md
     assert "not reached" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         rp.report([tmp_path / "nothing"], tmp_path / "o")
-    assert rp.main([str(tmp_path / "s"), "--targets", "1.5"]) == 2
+    assert report_cli.main([str(tmp_path / "s"), "--targets", "1.5"]) == 2
     assert "--targets: 1.5" in capsys.readouterr().err
-    assert rp.main([str(tmp_path / "nothing")]) == 2
+    assert report_cli.main([str(tmp_path / "nothing")]) == 2
     assert "nothing: not a run directory" in capsys.readouterr().err
     bad = tmp_path / "bad" / "r"
     bad.mkdir(parents=True)
