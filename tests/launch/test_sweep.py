@@ -171,7 +171,10 @@ logging: {{tensorboard: false, progress: false}}
             "--out", str(out), "--parallel", "2"]
     logs = []
     assert sweep.main(argv, log=logs.append) == 0, logs
-    s = json.loads((out / "report" / "report.json").read_text())["tasks"]["arithmetic"]["strategies"]
+    report = json.loads((out / "report" / "report.json").read_text())
+    metric = report["metric"]  # expected_win_rate: every run logs it (eval.samples defaults to 4)
+    assert metric == "expected_win_rate"
+    s = report["tasks"]["arithmetic"]["strategies"]
     for strategy in ("passive", "ee_ts"):
         assert s[strategy]["seeds"] == [0, 1] and s[strategy]["complete"] == 2
         finals = []
@@ -180,7 +183,7 @@ logging: {{tensorboard: false, progress: false}}
                     .read_text().splitlines()]
             evals = [r for r in rows if r["kind"] == "eval"]
             assert evals[-1]["queries"] == 8  # 2 steps of 4 queries, then the budget stops it
-            finals.append(evals[-1]["win_rate"])
+            finals.append(evals[-1][metric])
         assert s[strategy]["final"]["per_seed"] == pytest.approx(finals)
         assert s[strategy]["final"]["mean"] == pytest.approx(sum(finals) / 2)
         assert s[strategy]["oracle_queries"]["mean"] == 8
