@@ -112,7 +112,7 @@ def test_driver_killed_with_sigkill_resumes_bit_identical(tmp_path, config, stra
     assert (c["queries"], c["synthetic"], c["reused"]) == (QUERIES, 6, 2)
 
     # bit-identical to the run never stopped: parameters, AdamW, ERM, buffer; ledger; metrics
-    assert digests(run_dir, 4) == digests(straight, 4)
+    assert digests(run_dir, 4, replay=True) == digests(straight, 4, replay=True)
     assert {k: v for k, v in c.items() if k != "reused"} == \
         {k: v for k, v in counters(straight, 4).items() if k != "reused"}
     assert ledger_rows(run_dir) == ledger_rows(straight)
@@ -124,7 +124,7 @@ def test_driver_killed_with_sigkill_resumes_bit_identical(tmp_path, config, stra
 def test_corrupt_newest_checkpoint_falls_back_with_a_message(tmp_path, straight, oracle_dir, capsys):
     run_dir = tmp_path / "corrupt"
     shutil.copytree(straight, run_dir)
-    want = digests(run_dir, 4)
+    want = digests(run_dir, 4, replay=True)
     assert all_steps(run_dir) == [2, 4]
     # garble the largest array file of checkpoint 4
     files = [p for p in (run_dir / "checkpoints" / "4" / "state").rglob("*") if p.is_file()]
@@ -144,7 +144,7 @@ def test_corrupt_newest_checkpoint_falls_back_with_a_message(tmp_path, straight,
     # steps 3 and 4 were redone from checkpoint 2 with the ledger's labels: nothing paid again
     assert counting_oracle.pairs(oracle_dir) == before
     assert counters(run_dir, 4)["reused"] == 4
-    assert digests(run_dir, 4) == want
+    assert digests(run_dir, 4, replay=True) == want
     assert rows(run_dir) == rows(straight)
     assert ledger_rows(run_dir) == ledger_rows(straight)
     # the refused checkpoint was moved aside, not deleted
