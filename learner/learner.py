@@ -249,8 +249,8 @@ class Learner:
             if self.reference is not None:
                 rb = with_reference(rb, self.state, self.reference.params, self.tcfg)
             self.state, rm = self._train_step(self.state, rb)
-            losses.append(float(rm["loss"]))
-        return {"replay_size": len(self.replay), "replay_loss": float(np.mean(losses))}
+            losses.append(rm["loss"])  # read once after the loop: no device sync per update
+        return {"replay_size": len(self.replay), "replay_loss": float(jnp.mean(jnp.stack(losses)))}
 
     def update_and_publish(self, labeled, step: int) -> LearnerStep:
         """`update` then `publish` in one call -> LearnerStep (metrics with time_put, the run
