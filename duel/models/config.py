@@ -1,8 +1,9 @@
 """ModelConfig: the architecture of a policy or reward model, read from and written to HF config.json.
 
-One frozen, hashable dataclass serves both families (it is a static attribute of the NNX module,
-so jit caches key on it). `from_hf` accepts both the transformers 5 layout (`rope_parameters`)
-and the older one (`rope_theta` + `rope_scaling`, `rotary_pct`); `to_hf` writes the
+One frozen, hashable dataclass serves every family (it is a static attribute of the NNX module,
+so jit caches key on it). `from_hf` accepts both the transformers 5 layout (`rope_parameters`;
+Gemma 3: one per layer type, and `layer_types`) and the older one (`rope_theta` + `rope_scaling`,
+`rotary_pct`; Gemma 3: `rope_local_base_freq`, `sliding_window_pattern`); `to_hf` writes the
 transformers 5 layout, which `transformers.AutoConfig` reads back to the same model.
 """
 
