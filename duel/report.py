@@ -396,7 +396,22 @@ def _queries_to(g: list[tuple[Run, Series]], curve: dict, passive: list[tuple[Ru
     return e
 
 
-def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None) -> dict:
+def pick_baseline(names: Sequence[str], strategies: dict[str, str], baseline: str | None) -> str | None:
+    """The group the others are compared with. None: the first `passive` group (the only one
+    unless passive runs differ in a setting). Else the one group whose label holds every
+    whitespace-separated word of `baseline` (e.g. 'passive mixed.gamma=0.0')."""
+    if baseline is None:
+        return next((n for n in names if strategies[n] == "passive"), None)
+    words = baseline.split()
+    hits = [n for n in names if set(words) <= set(n.split())]
+    if len(hits) != 1:
+        raise ValueError(f"--baseline {baseline!r}: matches {len(hits)} groups "
+                         f"({', '.join(hits) if hits else 'none'}); groups: {', '.join(names)}")
+    return hits[0]
+
+
+def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None,
+                   baseline: str | None = None) -> dict:
     budget = max(r.budget for r in runs)
     grid = np.linspace(0.0, budget, GRID_POINTS)
     varying = label_groups(runs)
@@ -407,8 +422,9 @@ def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None
                            "strategies": {n: _group_summary(g, grid) for n, g in groups.items()}}
     strat = out["strategies"]
     evaluated = {n: [(r, s) for r, s in g if s.queries.size] for n, g in groups.items()}
-    # the baseline: the first `passive` group with evals (the only one unless passive runs differ)
-    p_name = next((n for n, v in strat.items() if v["strategy"] == "passive" and evaluated[n]), None)
+    # the baseline: the first `passive` group with evals, or the one `baseline` names
+    p_name = pick_baseline([n for n in strat if evaluated[n]],
+                           {n: v["strategy"] for n, v in strat.items()}, baseline)
     out["passive"] = p_name
     p_runs = evaluated[p_name] if p_name else []
     p_curve = strat[p_name]["mean_curve"] if p_name else None
@@ -455,22 +471,24 @@ def _acceptance(v: dict, reach: dict, passive_final: float, passive_curve: dict)
     }
 
 
-def summarize(runs: list[Run], targets: Sequence | None = None, metric: str | None = None) -> dict:
+def summarize(runs: list[Run], targets: Sequence | None = None, metric: str | None = None,
+              baseline: str | None = None) -> dict:
     metric, why = choose_metric(runs, metric)
     tasks: dict[str, list[Run]] = {}
     for r in runs:
         tasks.setdefault(r.task, []).append(r)
     return {"metric": metric, "metric_reason": why, "method": METHOD, "level": LEVEL,
             "bootstrap": {"resamples": st.RESAMPLES, "seed": st.BOOT_SEED},
-            "tasks": {t: summarize_task(rs, metric, targets) for t, rs in sorted(tasks.items())}}
+            "tasks": {t: summarize_task(rs, metric, targets, baseline) for t, rs in sorted(tasks.items())}}
 
 
 def report(run_dirs: Sequence[str | Path], out_dir: str | Path, targets: Sequence | None = None,
-           console: Any = None, metric: str | None = None) -> dict:
+           console: Any = None, metric: str | None = None, baseline: str | None = None) -> dict:
     """Write report.md/.html/.json and PNGs for `run_dirs` (runs or sweep dirs); return the
-    summary. `targets` None: derived from the runs; `metric` None: the default (choose_metric)."""
+    summary. `targets` None: derived from the runs; `metric` None: the default (choose_metric);
+    `baseline` None: the passive group (pick_baseline)."""
     runs = [load_run(p) for p in find_runs(run_dirs)]
-    summary = summarize(runs, targets, metric)
+    summary = summarize(runs, targets, metric, baseline)
     render.write(summary, Path(out_dir))
     render.show(summary, console)
     return summary

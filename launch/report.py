@@ -25,10 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", help="output directory (default: RUN_DIR/report for one "
                     "argument, else ./report)")
     add_report_options(ap)
+    ap.add_argument("--baseline", help="the group the others are compared with, by words of its "
+                    "label (e.g. 'passive mixed.gamma=0.0'; default: the passive group)")
     args = ap.parse_args(argv)
     out = args.out or (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1 else "report")
     try:
-        R.report(args.run_dirs, out, R.parse_targets(args.targets), metric=args.metric)
+        R.report(args.run_dirs, out, R.parse_targets(args.targets), metric=args.metric,
+                 baseline=args.baseline)
     except (FileNotFoundError, ValueError) as e:
         print(f"duel report: error: {e}", file=sys.stderr)
         return 2

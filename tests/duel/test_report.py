@@ -494,3 +494,21 @@ def test_runs_that_differ_in_a_setting_form_separate_groups(tmp_path, no_plot):
     assert g["seeds"] == [0, 1] and g["final"]["mean"] == pytest.approx(0.55)
     # 0.4 is crossed at 200 + 200 * (0.4 - 0.35) / 0.2 = 250; passive at 300
     assert g["targets"]["0.40"]["ratio"] == pytest.approx(250 / 300)
+
+
+def test_baseline_names_one_of_two_passive_groups(tmp_path, no_plot, capsys):
+    """Plain passive and passive with mixed labels in one report: --baseline picks the one the
+    ratios are taken to (the default would pick the first passive group in label order, here
+    mixed.gamma=0.0)."""
+    for seed in (0, 1):
+        write_run(tmp_path / "a", "passive", seed, [0, 200, 400], [0.3, 0.45, 0.5], mixed={"gamma": 0.0})
+        write_run(tmp_path / "b", "passive", seed, [0, 200, 400], [0.3, 0.35, 0.4], mixed={"gamma": 0.75})
+    t = rp.report([tmp_path / "a", tmp_path / "b"], tmp_path / "out", baseline="passive mixed.gamma=0.75")
+    t = t["tasks"]["toy"]
+    assert t["passive"] == "passive mixed.gamma=0.75"
+    other = t["strategies"]["passive mixed.gamma=0.0"]
+    # the target is the baseline's final 0.4, which the other group crosses at 200 * 0.1 / 0.15
+    assert other["targets"]["passive final (0.400)"]["mean_curve"] == pytest.approx(200 * 0.1 / 0.15)
+    assert report_cli.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "o2"),
+                            "--baseline", "passive"]) == 2
+    assert "matches 2 groups" in capsys.readouterr().err
