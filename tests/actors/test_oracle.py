@@ -1,7 +1,6 @@
 """The oracle pool: bounded concurrency, one query per pair, retries, failures never become labels,
 an actor that dies mid-chunk loses only the call in flight."""
 
-import os
 from collections import Counter
 
 import numpy as np
@@ -15,15 +14,7 @@ from tests.helpers import counting_oracle
 from tests.helpers.fake_http import FakeServer
 from tests.helpers.tiny import TinyTask
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session(oracle_dir):  # oracle_dir: tests/conftest.py
-    env = {"PYTHONPATH": ROOT, counting_oracle.ENV: str(oracle_dir)}
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("counting_ray")  # tests/conftest.py: Ray with the counting oracle
 
 
 @ray.remote(num_cpus=0)
