@@ -132,6 +132,8 @@ class OracleConfig:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     label_mode: Literal["bt", "threshold"] = "bt"  # how a label is sampled from P(a > b)
     flip: float = _field(0.0, lo=0.0, hi=1.0)  # label noise (simulated oracles)
+    # the one retry budget: a failed oracle call (an HTTP oracle's failed request) is tried again
+    # up to this many times in a row, then the run checkpoints and stops
     max_retries: int = _field(3, lo=0)
 
 
@@ -412,6 +414,9 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
                           f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "
                           f"{cfg.explore.strategy!r}")
+    if "max_retries" in cfg.oracle.options:
+        raise ConfigError(f"{source}: key 'oracle.options.max_retries' moved: the one retry budget of "
+                          "an oracle (its HTTP requests and the oracle pool alike) is 'oracle.max_retries'")
     for section in ("oracle.options", "explore.options"):
         d = cfg.oracle.options if section == "oracle.options" else cfg.explore.options
         for key in _secret_keys(d, section + "."):

@@ -66,7 +66,7 @@ class Learner:
         r = cfg.reference
         self.schedule = ReferenceSchedule(kind=r.schedule, tau=r.tau, every=max(r.every, 1))
         self.reference = None if r.schedule == "fixed" else self._on_mesh(init_reference(self.state.params))
-        self.erm = ERM(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
+        self.erm = ERM.create(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
         self.buffer = ReplayBuffer(cfg.erm.buffer_size, self.feature_dim)
         self.replay = None  # label replay for extra policy updates (duel.replay)
         if cfg.replay.updates:

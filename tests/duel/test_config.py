@@ -115,6 +115,14 @@ def test_secret_values_are_refused_and_never_echoed(tmp_path):
     assert not (tmp_path / "d.yaml").exists()
 
 
+def test_one_oracle_retry_budget():
+    # the HTTP client and the oracle pool spend one budget, oracle.max_retries
+    with pytest.raises(ConfigError, match=r"--set oracle.options.max_retries=5: key "
+                                          r"'oracle.options.max_retries' moved: .* is 'oracle.max_retries'"):
+        load_config(None, ["oracle.options.max_retries=5"])
+    assert load_config(None, ["oracle.max_retries=5"]).oracle.max_retries == 5
+
+
 def test_missing_file_and_non_mapping(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
