@@ -198,9 +198,21 @@ class EvalConfig:
 
 
 @dataclasses.dataclass
+class WandbConfig:
+    """`logging.wandb`: mirror every metrics row to Weights & Biases (duel.tracking); needs the
+    optional `wandb` package (pip install -e '.[wandb]'). The API key comes from the environment."""
+
+    project: str | None = None  # None = W&B off
+    entity: str | None = None  # team or user; None = the logged-in default
+    name: str | None = None  # the W&B run name; None = the run directory's name
+    mode: Literal["online", "offline", "disabled"] = "online"  # offline: no network, `wandb sync` later
+
+
+@dataclasses.dataclass
 class LoggingConfig:
     tensorboard: bool = True  # RUN_DIR/tb
     progress: bool = True  # rich live display (plain lines when stdout is not a TTY)
+    wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)
 
 
 @dataclasses.dataclass

@@ -105,6 +105,12 @@ def read_table(path: str, split: str, key: str):
         ds = read_file(p)
     except DataError as e:
         raise DataError(f"key {key!r}: {e}") from e
+    if p.suffix.lower() == ".jsonl":  # the rows as written: Arrow unifies a column's types (a
+        import json                   # number among strings would be read as a string, or back)
+
+        with open(p, encoding="utf-8") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        return records, row_locator(p), str(p), list(ds.column_names)
     return ds.to_list(), row_locator(p), str(p), list(ds.column_names)
 
 

@@ -86,9 +86,10 @@ def _check_inputs(cfg, source) -> None:
     task or the data and their training and eval prompts, the `erm.encoder` directory, the
     W&B package when asked for. Raises ConfigError naming `source` (the config file)."""
     from duel.config import ConfigError
-    from learner.setup import InputError, eval_prompts, resolve_task, task_prompts
+    from learner.setup import InputError, check_tracking, eval_prompts, resolve_task, task_prompts
 
     try:
+        check_tracking(cfg)
         task = resolve_task(cfg)
         if cfg.policy.path is not None or task is None:
             from learner.setup import model_dir_for

@@ -217,6 +217,17 @@ def resolve_task(cfg):
     return task
 
 
+def check_tracking(cfg) -> None:
+    """InputError when `logging.wandb` asks for W&B and the wandb package is missing."""
+    from duel.tracking import TrackingError, WandbSpec, check_installed
+
+    if WandbSpec.from_config(cfg) is not None:
+        try:
+            check_installed()
+        except TrackingError as e:
+            raise InputError(str(e)) from None
+
+
 def task_prompts(cfg, task) -> list[dict]:
     """The run's training prompts, checked row by row (a data file with bad rows fails here):
     the rows of `data.train` when it is set, else the task's."""
@@ -399,6 +410,7 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
         if to_dict(load_config(cfg_file)) != to_dict(cfg):
             raise RunDirError(f"{cfg_file}: the run directory was started with another config; "
                               "resume it with its own config or choose another run directory")
+    check_tracking(cfg)
     task = resolve_task(cfg)
     rows = task_prompts(cfg, task)
     evals = eval_prompts(cfg, task)
