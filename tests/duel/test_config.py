@@ -22,7 +22,8 @@ DEMO = Path(__file__).resolve().parents[2] / "launch" / "configs" / "demo.yaml"
 def test_defaults_are_valid_and_documented_names_exist():
     cfg = load_config(None)
     assert cfg == Config()
-    assert (cfg.seed, cfg.task, cfg.budget, cfg.explore.strategy) == (0, "arithmetic", None, "ee_ts")
+    # no task by default: a run names its task, or gives its data (learner.setup.resolve_task)
+    assert (cfg.seed, cfg.task, cfg.budget, cfg.explore.strategy) == (0, None, None, "ee_ts")
     assert cfg.erm.hidden == (128, 128) and cfg.mode == "sync" and cfg.max_staleness == 0
 
 

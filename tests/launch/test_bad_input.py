@@ -144,17 +144,17 @@ def test_prompts_file_with_a_bad_row(stopped_run, capsys, row, expected):
 
 
 def prompts_config(tmp_path, prompts, **over) -> Path:
-    """A run config (TinyTask) whose training prompts come from the `prompts:` file."""
+    """A run config (TinyTask) whose training prompts come from the `data.train` file."""
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")  # only its presence is checked before Ray starts
     path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(to_dict(tiny_config(model, prompts=str(prompts), **over))))
+    path.write_text(yaml.safe_dump(to_dict(tiny_config(model, **{"data.train": str(prompts)}, **over))))
     return path
 
 
 @pytest.mark.parametrize("row, expected", [
-    ({"id": "x", "prompt": "  "}, "line 4: key 'prompt' must be a non-empty string, got '  '"),
+    ({"id": "x", "prompt": "  "}, "line 4: key 'prompt' must be a non-empty string or a list of messages, got '  '"),
     ({"id": "p1", "prompt": "7+7="}, "line 4: key 'id' value 'p1' repeats line 2 (prompt ids must be unique)"),
     ({"id": ["x"], "prompt": "7+7="}, "line 4: key 'id' must be a string or an integer, got ['x']"),
 ])
@@ -165,7 +165,7 @@ def test_prompts_key_file_with_a_bad_row(tmp_path, capsys, row, expected):
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = prompts_config(tmp_path, prompts)
     err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
-    assert f"duel: error: {path}: key 'prompts': {prompts}: {expected}" in err, err
+    assert f"duel: error: {path}: key 'data.train': {prompts}: {expected}" in err, err
     assert not (tmp_path / "new").exists()
 
 
@@ -183,7 +183,7 @@ def test_prompts_key_file_missing_or_unreadable(tmp_path, capsys, name, expected
         prompts.write_text(text[name])
     path = prompts_config(tmp_path, prompts)
     err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
-    assert f"duel: error: {path}: key 'prompts': {prompts}: {expected}" in err, err
+    assert f"duel: error: {path}: key 'data.train': {prompts}: {expected}" in err, err
     assert not (tmp_path / "new").exists()
 
 
@@ -199,7 +199,7 @@ def test_prompts_the_task_cannot_grade_are_refused_before_ray_starts(tmp_path, c
     data = yaml.safe_load(path.read_text())
     data["oracle"] = {**data["oracle"], **oracle}
     path.write_text(yaml.safe_dump(data))
-    expected = (f"key 'prompts': {prompts}: line 3: task 'tiny_arithmetic' cannot grade this "
+    expected = (f"key 'data.train': {prompts}: line 3: task 'tiny_arithmetic' cannot grade this "
                 f"prompt (oracle.kind '{oracle['kind']}' is its gold reward): expected a prompt "
                 "like '17+25=', got 'hello world'")
     err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
@@ -242,10 +242,10 @@ def test_resume_with_a_changed_prompts_file_is_refused(tmp_path, capsys):
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     before = snapshot(run_dir)
     err = fails(["resume", str(run_dir)], capsys)
-    assert (f"duel: error: key 'prompts' ('{prompts}'): the prompts file changed since this run started: "
-            f"{run_dir / PROMPTS_RECORD} records 6 rows with sha256 {record['sha256'][:16]}..., the file "
+    assert (f"duel: error: key 'data.train' ('{prompts}'): the data changed since this run started: "
+            f"{run_dir / PROMPTS_RECORD} records 6 rows with sha256 {record['sha256'][:16]}..., the data "
             "now gives 6 rows with sha256 ") in err, err
-    assert "restore the file or start a new run" in err
+    assert "restore the data or start a new run" in err
     assert snapshot(run_dir) == before
 
 
