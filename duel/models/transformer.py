@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from duel.models import layers as F
+from duel.models import lora
 from duel.models.config import ModelConfig
 
 
@@ -120,7 +121,7 @@ def _attend(p, q, k, v, rope, mask, kv):
         k = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False).astype(q.dtype)
         v = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False).astype(q.dtype)
         kv = (ck, cv)
-    out = jnp.einsum("btnd,ndh->bth", F.attention(q, k, v, mask), p["wo"])
+    out = lora.project("btnd,ndh->bth", F.attention(q, k, v, mask), p, "wo")
     if "bo" in p:
         out = out + p["bo"]
     return out, kv
@@ -128,16 +129,16 @@ def _attend(p, q, k, v, rope, mask, kv):
 
 def llama_block(c: ModelConfig, p, x, rope, mask, kv):
     h = F.rms_norm(x, p["attn_norm"], c.norm_eps)
-    q = jnp.einsum("bth,hnd->btnd", h, p["wq"])
-    k = jnp.einsum("bth,hnd->btnd", h, p["wk"])
-    v = jnp.einsum("bth,hnd->btnd", h, p["wv"])
+    q = lora.project("bth,hnd->btnd", h, p, "wq")
+    k = lora.project("bth,hnd->btnd", h, p, "wk")
+    v = lora.project("bth,hnd->btnd", h, p, "wv")
     if c.attention_bias:
         q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
     a, kv = _attend(p, q, k, v, rope, mask, kv)
     x = x + a
     h = F.rms_norm(x, p["mlp_norm"], c.norm_eps)
-    gate = F.ACTIVATIONS[c.hidden_act](h @ p["w_gate"])
-    return x + (gate * (h @ p["w_up"])) @ p["w_down"], kv
+    gate = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", h, p, "w_gate"))
+    return x + lora.project("bti,ih->bth", gate * lora.project("bth,hi->bti", h, p, "w_up"), p, "w_down"), kv
 
 
 def gpt_neox_block(c: ModelConfig, p, x, rope, mask, kv):
@@ -149,7 +150,8 @@ def gpt_neox_block(c: ModelConfig, p, x, rope, mask, kv):
 
     def mlp(y):
         y = F.layer_norm(y, p["ln2_scale"], p["ln2_bias"], c.norm_eps)
-        return F.ACTIVATIONS[c.hidden_act](y @ p["w_in"] + p["b_in"]) @ p["w_out"] + p["b_out"]
+        y = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", y, p, "w_in") + p["b_in"])
+        return lora.project("bti,ih->bth", y, p, "w_out") + p["b_out"]
 
     if c.parallel_residual:
         return x + a + mlp(x), kv
@@ -204,7 +206,8 @@ class Transformer(nnx.Module):
         return self.embed[...].dtype
 
     def _layer_params(self):
-        return {n[7:]: a for n, a in self.params().items() if n.startswith("layers.")}
+        p = {n[7:]: a for n, a in self.params().items() if n.startswith("layers.")}
+        return lora.layer_params(self, p)  # + LoRA adapters, when attached (duel.models.lora)
 
     # ---- forward
 

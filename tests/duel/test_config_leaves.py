@@ -67,15 +67,18 @@ def reads_in(tree: ast.AST, sections: dict[str, set[str]], top: set[str]) -> set
 def read_keys(files) -> set[str]:
     keys = leaves()
     sections: dict[str, set[str]] = {}
+    full: dict[tuple[str, str], str] = {}  # (innermost section, field) -> dotted key
     for k in keys:
         if "." in k:
-            s, f = k.split(".", 1)
+            s, f = k.rsplit(".", 1)  # a nested section (policy.lora) is named by its last part
+            s = s.rsplit(".", 1)[-1]
             sections.setdefault(s, set()).add(f)
+            full[(s, f)] = k
     top = {k for k in keys if "." not in k}
     out = set()
     for p in files:
         out |= reads_in(ast.parse(p.read_text(), str(p)), sections, top)
-    return out
+    return {full.get(tuple(k.split(".", 1)), k) for k in out}
 
 
 def test_every_config_leaf_is_read_somewhere():
@@ -88,5 +91,7 @@ def test_the_search_finds_reads_and_misses(tmp_path):
     code = tmp_path / "m.py"
     code.write_text("def f(cfg):\n    e = cfg.erm\n    return e.hidden, cfg.seed, self.cfg.loss.beta, x.seed\n")
     assert read_keys([code]) == {"erm.hidden", "seed", "loss.beta"}  # x.seed: not a config
+    code.write_text("def f(cfg):\n    lc = cfg.policy.lora\n    return lc.rank, cfg.policy.lora.alpha\n")
+    assert read_keys([code]) == {"policy.lora.rank", "policy.lora.alpha"}  # a nested section
     code.write_text("def f(task):\n    return task.seed, cfg.erm\n")
     assert read_keys([code]) == set()
