@@ -56,8 +56,25 @@ def _worker(root: str) -> dict:
     out["loss"] = run(lrn, range(3))
     out["base_bit_equal"] = all(np.array_equal(a, b) for a, b in zip(base0, host(lrn._split_rest()[0])))
     out["ref_is_adapters"] = nbytes(lrn.reference.params) == adapter_bytes
-    lrn.publish()
-    out["publish_bytes"] = lrn.publish_bytes
+    # publish as Learner.publish does (its RayTransport puts this Packed in the object store), and
+    # a generator built from the run config installs it on its own base
+    from actors.generator import GeneratorCore, GeneratorSpec
+    from duel.transport import LocalTransport, host as to_host
+
+    packed = LocalTransport(lrn.publish_dtype).put(lrn.host_params(), lrn.version,
+                                                   {"erm": to_host(lrn.erm.params), "checksum": ""})
+    out["publish_bytes"] = packed.nbytes
+    gen = GeneratorCore(model, GeneratorSpec.from_config(lrn.cfg))
+    gen.load(packed, lrn.version)
+    ids = np.array([[0, 0, 5, 6, 7, 8], [3, 4, 5, 6, 7, 9]], np.int32)
+    mask = (ids != 0).astype(np.int32)
+    out["generator_err"] = float(np.abs(np.asarray(gen.policy(ids, mask)) -
+                                        np.asarray(lrn.policy_model()(ids, mask))).max())
+    out["generator_ref_shares_base"] = all(
+        v.unsafe_buffer_pointer() == gen.policy.params()[k].unsafe_buffer_pointer()
+        for k, v in gen.encoder.params().items())
+    out["generator_ref_is_base"] = float(np.abs(np.asarray(gen.encoder(ids, mask)) - np.asarray(
+        lora.base_model(lrn.policy_model())(ids, mask))).max())
     out["tree_bytes"] = nbytes(lrn._tree()["policy"])
     lrn.save(3, {})
 
@@ -117,6 +134,8 @@ def test_lora_learner_trains_adapters_only_and_publishes_them(result):
     assert r["opt_bytes"] <= 2 * r["adapter_bytes"] + 64  # AdamW mu, nu of the adapters (+ counts)
     assert r["publish_bytes"] >= r["adapter_bytes"] and r["publish_bytes"] < r["adapter_bytes"] + 64 * 32
     assert r["publish_bytes"] < r["base_bytes"]  # (a tiny model: its adapters are not much smaller)
+    assert r["generator_err"] <= 1e-6  # the generator's base + published adapters == the learner's policy
+    assert r["generator_ref_shares_base"] and r["generator_ref_is_base"] == 0.0  # reference: no 2nd copy
     assert r["tree_bytes"] <= r["adapter_bytes"] + r["opt_bytes"] + 16  # checkpointed: adapters + AdamW + step, no base
 
 
