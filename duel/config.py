@@ -433,9 +433,11 @@ def validate(cfg: Config, source: str = "<config>") -> None:
 
 
 def _validate_lora(cfg: Config, source: str) -> None:
+    lc = cfg.policy.lora
+    if not lc.rank:  # off: its other keys are not used (and the model library is not imported)
+        return
     from duel.models.lora import TARGETS
 
-    lc = cfg.policy.lora
     bad = [t for t in lc.targets if t not in TARGETS]
     if bad or not lc.targets or len(set(lc.targets)) != len(lc.targets):
         close = difflib.get_close_matches(str(bad[0]), TARGETS, 1) if bad else []

@@ -93,9 +93,9 @@ def _check_inputs(cfg, source) -> None:
 
     try:
         if cfg.policy.path is not None:
-            from learner.setup import model_dir_for
+            from learner.setup import check_lora, model_dir_for
 
-            model_dir_for(cfg)
+            check_lora(cfg, model_dir_for(cfg))  # LoRA targets the family lacks
         try:
             from duel.tasks import get_task
 
