@@ -260,3 +260,22 @@ def test_the_peft_adapter_directory_loads_with_peft_on_the_base(tmp_path):
         got = hf(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits.numpy()
     real = mask.astype(bool)
     assert np.abs(got[real] - want[real]).max() <= 1e-4
+
+
+def test_cached_decode_with_adapters_equals_the_full_forward():
+    model = lora_model()
+    ids = np.random.default_rng(3).integers(1, V, (2, 7)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[1, :2] = 0  # left padding
+    want = np.asarray(model(ids, mask))
+    positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0).astype(np.int32)
+    cache = model.init_cache(2, 7)
+    logits, _, cache = model.forward_cached(ids[:, :4], positions[:, :4], cache, np.pad(mask[:, :4], ((0, 0), (0, 3))), 0)
+    steps = [np.asarray(logits)]
+    for t in range(4, 7):  # one token at a time against the cache
+        cm = np.pad(mask[:, : t + 1], ((0, 0), (0, 6 - t)))
+        logits, _, cache = model.forward_cached(ids[:, t : t + 1], positions[:, t : t + 1], cache, cm, t)
+        steps.append(np.asarray(logits))
+    got = np.concatenate(steps, axis=1)
+    real = mask.astype(bool)
+    np.testing.assert_allclose(got[real], want[real], atol=2e-5)
