@@ -73,9 +73,27 @@ def parse_seeds(text: str) -> list[int]:
         raise SweepError(f"--seeds: expected a count (5) or a list (0,3,7), got {text!r}") from None
 
 
+def parse_set_for(items: Sequence[str], strategies: Sequence[str]) -> dict[str, list[str]]:
+    """['ee_ts:mixed.gamma=0.75', ...] -> {'ee_ts': ['mixed.gamma=0.75'], ...}: overrides that
+    apply to one strategy's runs only (a method's own settings, e.g. SEA's mixed preference
+    learning for ee_ts, while passive stays plain online DPO)."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        strategy, sep, kv = item.partition(":")
+        if not sep or "=" not in kv:
+            raise SweepError(f"--set-for: expected STRATEGY:KEY=VALUE, got {item!r}")
+        if strategy not in strategies:
+            raise SweepError(f"--set-for {item!r}: {strategy!r} is not one of this sweep's "
+                             f"strategies ({', '.join(strategies)})")
+        out.setdefault(strategy, []).append(kv)
+    return out
+
+
 def plan(config_name: str, strategies: Sequence[str], seeds: Sequence[int], budget: int | None,
-         sets: Sequence[str], sweep_dir: Path) -> list[RunSpec]:
-    """One RunSpec per (strategy, seed); configs validated here, before anything runs."""
+         sets: Sequence[str], sweep_dir: Path,
+         set_for: dict[str, list[str]] | None = None) -> list[RunSpec]:
+    """One RunSpec per (strategy, seed); configs validated here, before anything runs.
+    `set_for`: per-strategy overrides, applied after `sets`."""
     specs = []
     for strategy in strategies:
         for seed in seeds:
@@ -83,7 +101,7 @@ def plan(config_name: str, strategies: Sequence[str], seeds: Sequence[int], budg
             extra = [f"explore.strategy={strategy}", f"seed={seed}", f"run_dir={run_dir}"]
             if budget is not None:
                 extra.append(f"budget={budget}")
-            cfg = load_config(config_name, [*sets, *extra])
+            cfg = load_config(config_name, [*sets, *(set_for or {}).get(strategy, []), *extra])
             if cfg.budget is None:
                 raise SweepError(f"{config_name}: no budget; a sweep compares strategies at a "
                                  "fixed number of oracle queries: pass --budget Q")
@@ -207,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget", type=int, help="oracle queries per run (default: the config's)")
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     metavar="KEY=VALUE", help="config overrides for every run")
+    ap.add_argument("--set-for", dest="set_for", action="append", default=[],
+                    metavar="STRATEGY:KEY=VALUE", help="config overrides for one strategy's runs "
+                    "(after --set), e.g. ee_ts:mixed.gamma=0.75")
     ap.add_argument("--out", help="sweep directory (default: runs/sweeps/<config>-q<budget>)")
     ap.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
     ap.add_argument("--parallel", type=int, help="runs at a time (default: what resources hold)")
@@ -235,7 +256,8 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
         raise SweepError(f"--parallel: expected >= 1, got {args.parallel}")
     probe = load_config(args.config, [*args.sets] + ([f"budget={args.budget}"] if args.budget else []))
     sweep_dir = Path(args.out or f"runs/sweeps/{Path(args.config).stem}-q{probe.budget}").resolve()
-    specs = plan(args.config, strategies, seeds, args.budget, args.sets, sweep_dir)
+    set_for = parse_set_for(args.set_for, strategies)
+    specs = plan(args.config, strategies, seeds, args.budget, args.sets, sweep_dir, set_for)
     if run_fn is default_run:  # as `duel run`: model directory, task, prompts, before Ray starts
         from launch.cli import _check_inputs
 
@@ -243,7 +265,8 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "sweep.json").write_text(json.dumps(
         {"argv": list(argv if argv is not None else sys.argv[1:]), "strategies": strategies,
-         "seeds": seeds, "budget": specs[0].config.budget, "set": args.sets}, indent=1))
+         "seeds": seeds, "budget": specs[0].config.budget, "set": args.sets,
+         "set_for": args.set_for}, indent=1))
     cfg = specs[0].config
     if cfg.steps * cfg.prompts_per_step < cfg.budget:
         log(f"warning: steps × prompts_per_step = {cfg.steps * cfg.prompts_per_step} < budget "

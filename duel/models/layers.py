@@ -22,6 +22,19 @@ def rms_norm(x, scale, eps):
     return scale * y.astype(x.dtype)
 
 
+def gemma_rms_norm(x, weight, eps):
+    """Gemma RMSNorm: x / rms(x) times (1 + weight), all in float32, then cast back (the weight is
+    stored zero-centred)."""
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+    return (y * (1.0 + weight.astype(jnp.float32))).astype(x.dtype)
+
+
+def softcap(x, cap: float | None):
+    """cap * tanh(x / cap) (Gemma's logit soft-capping); x unchanged when cap is None."""
+    return x if cap is None else cap * jnp.tanh(x / cap)
+
+
 def layer_norm(x, scale, bias, eps):
     """LayerNorm in float32, cast back to the input dtype."""
     x32 = x.astype(jnp.float32)
@@ -81,29 +94,31 @@ def attention_mask(q_slots, k_slots, key_mask, window: int | None = None):
     return ok
 
 
-def attention(q, k, v, mask):
+def attention(q, k, v, mask, scale: float | None = None):
     """Grouped-query attention without repeating K/V.
 
     q [B, T, N, D]; k, v [B, S, K, D] with N = K * G (query head n uses kv head n // G);
-    mask [B, T, S] bool. Scores and softmax in float32; returns [B, T, N, D] in q's dtype.
+    mask [B, T, S] bool; scores scaled by `scale` (None: 1 / sqrt(D)). Scores and softmax in
+    float32; returns [B, T, N, D] in q's dtype.
     """
     b, t, n, d = q.shape
     kv = k.shape[2]
     qg = q.reshape(b, t, kv, n // kv, d)
     scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32)
-    scores = scores * (1.0 / math.sqrt(d))
+    scores = scores * (1.0 / math.sqrt(d) if scale is None else scale)
     scores = jnp.where(mask[:, None, None], scores, _NEG)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
     return out.reshape(b, t, n, d)
 
 
-def attention_reference(q, k, v, mask):
+def attention_reference(q, k, v, mask, scale: float | None = None):
     """Plain attention (K/V repeated to every query head), the reference for `attention`."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     g = q.shape[2] // k.shape[2]
     k, v = jnp.repeat(k, g, axis=2), jnp.repeat(v, g, axis=2)
     scores = jnp.einsum("btnd,bsnd->bnts", q.astype(jnp.float32), k.astype(jnp.float32))
-    scores = jnp.where(mask[:, None], scores / math.sqrt(q.shape[-1]), _NEG)
+    scores = jnp.where(mask[:, None], scores * scale, _NEG)
     probs = jax.nn.softmax(scores, axis=-1)
     return jnp.einsum("bnts,bsnd->btnd", probs, v.astype(jnp.float32)).astype(q.dtype)
 

@@ -1,4 +1,4 @@
-"""The decoder-only transformer (both families) as one Flax NNX module.
+"""The decoder-only transformer (every family) as one Flax NNX module.
 
 Per-layer parameters are stacked on a leading layer axis (`layers.wq` is [L, H, N, D]) and the
 layers run under `jax.lax.scan`, so compile time does not grow with depth; the KV cache
@@ -10,7 +10,10 @@ Parameter names (ours; `weights.py` maps them to and from Hugging Face names):
   llama     embed [V, H], layers.{attn_norm, mlp_norm} [L, H], layers.wq [L, H, N, D],
             layers.{wk, wv} [L, H, K, D], layers.{bq [L, N, D], bk, bv [L, K, D]} (attention_bias),
             layers.wo [L, N, D, H], layers.bo [L, H] (Llama attention_bias),
-            layers.{w_gate, w_up} [L, H, I], layers.w_down [L, I, H], final_norm [H]
+            layers.{w_gate, w_up} [L, H, I], layers.w_down [L, I, H], final_norm [H],
+            layers.{q_norm, k_norm} [L, D] (qk_norm: Qwen3)
+  gemma     as llama with qk_norm, plus layers.{post_attn_norm, post_mlp_norm} [L, H] (norms on
+            the attention and MLP outputs); every norm weight is zero-centred (scale = 1 + w)
   gpt_neox  embed, layers.{ln1_scale, ln1_bias, ln2_scale, ln2_bias} [L, H],
             layers.wqkv [L, H, N, 3, D] (GPT-NeoX's per-head q|k|v layout), layers.bqkv [L, N, 3, D],
             layers.wo, layers.bo, layers.w_in [L, H, I], layers.b_in [L, I], layers.w_out [L, I, H],
@@ -44,7 +47,7 @@ def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
         c.vocab_size,
     )
     s: dict[str, tuple[int, ...]] = {"embed": (V, H)}
-    if c.family == "llama":
+    if c.family in ("llama", "gemma"):
         s.update(
             {
                 "layers.attn_norm": (L, H),
@@ -55,9 +58,13 @@ def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
         )
         if c.attention_bias:
             s.update({"layers.bq": (L, N, D), "layers.bk": (L, K, D), "layers.bv": (L, K, D)})
+        if c.qk_norm:
+            s.update({"layers.q_norm": (L, D), "layers.k_norm": (L, D)})
         s["layers.wo"] = (L, N, D, H)
         if c.out_bias:
             s["layers.bo"] = (L, H)
+        if c.family == "gemma":
+            s["layers.post_attn_norm"] = (L, H)
         s.update(
             {
                 "layers.mlp_norm": (L, H),
@@ -67,6 +74,8 @@ def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
                 "final_norm": (H,),
             }
         )
+        if c.family == "gemma":
+            s["layers.post_mlp_norm"] = (L, H)
     elif c.family == "gpt_neox":
         s.update(
             {
@@ -93,7 +102,7 @@ def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
             }
         )
     else:
-        raise ValueError(f"unknown model family {c.family!r} (llama, gpt_neox)")
+        raise ValueError(f"unknown model family {c.family!r} (llama, gpt_neox, gemma)")
     if c.num_labels:
         s["score"] = (H, c.num_labels)
     elif not c.tie_word_embeddings:
@@ -109,7 +118,7 @@ def default_positions(attention_mask):
 # ------------------------------------------------------------------------------- blocks
 
 
-def _attend(p, q, k, v, rope, mask, kv):
+def _attend(p, q, k, v, rope, mask, kv, scale=None):
     """RoPE, (cache write + read), attention, output projection. kv = None or (ck, cv, layer, index)."""
     cos, sin = rope
     q, k = F.apply_rope(q, cos, sin), F.apply_rope(k, cos, sin)
@@ -121,7 +130,7 @@ def _attend(p, q, k, v, rope, mask, kv):
         k = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False).astype(q.dtype)
         v = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False).astype(q.dtype)
         kv = (ck, cv)
-    out = lora.project("btnd,ndh->bth", F.attention(q, k, v, mask), p, "wo")
+    out = lora.project("btnd,ndh->bth", F.attention(q, k, v, mask, scale), p, "wo")
     if "bo" in p:
         out = out + p["bo"]
     return out, kv
@@ -134,6 +143,8 @@ def llama_block(c: ModelConfig, p, x, rope, mask, kv):
     v = lora.project("bth,hnd->btnd", h, p, "wv")
     if c.attention_bias:
         q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+    if c.qk_norm:
+        q, k = F.rms_norm(q, p["q_norm"], c.norm_eps), F.rms_norm(k, p["k_norm"], c.norm_eps)
     a, kv = _attend(p, q, k, v, rope, mask, kv)
     x = x + a
     h = F.rms_norm(x, p["mlp_norm"], c.norm_eps)
@@ -159,7 +170,38 @@ def gpt_neox_block(c: ModelConfig, p, x, rope, mask, kv):
     return x + mlp(x), kv
 
 
-BLOCKS = {"llama": llama_block, "gpt_neox": gpt_neox_block}
+def gemma_block(c: ModelConfig, p, x, rope, mask, kv):
+    """Gemma 3: sandwich norms (before and after attention and MLP), q/k norms, scores scaled by
+    query_pre_attn_scalar ** -0.5, gated GELU-tanh MLP."""
+
+    def norm(y, name):
+        return F.gemma_rms_norm(y, p[name], c.norm_eps)
+
+    h = norm(x, "attn_norm")
+    q = lora.project("bth,hnd->btnd", h, p, "wq")
+    k = lora.project("bth,hnd->btnd", h, p, "wk")
+    v = lora.project("bth,hnd->btnd", h, p, "wv")
+    if c.attention_bias:
+        q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+    q, k = norm(q, "q_norm"), norm(k, "k_norm")
+    scale = None if c.query_pre_attn_scalar is None else c.query_pre_attn_scalar**-0.5
+    a, kv = _attend(p, q, k, v, rope, mask, kv, scale)
+    x = x + norm(a, "post_attn_norm")
+    h = norm(x, "mlp_norm")
+    gate = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", h, p, "w_gate"))
+    h = lora.project("bti,ih->bth", gate * lora.project("bth,hi->bti", h, p, "w_up"), p, "w_down")
+    return x + norm(h, "post_mlp_norm"), kv
+
+
+BLOCKS = {"llama": llama_block, "gpt_neox": gpt_neox_block, "gemma": gemma_block}
+
+
+def _per_kind(is_local, local, glob):
+    """The local or the global variant (mask, RoPE tables) of the layer being run; either may be
+    None when no layer is of that kind."""
+    if local is None or glob is None or local is glob:
+        return glob if local is None else local
+    return jax.tree.map(lambda a, b: jnp.where(is_local, a, b), local, glob)
 
 
 # ------------------------------------------------------------------------------- module
@@ -211,23 +253,46 @@ class Transformer(nnx.Module):
 
     # ---- forward
 
-    def _run_layers(self, x, positions, mask, cache=None, index=None, unroll=False):
+    def _masks(self, q_slots, k_slots, key_mask):
+        """(global, local) attention masks [B, T, S]; None for a kind no layer has."""
+        kinds = self.config.local_layers
+        glob = None if all(kinds) else F.attention_mask(q_slots, k_slots, key_mask)
+        local = None
+        if any(kinds):
+            local = F.attention_mask(q_slots, k_slots, key_mask, self.config.sliding_window)
+        return glob, local
+
+    def _run_layers(self, x, positions, masks, cache=None, index=None, unroll=False):
+        """masks: (global, local) from _masks; each layer gets its kind's mask and RoPE."""
         c = self.config
-        inv_freq = F.rope_inv_freq(c.rotary_dim, c.rope_theta, c.rope_scaling)
-        rope = F.rope_tables(positions, inv_freq)
+        kinds = c.local_layers
+
+        def rope_tables(local):
+            return F.rope_tables(positions, F.rope_inv_freq(c.rotary_dim, *c.rope(local)))
+
+        glob_rope = None if all(kinds) else rope_tables(False)
+        local_rope = None
+        if any(kinds):
+            same = glob_rope is not None and c.rope(True) == c.rope(False)
+            local_rope = glob_rope if same else rope_tables(True)
         block = BLOCKS[c.family]
 
         def body(carry, xs):
             x, ck, cv = carry
-            p, layer = xs
+            p, layer, is_local = xs
             kv = None if ck is None else (ck, cv, layer, index)
-            x, kv = block(c, p, x, rope, mask, kv)
+            rope = _per_kind(is_local, local_rope, glob_rope)
+            x, kv = block(c, p, x, rope, _per_kind(is_local, masks[1], masks[0]), kv)
             return (x, *(kv if kv is not None else (None, None))), None
 
         if self.remat:
             body = jax.checkpoint(body, prevent_cse=False)
         ck, cv = (None, None) if cache is None else (cache["k"], cache["v"])
-        xs = (self._layer_params(), jnp.arange(c.num_layers, dtype=jnp.int32))
+        xs = (
+            self._layer_params(),
+            jnp.arange(c.num_layers, dtype=jnp.int32),
+            jnp.asarray(kinds, dtype=bool),
+        )
         (x, ck, cv), _ = jax.lax.scan(body, (x, ck, cv), xs, unroll=unroll)
         return x, (None if cache is None else {"k": ck, "v": cv})
 
@@ -236,7 +301,16 @@ class Transformer(nnx.Module):
             return F.layer_norm(
                 x, self.final_norm[...], self.final_norm_bias[...], self.config.norm_eps
             )
+        if self.config.family == "gemma":
+            return F.gemma_rms_norm(x, self.final_norm[...], self.config.norm_eps)
         return F.rms_norm(x, self.final_norm[...], self.config.norm_eps)
+
+    def _embed(self, input_ids):
+        """Token embeddings [B, T, H]; Gemma scales them by sqrt(hidden) (in the compute dtype)."""
+        x = jnp.take(self.embed[...], input_ids, axis=0)
+        if self.config.family == "gemma":
+            x = x * jnp.asarray(math.sqrt(self.config.hidden_size), jnp.float32).astype(x.dtype)
+        return x
 
     def hidden_states(self, input_ids, attention_mask, positions=None):
         """Final-norm hidden states [B, T, H] of a left-padded batch."""
@@ -245,9 +319,9 @@ class Transformer(nnx.Module):
         if positions is None:
             positions = default_positions(attention_mask)
         slots = jnp.arange(input_ids.shape[1])
-        mask = F.attention_mask(slots, slots, attention_mask, self.config.sliding_window)
-        x = jnp.take(self.embed[...], input_ids, axis=0)
-        x, _ = self._run_layers(x, positions, mask)
+        x, _ = self._run_layers(
+            self._embed(input_ids), positions, self._masks(slots, slots, attention_mask)
+        )
         return self._final_norm(x)
 
     def unembed(self, hidden):
@@ -255,8 +329,10 @@ class Transformer(nnx.Module):
         if self.config.num_labels:
             return hidden @ self.score[...]
         if self.config.tie_word_embeddings:
-            return jnp.einsum("...h,vh->...v", hidden, self.embed[...])
-        return hidden @ self.lm_head[...]
+            logits = jnp.einsum("...h,vh->...v", hidden, self.embed[...])
+        else:
+            logits = hidden @ self.lm_head[...]
+        return F.softcap(logits, self.config.final_logit_softcap)
 
     def last_token_index(self, input_ids, attention_mask):
         """[B] index of the rightmost real token (mask 1 and, if pad_token_id is set, not pad), as in
@@ -279,6 +355,9 @@ class Transformer(nnx.Module):
     # ---- KV cache
 
     def init_cache(self, batch: int, max_len: int, dtype=None) -> dict[str, jax.Array]:
+        """Zeroed K/V [L, B, max_len, Hkv, D]. Sliding-window (local) layers keep every slot too
+        and are limited to their window by the attention mask: the layers run as one scan over
+        one stacked cache, so a local layer holds max_len slots, not the window (no ring buffer)."""
         c = self.config
         shape = (c.num_layers, batch, max_len, c.num_kv_heads, c.head_dim)
         dtype = dtype or self.dtype
@@ -297,14 +376,10 @@ class Transformer(nnx.Module):
         index = jnp.asarray(index, jnp.int32)
         s = cache["k"].shape[2]
         q_slots = index + jnp.arange(input_ids.shape[1], dtype=jnp.int32)
-        mask = F.attention_mask(
-            q_slots,
-            jnp.arange(s, dtype=jnp.int32),
-            jnp.asarray(cache_mask),
-            self.config.sliding_window,
+        masks = self._masks(q_slots, jnp.arange(s, dtype=jnp.int32), jnp.asarray(cache_mask))
+        x, cache = self._run_layers(
+            self._embed(input_ids), jnp.asarray(positions), masks, cache, index, unroll=unroll_layers
         )
-        x = jnp.take(self.embed[...], input_ids, axis=0)
-        x, cache = self._run_layers(x, jnp.asarray(positions), mask, cache, index, unroll=unroll_layers)
         hidden = self._final_norm(x)
         return self.unembed(hidden), hidden, cache
 
@@ -312,6 +387,10 @@ class Transformer(nnx.Module):
 def init_params(config: ModelConfig, seed: int = 0, dtype=jnp.float32, std: float = 0.02) -> dict:
     """Random parameters: normal(0, std) matrices, unit norm scales, zero biases (one jitted call)."""
     return _init_params(config, jnp.dtype(dtype), std, jax.random.key(seed))
+
+
+_NORMS = ("attn_norm", "mlp_norm", "final_norm", "ln1_scale", "ln2_scale", "q_norm", "k_norm",
+          "post_attn_norm", "post_mlp_norm")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -322,8 +401,8 @@ def _init_params(config: ModelConfig, dtype, std: float, key) -> dict:
     out, start = {}, 0
     for (name, shape), size in zip(shapes.items(), sizes):
         leaf = name.split(".")[-1]
-        if leaf in ("attn_norm", "mlp_norm", "final_norm", "ln1_scale", "ln2_scale"):
-            out[name] = jnp.ones(shape, dtype)
+        if leaf in _NORMS:  # Gemma's norm weights are zero-centred (scale 1 + w)
+            out[name] = (jnp.zeros if config.family == "gemma" else jnp.ones)(shape, dtype)
         elif leaf.startswith("b") or leaf.endswith("_bias"):
             out[name] = jnp.zeros(shape, dtype)
         else:

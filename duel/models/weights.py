@@ -28,6 +28,8 @@ LLAMA = [
     ("model.layers.{i}.self_attn.q_proj.bias", "layers.bq", "flat"),
     ("model.layers.{i}.self_attn.k_proj.bias", "layers.bk", "flat"),
     ("model.layers.{i}.self_attn.v_proj.bias", "layers.bv", "flat"),
+    ("model.layers.{i}.self_attn.q_norm.weight", "layers.q_norm", "copy"),  # Qwen3
+    ("model.layers.{i}.self_attn.k_norm.weight", "layers.k_norm", "copy"),
     ("model.layers.{i}.self_attn.o_proj.weight", "layers.wo", "T2"),
     ("model.layers.{i}.self_attn.o_proj.bias", "layers.bo", "copy"),
     ("model.layers.{i}.post_attention_layernorm.weight", "layers.mlp_norm", "copy"),
@@ -60,8 +62,34 @@ GPT_NEOX = [
     ("score.weight", "score", "T1"),
 ]
 
-TABLES = {"llama": LLAMA, "gpt_neox": GPT_NEOX}
-BASE_PREFIX = {"llama": "model.", "gpt_neox": "gpt_neox."}
+# Gemma 3 (text): Llama's names, but post_attention_layernorm normalises the attention output and
+# pre_/post_feedforward_layernorm wrap the MLP; norm weights are stored zero-centred, as ours
+GEMMA = [
+    ("model.embed_tokens.weight", "embed", "copy"),
+    ("model.layers.{i}.input_layernorm.weight", "layers.attn_norm", "copy"),
+    ("model.layers.{i}.self_attn.q_proj.weight", "layers.wq", "T1"),
+    ("model.layers.{i}.self_attn.k_proj.weight", "layers.wk", "T1"),
+    ("model.layers.{i}.self_attn.v_proj.weight", "layers.wv", "T1"),
+    ("model.layers.{i}.self_attn.q_proj.bias", "layers.bq", "flat"),
+    ("model.layers.{i}.self_attn.k_proj.bias", "layers.bk", "flat"),
+    ("model.layers.{i}.self_attn.v_proj.bias", "layers.bv", "flat"),
+    ("model.layers.{i}.self_attn.q_norm.weight", "layers.q_norm", "copy"),
+    ("model.layers.{i}.self_attn.k_norm.weight", "layers.k_norm", "copy"),
+    ("model.layers.{i}.self_attn.o_proj.weight", "layers.wo", "T2"),
+    ("model.layers.{i}.self_attn.o_proj.bias", "layers.bo", "copy"),
+    ("model.layers.{i}.post_attention_layernorm.weight", "layers.post_attn_norm", "copy"),
+    ("model.layers.{i}.pre_feedforward_layernorm.weight", "layers.mlp_norm", "copy"),
+    ("model.layers.{i}.mlp.gate_proj.weight", "layers.w_gate", "T1"),
+    ("model.layers.{i}.mlp.up_proj.weight", "layers.w_up", "T1"),
+    ("model.layers.{i}.mlp.down_proj.weight", "layers.w_down", "T1"),
+    ("model.layers.{i}.post_feedforward_layernorm.weight", "layers.post_mlp_norm", "copy"),
+    ("model.norm.weight", "final_norm", "copy"),
+    ("lm_head.weight", "lm_head", "T1"),
+    ("score.weight", "score", "T1"),
+]
+
+TABLES = {"llama": LLAMA, "gpt_neox": GPT_NEOX, "gemma": GEMMA}
+BASE_PREFIX = {"llama": "model.", "gpt_neox": "gpt_neox.", "gemma": "model."}
 # buffers some checkpoints carry that are not parameters
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "attention.bias", "attention.masked_bias")
 

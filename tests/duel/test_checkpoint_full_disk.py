@@ -61,6 +61,7 @@ FULL_DISK = textwrap.dedent("""
 @pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
                     reason="needs root and unshare to mount a small tmpfs in a private namespace")
 def test_save_on_a_really_full_disk_removes_the_partial_checkpoint(tmp_path):
+    from tests.helpers.hang import HANG_TIMEOUT_S
     mnt = tmp_path / "disk"
     mnt.mkdir()
     script = tmp_path / "full_disk.py"
@@ -68,7 +69,7 @@ def test_save_on_a_really_full_disk_removes_the_partial_checkpoint(tmp_path):
     cmd = (f"mount -t tmpfs -o size=2m tmpfs {mnt} && "
            f"{sys.executable} {script} {mnt / 'run'}")
     proc = subprocess.run(["unshare", "-m", "sh", "-c", cmd], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=HANG_TIMEOUT_S)
     if "mount:" in proc.stderr and proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()[:200]}")
     out = proc.stdout.splitlines()

@@ -1,7 +1,6 @@
 """LoRA adapters (duel.models.lora): only the adapters train, the step equals the merged-weights
 step, the base with adapters off is the reference, and the exports load in transformers / peft."""
 
-import functools
 import importlib.util
 
 import jax
@@ -206,19 +205,13 @@ def test_bad_targets_fail_naming_the_target():
 # ---------------------------------------------------------------- exports
 
 
-@functools.cache
-def _hf_dir(tmp):
-    from tests.helpers import models as H
-
-    hf = H.hf_model("llama3")
-    hf.save_pretrained(tmp)
-    return tmp
+VARIANTS = ["llama3", pytest.param("qwen3", marks=pytest.mark.slow), pytest.param("gemma3", marks=pytest.mark.slow)]
 
 
-def _trained_from_hf(tmp_path):
+def _trained_from_hf(tmp_path, variant="llama3"):
     H = pytest.importorskip("tests.helpers.models")
     base_dir = tmp_path / "base"
-    H.hf_model("llama3").save_pretrained(base_dir, safe_serialization=True)
+    H.hf_model(variant).save_pretrained(base_dir, safe_serialization=True)
     model, c = load_pretrained(base_dir)
     spec = lora.LoraSpec(rank=4, alpha=8.0)
     lora.attach(model, spec, adapters=random_adapters(spec, c, 7))
@@ -227,8 +220,9 @@ def _trained_from_hf(tmp_path):
     return H, base_dir, model, c, ids, mask
 
 
-def test_the_merged_export_loads_in_transformers_with_the_same_logits(tmp_path):
-    H, _, model, c, ids, mask = _trained_from_hf(tmp_path)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_merged_export_loads_in_transformers_with_the_same_logits(tmp_path, variant):
+    H, _, model, c, ids, mask = _trained_from_hf(tmp_path, variant)
     out = tmp_path / "merged"
     save_pretrained(lora.merge(model), c, out)
     import torch
@@ -245,8 +239,9 @@ def test_the_merged_export_loads_in_transformers_with_the_same_logits(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("peft") is None,
                     reason="peft is not installed (pip install peft): the PEFT export is not loaded")
-def test_the_peft_adapter_directory_loads_with_peft_on_the_base(tmp_path):
-    H, base_dir, model, c, ids, mask = _trained_from_hf(tmp_path)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_peft_adapter_directory_loads_with_peft_on_the_base(tmp_path, variant):
+    H, base_dir, model, c, ids, mask = _trained_from_hf(tmp_path, variant)
     out = lora.save_peft(model, tmp_path / "adapter", base_model_path=str(base_dir))
     import peft
     import torch

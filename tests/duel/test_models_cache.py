@@ -39,6 +39,40 @@ CONFIGS = {
         norm_eps=1e-5,
         hidden_act="gelu",
     ),
+    # Qwen3: q/k norms, head_dim 16 != hidden / heads
+    "qwen3": ModelConfig(
+        family="llama",
+        vocab_size=61,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+        intermediate_size=40,
+        qk_norm=True,
+        architecture="Qwen3ForCausalLM",
+    ),
+    # Gemma 3: local (window 3, shorter than prompt + decode) / global / local, own RoPE per kind
+    "gemma": ModelConfig(
+        family="gemma",
+        vocab_size=61,
+        hidden_size=32,
+        num_layers=3,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+        intermediate_size=40,
+        qk_norm=True,
+        hidden_act="gelu_pytorch_tanh",
+        tie_word_embeddings=True,
+        sliding_window=3,
+        layer_types=("sliding_attention", "full_attention", "sliding_attention"),
+        local_rope_theta=50.0,
+        rope_theta=1000.0,
+        rope_scaling={"rope_type": "linear", "factor": 2.0},
+        query_pre_attn_scalar=24.0,
+        final_logit_softcap=3.0,
+    ),
 }
 
 
@@ -52,7 +86,7 @@ def random_model(config, seed, dtype=np.float32):
     return Transformer(config, params)
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt_neox"])
+@pytest.mark.parametrize("family", ["llama", "gpt_neox", "qwen3", "gemma"])
 def test_prefill_then_decode_matches_full_forward(family):
     model = random_model(CONFIGS[family], seed=1)
     rng = np.random.default_rng(0)
@@ -83,7 +117,7 @@ def test_prefill_then_decode_matches_full_forward(family):
     assert np.abs(got - want)[full_mask.astype(bool)].max() <= 1e-4
     assert hidden.shape == (b, 1, CONFIGS[family].hidden_size)
     assert cache["k"].shape == (
-        2,
+        CONFIGS[family].num_layers,
         b,
         tp + n,
         CONFIGS[family].num_kv_heads,

@@ -21,7 +21,8 @@ T = 9
 
 
 @pytest.mark.parametrize(
-    "variant", ["qwen2", "llama3", "pythia", "mistral_window", "neox_serial", "llama_bias"]
+    "variant",
+    ["qwen2", "llama3", "pythia", "mistral_window", "neox_serial", "llama_bias", "qwen3", "gemma3"],
 )
 def test_causal_lm_logits_match_transformers(variant, tmp_path):
     hf = H.hf_model(variant)
@@ -44,7 +45,7 @@ def test_causal_lm_logits_match_transformers(variant, tmp_path):
     assert read_config(tmp_path / "duel") == config
 
 
-@pytest.mark.parametrize("variant", ["qwen2", "llama3", "pythia"])
+@pytest.mark.parametrize("variant", ["qwen2", "llama3", "pythia", "qwen3", "gemma3"])
 def test_reward_head_matches_transformers(variant, tmp_path):
     hf = H.hf_model(variant, num_labels=1)
     hf.save_pretrained(tmp_path)

@@ -274,3 +274,32 @@ def test_bad_input_fails_early():
         generate(model, (ids, mask), jax.random.key(0), SamplingParams(), n=0)
     with pytest.raises(ValueError, match="right-padded"):
         score(model, ids, mask, np.ones((3, 4), np.int32), np.array([[0, 1, 1, 1]] * 3))
+
+
+# ----------------------------------------------------------------------------- Qwen3 and Gemma 3
+
+CONFIGS.update({
+    # Qwen3: q/k norms, head_dim 16 != hidden / heads
+    "qwen3": ModelConfig(family="llama", vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4,
+                         num_kv_heads=2, head_dim=16, intermediate_size=64, qk_norm=True,
+                         architecture="Qwen3ForCausalLM"),
+    # Gemma 3: local layers with a window of 4, far shorter than prompt + decode (7 + 10 slots)
+    "gemma": ModelConfig(family="gemma", vocab_size=VOCAB, hidden_size=32, num_layers=3, num_heads=4,
+                         num_kv_heads=2, head_dim=16, intermediate_size=64, qk_norm=True,
+                         hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True, sliding_window=4,
+                         layer_types=("sliding_attention", "full_attention", "sliding_attention"),
+                         local_rope_theta=50.0, rope_theta=1000.0, query_pre_attn_scalar=24.0,
+                         final_logit_softcap=30.0),
+})
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gemma"])
+def test_greedy_cached_decode_equals_full_recompute_new_families(family):
+    model = _model(family)
+    ids, mask = _prompts()
+    out = generate(model, (ids, mask), jax.random.key(0),
+                   SamplingParams(temperature=0.0, max_new_tokens=NEW), n=2, length_buckets=3)
+    want = greedy_reference(model, ids, mask, NEW)
+    for j in range(2):
+        np.testing.assert_array_equal(out.tokens[:, j], want)
+    assert len({tuple(r) for r in want}) == 3 and min(len(set(r)) for r in want) >= 3

@@ -107,8 +107,9 @@ def _worker() -> dict:
 
 @pytest.fixture(scope="module")
 def result():
+    from tests.helpers.hang import HANG_TIMEOUT_S
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={NDEV}", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, __file__], check=False, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run([sys.executable, __file__], check=False, env=env, capture_output=True, text=True, timeout=HANG_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

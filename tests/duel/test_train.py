@@ -332,6 +332,7 @@ def _mesh_worker() -> dict:
 
 @pytest.fixture(scope="module")
 def mesh_result():
+    from tests.helpers.hang import HANG_TIMEOUT_S
     import json
     import os
     import subprocess
@@ -342,7 +343,7 @@ def mesh_result():
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={NDEV}", JAX_PLATFORMS="cpu",
                TF_CPP_MIN_LOG_LEVEL="0", JAX_ENABLE_COMPILATION_CACHE="false")
-    proc = subprocess.run([sys.executable, __file__], check=False, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, __file__], check=False, env=env, capture_output=True, text=True, timeout=HANG_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-4000:]
     ours, _, control = proc.stderr.partition(CONTROL_MARK)
     return json.loads(proc.stdout.strip().splitlines()[-1]), ours, control

@@ -350,6 +350,7 @@ def _spawn(args, env):
 
 @pytest.mark.slow
 def test_sharded_params_are_gathered_in_one_and_two_processes():
+    from tests.helpers.hang import HANG_TIMEOUT_S
     from learner.distributed import free_port
 
     env = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -360,7 +361,7 @@ def test_sharded_params_are_gathered_in_one_and_two_processes():
     outs = []
     try:
         for p in procs:
-            out, err = p.communicate(timeout=180)
+            out, err = p.communicate(timeout=HANG_TIMEOUT_S)
             assert p.returncode == 0, err[-3000:]
             outs.append(json.loads(out.strip().splitlines()[-1]))
     finally:

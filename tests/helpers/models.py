@@ -154,3 +154,43 @@ VARIANTS["llama_bias"] = lambda: transformers.LlamaConfig(
     attention_bias=True,
     pad_token_id=PAD,
 )
+
+
+VARIANTS.update(
+    {
+        # Qwen3: per-head q/k RMSNorm, head_dim 16 != hidden / heads = 8, no biases, tied embeddings
+        "qwen3": lambda: transformers.Qwen3Config(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=40,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            tie_word_embeddings=True,
+            pad_token_id=PAD,
+            rms_norm_eps=1e-6,
+        ),
+        # Gemma 3 text: local (window 4, shorter than the test sequences) / global / local layers,
+        # each kind with its own RoPE (global: linear scaling), query_pre_attn_scalar != head_dim,
+        # final logit soft-capping low enough to bend random logits, head_dim != hidden / heads
+        "gemma3": lambda: transformers.Gemma3TextConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            sliding_window=4,
+            query_pre_attn_scalar=24,
+            final_logit_softcapping=3.0,
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 50.0},
+            },
+            pad_token_id=PAD,
+        ),
+    }
+)

@@ -111,6 +111,7 @@ def test_start_up_says_what_it_does_and_sigterm_ends_it_with_a_resume_hint(tmp_p
     """`duel run` prints each start-up stage; SIGTERM while the actors start ends the run as
     Ctrl-C does (Ray shut down, a resume hint, no C++ stack dump), and no Ray token notice or
     JAX fork warning is printed."""
+    from tests.helpers.hang import HANG_TIMEOUT_S
     import signal
     import subprocess
     import sys
@@ -135,7 +136,7 @@ def test_start_up_says_what_it_does_and_sigterm_ends_it_with_a_resume_hint(tmp_p
         if line.startswith("starting the actors"):
             break
     proc.send_signal(signal.SIGTERM)
-    out, rest = proc.communicate(timeout=600)
+    out, rest = proc.communicate(timeout=HANG_TIMEOUT_S)
     err = "".join(lines) + rest
     assert lines[0] == f"duel: starting run {run_dir} (task '{TINY_TASK}', 2 steps)\n", err
     assert "starting Ray (local)\n" in lines, err

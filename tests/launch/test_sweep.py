@@ -251,3 +251,14 @@ def test_sweep_runs_share_the_persistent_compile_cache(tmp_path, preset, monkeyp
                      "--out", str(out)], run_fn=env_run, prepare_fn=None, log=lambda _: None)
     assert rc == 1  # the fake run fails after recording
     assert (out / "passive-s0" / "jax_cache.txt").read_text() == str(tmp_path / "cache" / "jax")
+
+
+def test_set_for_applies_to_one_strategy_only(tmp_path, preset):
+    set_for = sweep.parse_set_for(["ee_ts:mixed.gamma=0.75", "ee_ts:eval.every=20"], ["passive", "ee_ts"])
+    specs = sweep.plan(str(preset), ["passive", "ee_ts"], [0], 100, ["mixed.burn_in=2"], tmp_path, set_for)
+    got = {s.strategy: (s.config.mixed.gamma, s.config.eval.every, s.config.mixed.burn_in) for s in specs}
+    assert got == {"passive": (0.0, 5, 2), "ee_ts": (0.75, 20, 2)}
+    with pytest.raises(sweep.SweepError, match="STRATEGY:KEY=VALUE"):
+        sweep.parse_set_for(["mixed.gamma=0.75"], ["ee_ts"])
+    with pytest.raises(sweep.SweepError, match="not one of this sweep's strategies"):
+        sweep.parse_set_for(["bai_ts:mixed.gamma=0.75"], ["passive", "ee_ts"])

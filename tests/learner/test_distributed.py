@@ -82,6 +82,7 @@ def _fsdp_over_processes(rank: int) -> dict:
 
 @pytest.mark.slow
 def test_two_local_processes_form_one_group():
+    from tests.helpers.hang import HANG_TIMEOUT_S
     addr = f"127.0.0.1:{free_port('127.0.0.1')}"
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
@@ -90,7 +91,7 @@ def test_two_local_processes_form_one_group():
     outs = []
     try:
         for p in procs:
-            out, err = p.communicate(timeout=150)
+            out, err = p.communicate(timeout=HANG_TIMEOUT_S)
             assert p.returncode == 0, err[-3000:]
             outs.append(json.loads(out.strip().splitlines()[-1]))
     finally:

@@ -77,6 +77,7 @@ KILLED_DRIVER = textwrap.dedent("""
 
 
 def test_driver_killed_with_sigkill_resumes_bit_identical(tmp_path, config, straight, oracle_dir, capsys):
+    from tests.helpers.hang import HANG_TIMEOUT_S
     run_dir = tmp_path / "killed"
     sub_oracle = tmp_path / "oracle"
     sub_oracle.mkdir()
@@ -86,7 +87,7 @@ def test_driver_killed_with_sigkill_resumes_bit_identical(tmp_path, config, stra
                              str(run_dir)], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        out, _ = proc.communicate(timeout=400)
+        out, _ = proc.communicate(timeout=HANG_TIMEOUT_S)
     finally:
         try:  # the driver's own Ray processes, should any outlive it
             os.killpg(proc.pid, signal.SIGKILL)

@@ -131,10 +131,11 @@ def _worker(root: str) -> dict:
 
 @pytest.fixture(scope="module")
 def result():
+    from tests.helpers.hang import HANG_TIMEOUT_S
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={NDEV}", JAX_PLATFORMS="cpu")
     with tempfile.TemporaryDirectory() as root:
         proc = subprocess.run([sys.executable, __file__, root], check=False, env=env, capture_output=True,
-                              text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                              text=True, timeout=HANG_TIMEOUT_S, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
