@@ -66,10 +66,21 @@ class DataConfig:
 
 
 @dataclasses.dataclass
+class LoraConfig:
+    """LoRA adapters (duel.models.lora): only they are trained, held in AdamW and published."""
+
+    rank: int = _field(0, lo=0)  # 0 = off: the whole policy is trained
+    alpha: float = _field(16.0, lo=0.0, lo_open=True)  # the update is scaled by alpha / rank
+    dropout: float = _field(0.0, lo=0.0, hi=0.9)  # on the adapters' input, in the train step only
+    targets: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")  # projection names
+
+
+@dataclasses.dataclass
 class PolicyConfig:
     path: str | None = None  # Hugging Face directory; None = the task's starting policy
     # generators' weights and every forward pass (the learner's master weights are float32)
     compute_dtype: DType = "float32"
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
 
 
 @dataclasses.dataclass
@@ -475,6 +486,7 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'erm.hidden' expected positive layer widths, "
                           f"got {list(cfg.erm.hidden)}")
     _validate_learner(cfg, source)
+    _validate_lora(cfg, source)
     if cfg.replay.updates and cfg.loss.kind == "xpo":
         raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
@@ -492,6 +504,20 @@ def validate(cfg: Config, source: str = "<config>") -> None:
             raise ConfigError(
                 f"{source}: key '{key}' looks like a secret; secrets never go in a config. "
                 f"Put it in an environment variable and set '{key}_env: VAR_NAME' instead")
+
+
+def _validate_lora(cfg: Config, source: str) -> None:
+    lc = cfg.policy.lora
+    if not lc.rank:  # off: its other keys are not used (and the model library is not imported)
+        return
+    from duel.models.lora import TARGETS
+
+    bad = [t for t in lc.targets if t not in TARGETS]
+    if bad or not lc.targets or len(set(lc.targets)) != len(lc.targets):
+        close = difflib.get_close_matches(str(bad[0]), TARGETS, 1) if bad else []
+        raise ConfigError(f"{source}: key 'policy.lora.targets' expected distinct projection names among "
+                          f"{', '.join(TARGETS)}, got {list(lc.targets)}"
+                          + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 def _validate_learner(cfg: Config, source: str) -> None:

@@ -3,7 +3,7 @@
     duel run CONFIG [--set key=value ...] [--address ADDR] [--run-dir DIR]
     duel resume RUN_DIR [--address ADDR]
     duel eval RUN_DIR
-    duel export RUN_DIR OUT_DIR [--force]
+    duel export RUN_DIR OUT_DIR [--force] [--peft]
     duel bandit ... | duel report ... | duel sweep ...     (their own arguments)
 
 Bad input (config file, --set override, task name, model directory) fails before Ray starts,
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("out_dir", help="a new or empty directory")
     x.add_argument("--force", action="store_true",
                    help="replace OUT_DIR if it is a file or holds files (nothing of it is kept)")
+    x.add_argument("--peft", action="store_true",
+                   help="a LoRA run: write a PEFT adapter directory (loads on top of the base model) "
+                        "instead of the merged model")
     for name, text in DISPATCH_HELP.items():
         sub.add_parser(name, help=f"{text} (options: duel {name} --help)", add_help=False)
     return p
@@ -92,9 +95,9 @@ def _check_inputs(cfg, source) -> None:
         check_tracking(cfg)
         task = resolve_task(cfg)
         if cfg.policy.path is not None or task is None:
-            from learner.setup import model_dir_for
+            from learner.setup import check_lora, model_dir_for
 
-            model_dir_for(cfg, task)
+            check_lora(cfg, model_dir_for(cfg, task))  # LoRA targets the family lacks
         task_prompts(cfg, task)
         eval_prompts(cfg, task)
         if cfg.erm.encoder:  # loads, with the policy's tokenizer (ConfigError naming the key)
@@ -238,10 +241,11 @@ def cmd_export(args) -> int:
 
     try:
         check_export_target(Path(args.out_dir), args.force)  # before the slow imports
-        out = export_run(Path(args.run_dir), Path(args.out_dir), force=args.force)
+        out = export_run(Path(args.run_dir), Path(args.out_dir), force=args.force, peft=args.peft)
     except (OSError, ValueError) as e:
         return _fail(str(e))
-    print(f"exported the policy to {out}")
+    what = "the policy's LoRA adapters (PEFT format)" if args.peft else "the policy"
+    print(f"exported {what} to {out}")
     return 0
 
 

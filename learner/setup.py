@@ -64,6 +64,21 @@ def model_dir_for(cfg, task=None, spawn: bool = True) -> str:
     return str(build_starting_policy(task, spawn=spawn))
 
 
+def check_lora(cfg, model_dir: str) -> None:
+    """`policy.lora.targets` exist in the policy's family (GPT-NeoX fuses q, k, v into one
+    projection); InputError naming the key. Reads config.json only."""
+    from duel.models import read_config
+    from duel.models.lora import from_config, target_params
+
+    spec = from_config(cfg.policy)
+    if spec is None:
+        return
+    try:
+        target_params(spec, read_config(model_dir))
+    except ValueError as e:
+        raise InputError(f"key 'policy.lora.targets': {e} ({model_dir})") from None
+
+
 def build_starting_policy(task, spawn: bool = True) -> Path:
     """The task's cached starting policy; on first use, say so and train it (with a progress
     bar) in a child process, so that this process (the driver) never starts JAX before Ray

@@ -97,5 +97,7 @@ def test_the_search_finds_reads_and_misses(tmp_path):
     assert read_keys([code]) == {"erm.hidden", "seed", "loss.beta"}  # x.seed: not a config
     code.write_text("def f(cfg):\n    w = cfg.logging.wandb\n    return w.mode, cfg.logging.wandb.project\n")
     assert read_keys([code]) == {"logging.wandb.mode", "logging.wandb.project"}
+    code.write_text("def f(cfg):\n    lc = cfg.policy.lora\n    return lc.rank, cfg.policy.lora.alpha\n")
+    assert read_keys([code]) == {"policy.lora.rank", "policy.lora.alpha"}  # a nested section
     code.write_text("def f(task):\n    return task.seed, cfg.erm\n")
     assert read_keys([code]) == set()

@@ -326,3 +326,20 @@ def test_oracle_reply_of_the_wrong_shape_stops_the_run_and_records_no_label(tmp_
     assert len(Ledger(run_dir, readonly=True)) == 0
     assert read_metrics(run_dir, "train") == []
     assert checkpoint.all_steps(run_dir) == [0]
+
+
+def test_a_lora_target_the_family_lacks_fails_before_ray_starts(tmp_path, capsys):
+    from duel.models import ModelConfig, build_model, save_pretrained
+
+    c = ModelConfig(family="gpt_neox", vocab_size=32, hidden_size=16, num_layers=1, num_heads=4, num_kv_heads=4,
+                    head_dim=4, intermediate_size=24, max_position_embeddings=64, rotary_dim=2,
+                    architecture="GPTNeoXForCausalLM")
+    model_dir = tmp_path / "neox"
+    save_pretrained(build_model(c), c, model_dir)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"task": TASK, "policy": {"path": str(model_dir),
+                                                             "lora": {"rank": 4, "targets": ["q", "o"]}}}))
+    err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
+    assert (f"duel: error: {path}: key 'policy.lora.targets': LoRA target 'q' does not exist in a gpt_neox "
+            "model (GPT-NeoX fuses q, k, v into one projection); targets it has: o, up, down") in err, err
+    assert not (tmp_path / "new").exists()
