@@ -47,17 +47,21 @@ class GeneratorSpec:
     compute_dtype: str = "float32"
     stop_token_ids: tuple[int, ...] = ()  # () = the model's eos tokens
     encoder: str | None = None  # erm.encoder: HF directory of the features' frozen model; None = reference
+    lora: Any = None  # duel.models.lora.LoraSpec: the learner publishes only the adapters; None = off
 
     @classmethod
     def from_config(cls, cfg, **changes) -> "GeneratorSpec":
         """The generator spec of a run config (duel.config.Config); `changes` override fields."""
+        from duel.models.lora import from_config as lora_spec
+
         s = cfg.sampling
         spec = cls(seed=cfg.seed, candidates=cfg.candidates, strategy=cfg.explore.strategy,
                    explore_options=dict(cfg.explore.options), gamma=cfg.mixed.gamma,
                    burn_in=cfg.mixed.burn_in, beta=cfg.loss.beta, temperature=s.temperature,
                    top_p=s.top_p, top_k=s.top_k, max_new_tokens=s.max_new_tokens,
                    compute_dtype=cfg.policy.compute_dtype,
-                   encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None)
+                   encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None,
+                   lora=lora_spec(cfg.policy))
         return dataclasses.replace(spec, **changes)
 
     def mixed_active(self, step: int) -> bool:
@@ -79,7 +83,13 @@ class GeneratorCore:
             raise TypeError(f"GeneratorCore: spec must be a GeneratorSpec, got {type(spec).__name__}")
         dtype = getattr(jnp, spec.compute_dtype)
         self.policy, self.model_config = load_pretrained(model_dir, dtype=dtype)
-        self.encoder, _ = load_pretrained(model_dir, dtype=dtype)  # frozen: never reloaded
+        if spec.lora is None:
+            self.encoder, _ = load_pretrained(model_dir, dtype=dtype)  # frozen: never reloaded
+        else:  # LoRA: one base; the reference/encoder is that base with the adapters off
+            from duel.models.lora import attach, base_model
+
+            attach(self.policy, spec.lora, seed=spec.seed)
+            self.encoder = base_model(self.policy)  # shares the frozen arrays: no second copy
         # erm.encoder: the features phi come from this frozen model (same tokenizer); None = encoder
         self.feature_encoder = load_pretrained(spec.encoder, dtype=dtype)[0] if spec.encoder else None
         self.tokenizer = _tokenizer(model_dir)

@@ -20,25 +20,31 @@ from typing import Any
 import numpy as np
 import ray
 
+from duel.oracles.base import OracleError
+
 
 @dataclasses.dataclass(frozen=True)
 class OracleSpec:
     """What an oracle actor needs of the run config, typed and frozen (built once by the loop).
 
     kind and options are the config's `oracle.kind` / `oracle.options` (duel.oracles.make_oracle
-    reads them as one dict); task names the run's task for kind "task" (its gold reward)."""
+    reads them as one dict); task names the run's task for kind "task" (its gold reward);
+    max_retries is `oracle.max_retries`, the one retry budget: an HTTP oracle spends it on a
+    request and the pool (`OraclePool`, same budget) counts what it spent."""
 
     kind: str
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     task: str | None = None
+    max_retries: int = 3
 
     @classmethod
     def from_config(cls, cfg) -> "OracleSpec":
-        return cls(kind=cfg.oracle.kind, options=dict(cfg.oracle.options), task=cfg.task)
+        return cls(kind=cfg.oracle.kind, options=dict(cfg.oracle.options), task=cfg.task,
+                   max_retries=cfg.oracle.max_retries)
 
     def oracle_config(self) -> dict:
         """The dict duel.oracles.make_oracle builds the oracle from."""
-        return {"kind": self.kind, **self.options}
+        return {"kind": self.kind, **self.options, "max_retries": self.max_retries}
 
     @property
     def name(self) -> str:
@@ -203,7 +209,11 @@ class OraclePool:
     `max_concurrency` chunks in flight, each chunk's answers streamed back one oracle call at a
     time. An answer is kept the moment it arrives: a chunk whose actor died, or whose oracle
     failed (retried up to `max_retries` times in a row), is sent again from its first pair
-    still unanswered, so only the call that was in flight is ever asked twice."""
+    still unanswered, so only the call that was in flight is ever asked twice. An `OracleError`
+    says how many requests it already sent (`attempts`: an HTTP oracle retries a request
+    itself, within the same `max_retries`): they count against the budget, so a failing request
+    is sent at most max_retries + 1 times in all, and one that is not worth retrying (HTTP 4xx)
+    stops at once."""
 
     def __init__(self, actors: list, *, max_concurrency: int = 4, chunk_size: int = 16,
                  max_retries: int = 3, backoff_s: float = 0.5, name: str = "oracle"):
@@ -306,14 +316,17 @@ class OraclePool:
             return
         except Exception as e:  # oracle raised, bad reply
             running.pop(stream, None)
-            c.tries += 1
-            if c.tries > self.max_retries:
-                err = OracleUnavailable(
-                    f"{self.name} failed {c.tries} times in a row on pairs {c.at}..{c.hi - 1}, "
-                    f"past its retry budget (oracle.max_retries = {self.max_retries}); last "
-                    f"error: {_cause(e)}")
-                cause = getattr(e, "cause", None)  # RayTaskError: the exception in the actor
-                err.error = cause if isinstance(cause, BaseException) else e
+            cause = getattr(e, "cause", None)  # RayTaskError: the exception in the actor
+            error = cause if isinstance(cause, BaseException) else e
+            # one budget: an HTTP oracle's own retries of a request count here too
+            c.tries += error.attempts if isinstance(error, OracleError) else 1
+            final = isinstance(error, OracleError) and not error.retry
+            if c.tries > self.max_retries or final:
+                why = ("with an error that is not retried" if final else
+                       f"past its retry budget (oracle.max_retries = {self.max_retries})")
+                err = OracleUnavailable(f"{self.name} failed {c.tries} times in a row on pairs "
+                                        f"{c.at}..{c.hi - 1}, {why}; last error: {_cause(e)}")
+                err.error = error
                 raise err from e
             c.ready_at = time.monotonic() + self.backoff_s * 2 ** (c.tries - 1)
             todo.append(c)

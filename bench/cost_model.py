@@ -646,7 +646,7 @@ def erm_program(feature, members, hidden, batch, steps, sharding):
     from duel.ensemble import ERM, ERMConfig, _adam_steps
 
     cfg = ERMConfig(num_members=members, hidden=hidden, steps_per_update=steps)
-    state = jax.eval_shape(lambda: ERM(feature, cfg, jax.random.key(0)))
+    state = jax.eval_shape(lambda: ERM.create(feature, cfg, jax.random.key(0)))
     state = _abstract(state, sharding)
 
     def A(shape, dt=jnp.float32):

@@ -86,7 +86,7 @@ class Loop:
         self.tcfg = TrainConfig(loss="dpo", beta=0.1, learning_rate=1e-6, compute_dtype=cdt.name,
                                 vocab_chunk=a.vocab_chunk)
         self.state = init_train_state(build_model(c, seed=0, dtype=jnp.float32), self.tcfg)
-        self.erm = ERM(c.hidden_size, ERMConfig(num_members=8, hidden=(64, 64)), jax.random.key(1))
+        self.erm = ERM.create(c.hidden_size, ERMConfig(num_members=8, hidden=(64, 64)), jax.random.key(1))
         # random weights rarely emit EOS: no stop ids, every candidate has N tokens (fixed work)
         self.sampling = SamplingParams(temperature=1.0, max_new_tokens=self.N, stop_token_ids=(), pad_token_id=0)
         self.oracle = make_oracle({"kind": "rule", "reward": "e2e_even_tokens", "tau": 0.1})

@@ -239,7 +239,7 @@ def train_erm(erm_cfg, fa, fb, labels, *, seed: int, per_step: int, steps_per_up
     from duel.ensemble import ERM, ReplayBuffer, update
     from duel.keys import KEY_LEARN, step_key
 
-    erm = ERM(fa.shape[1], erm_cfg, step_key(seed, 0, KEY_LEARN, 1))
+    erm = ERM.create(fa.shape[1], erm_cfg, step_key(seed, 0, KEY_LEARN, 1))
     buf = ReplayBuffer(buffer_size, fa.shape[1])
     step = 0
     for lo in range(0, len(fa), per_step):

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         rows.append({"op": f"select_pairs {s}", "shape": f"K={K} P={P} M={M}", "ms": 1e3 * t, "target_ms": 5.0})
 
     cfg = ERMConfig(num_members=K, hidden=(128, 128), steps_per_update=5)
-    erm = ERM(F, cfg, jax.random.key(0))
+    erm = ERM.create(F, cfg, jax.random.key(0))
     rng = np.random.default_rng(0)
     fa, fb = (jnp.asarray(rng.normal(size=(B, F)), jnp.float32) for _ in range(2))
     prob = jnp.asarray(rng.random(B), jnp.float32)

@@ -45,10 +45,42 @@ def _field(default: Any, *, lo: float | None = None, hi: float | None = None, lo
 
 
 @dataclasses.dataclass
+class DataConfig:
+    """The `data:` section: prompts (and eval references) read from files, a task made of data.
+
+    `train` / `eval` name a .jsonl/.json/.parquet file or a directory written by
+    `datasets.Dataset.save_to_disk` / `DatasetDict.save_to_disk` (its `train_split` /
+    `eval_split`). With `eval` unset, a DatasetDict `train` directory gives the eval rows from
+    its `eval_split` (as oat's --prompt_data with --eval_split). Rows are checked before Ray
+    starts (duel.data_source)."""
+
+    train: str | None = None  # training prompts; None = the task's
+    eval: str | None = None  # eval prompts with references; None = train's eval_split, else the task's
+    train_split: str = "train"  # the split of a DatasetDict directory
+    eval_split: str = "test"
+    prompt_key: str = "prompt"  # a string, or a list of {"role", "content"} messages
+    reference_key: str = "reference"  # the reference response (eval rows; optional in train rows)
+    id_key: str = "id"  # optional column; ids default to "<name>-<row>"
+    max_prompt_len: int = _field(1024, lo=2)  # tokens of a prompt after the chat template
+    truncation: Literal["left", "drop"] = "left"  # longer prompts: keep the end, or drop the row
+
+
+@dataclasses.dataclass
+class LoraConfig:
+    """LoRA adapters (duel.models.lora): only they are trained, held in AdamW and published."""
+
+    rank: int = _field(0, lo=0)  # 0 = off: the whole policy is trained
+    alpha: float = _field(16.0, lo=0.0, lo_open=True)  # the update is scaled by alpha / rank
+    dropout: float = _field(0.0, lo=0.0, hi=0.9)  # on the adapters' input, in the train step only
+    targets: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")  # projection names
+
+
+@dataclasses.dataclass
 class PolicyConfig:
     path: str | None = None  # Hugging Face directory; None = the task's starting policy
     # generators' weights and every forward pass (the learner's master weights are float32)
     compute_dtype: DType = "float32"
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
 
 
 @dataclasses.dataclass
@@ -132,6 +164,8 @@ class OracleConfig:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     label_mode: Literal["bt", "threshold"] = "bt"  # how a label is sampled from P(a > b)
     flip: float = _field(0.0, lo=0.0, hi=1.0)  # label noise (simulated oracles)
+    # the one retry budget: a failed oracle call (an HTTP oracle's failed request) is tried again
+    # up to this many times in a row, then the run checkpoints and stops
     max_retries: int = _field(3, lo=0)
 
 
@@ -140,6 +174,7 @@ class ResourcesConfig:
     generators: int = _field(1, lo=1)
     generator_gpus: float = _field(0.0, lo=0.0)  # per generator
     oracle_actors: int = _field(1, lo=1)
+    oracle_gpus: float = _field(0.0, lo=0.0)  # per oracle actor (a reward model's device)
     oracle_concurrency: int = _field(4, lo=1)  # in-flight requests per oracle actor
     learner_gpus: float = _field(0.0, lo=0.0)
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
@@ -176,9 +211,21 @@ class EvalConfig:
 
 
 @dataclasses.dataclass
+class WandbConfig:
+    """`logging.wandb`: mirror every metrics row to Weights & Biases (duel.tracking); needs the
+    optional `wandb` package (pip install -e '.[wandb]'). The API key comes from the environment."""
+
+    project: str | None = None  # None = W&B off
+    entity: str | None = None  # team or user; None = the logged-in default
+    name: str | None = None  # the W&B run name; None = the run directory's name
+    mode: Literal["online", "offline", "disabled"] = "online"  # offline: no network, `wandb sync` later
+
+
+@dataclasses.dataclass
 class LoggingConfig:
     tensorboard: bool = True  # RUN_DIR/tb
     progress: bool = True  # rich live display (plain lines when stdout is not a TTY)
+    wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)
 
 
 @dataclasses.dataclass
@@ -193,8 +240,10 @@ class Config:
     max_staleness: int = _field(0, lo=0)  # async only; sync mode is always 0
     prompts_per_step: int = _field(8, lo=1)
     candidates: int = _field(4, lo=2)  # M responses sampled per prompt
-    task: str = "arithmetic"  # registered task name or "module:Class" (the demo task by default)
-    prompts: str | None = None  # JSONL / Parquet file of {"prompt", "id"?}: replaces the task's training prompts
+    # registered task name or "module:Class"; None = no task: `data:` gives prompts and references
+    # and the oracle grades (a run needs a task, or data.train with data.eval or its eval split)
+    task: str | None = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)
@@ -317,6 +366,39 @@ REMOVED = {
 }
 
 
+# keys that moved: old dotted key -> new one. A config (or a run's config.yaml) that sets the old
+# key still works, with a warning naming the new key; its value moves there (null is dropped).
+RENAMED = {"prompts": "data.train"}
+
+
+class ConfigDeprecation(FutureWarning):
+    """A config key that still works but has a new name (shown by default, unlike DeprecationWarning)."""
+
+
+def _renamed(data: dict, source: str) -> dict:
+    """A copy of the raw mapping with RENAMED keys moved to their new place (top-level only)."""
+    import warnings
+
+    data = dict(data)
+    for old, new in RENAMED.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        if value is None:
+            continue
+        section, _, leaf = new.partition(".")
+        node = data.get(section)
+        node = dict(node) if isinstance(node, dict) else {}
+        if node.get(leaf) not in (None, value):
+            raise ConfigError(f"{source}: key '{old}' is the old name of '{new}', and both are set "
+                              f"({value!r} and {node[leaf]!r}); keep only '{new}'")
+        warnings.warn(f"{source}: key '{old}' is deprecated; it is read as '{new}' (write "
+                      f"'{section}:\n  {leaf}: {value}')", ConfigDeprecation, stacklevel=3)
+        node[leaf] = value
+        data[section] = node
+    return data
+
+
 def _removed(key: str, source: str) -> ConfigError:
     return ConfigError(f"{source}: key '{key}' was removed: {REMOVED[key][1]}")
 
@@ -350,7 +432,7 @@ def from_dict(data: dict | None, source: str = "<dict>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, "
                           f"got {type(data).__name__}")
-    cfg = _build(Config, data, "", source)
+    cfg = _build(Config, _renamed(data, source), "", source)
     validate(cfg, source)
     return cfg
 
@@ -404,6 +486,7 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'erm.hidden' expected positive layer widths, "
                           f"got {list(cfg.erm.hidden)}")
     _validate_learner(cfg, source)
+    _validate_lora(cfg, source)
     if cfg.replay.updates and cfg.loss.kind == "xpo":
         raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
@@ -412,12 +495,29 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
                           f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "
                           f"{cfg.explore.strategy!r}")
+    if "max_retries" in cfg.oracle.options:
+        raise ConfigError(f"{source}: key 'oracle.options.max_retries' moved: the one retry budget of "
+                          "an oracle (its HTTP requests and the oracle pool alike) is 'oracle.max_retries'")
     for section in ("oracle.options", "explore.options"):
         d = cfg.oracle.options if section == "oracle.options" else cfg.explore.options
         for key in _secret_keys(d, section + "."):
             raise ConfigError(
                 f"{source}: key '{key}' looks like a secret; secrets never go in a config. "
                 f"Put it in an environment variable and set '{key}_env: VAR_NAME' instead")
+
+
+def _validate_lora(cfg: Config, source: str) -> None:
+    lc = cfg.policy.lora
+    if not lc.rank:  # off: its other keys are not used (and the model library is not imported)
+        return
+    from duel.models.lora import TARGETS
+
+    bad = [t for t in lc.targets if t not in TARGETS]
+    if bad or not lc.targets or len(set(lc.targets)) != len(lc.targets):
+        close = difflib.get_close_matches(str(bad[0]), TARGETS, 1) if bad else []
+        raise ConfigError(f"{source}: key 'policy.lora.targets' expected distinct projection names among "
+                          f"{', '.join(TARGETS)}, got {list(lc.targets)}"
+                          + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 def _validate_learner(cfg: Config, source: str) -> None:
@@ -471,6 +571,7 @@ def _set(data: dict, override: str) -> None:
         raise ConfigError(f"{source}: expected KEY=VALUE, e.g. --set explore.strategy=bai_ts")
     key, raw = override.split("=", 1)
     key = key.strip()
+    key = RENAMED.get(key, key)  # (from_dict warns once the old key reaches a config)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:

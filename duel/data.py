@@ -9,7 +9,8 @@ Rules, stated here and counted in `EncodeStats`:
   `DataError` naming the file, where the row is (JSONL: its line, counted from 1 as editors
   do; JSON/Parquet: the record, counted from 1) and the key.
 - Chat template: when the tokenizer has one (and `chat_template` is not False), a prompt is
-  rendered as [{"role": "user", "content": prompt}] with the generation prompt appended, and
+  rendered as [{"role": "user", "content": prompt}] (a row's own "messages" when it has them,
+  see duel.data_source) with the generation prompt appended, and
   encoded without extra special tokens (the template writes them); otherwise the prompt text is
   encoded with the tokenizer's special tokens (BOS).
 - Truncation: a prompt longer than `max_prompt_len` tokens is either cut to its LAST
@@ -38,6 +39,16 @@ class DataError(ValueError):
 def load_prompts(path, prompt_key: str = "prompt", id_key: str = "id") -> list[dict]:
     """[{"id", "prompt"}] from a .jsonl/.json or .parquet file, read with `datasets`, offline."""
     p = Path(path).expanduser()
+    ds = read_file(p)
+    where = row_locator(p)
+    if prompt_key not in ds.column_names:
+        raise DataError(f"{p}: {where(0)}: missing key {prompt_key!r} (columns: {ds.column_names})")
+    return rows_from_records(ds.to_list(), str(p), prompt_key, id_key, where=where)
+
+
+def read_file(p: Path):
+    """A .jsonl/.json/.parquet file as a `datasets.Dataset` (offline, in memory); DataError
+    naming the file when it is missing, of another kind, or does not parse."""
     if not p.is_file():
         raise DataError(f"{p}: prompts file not found")
     suffix = p.suffix.lower()
@@ -52,16 +63,12 @@ def load_prompts(path, prompt_key: str = "prompt", id_key: str = "id") -> list[d
     # which says the same and where; silenced for this call only
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
-        ds = datasets.load_dataset(builder, data_files=str(p), split="train", keep_in_memory=True)
+        return datasets.load_dataset(builder, data_files=str(p), split="train", keep_in_memory=True)
     except Exception as e:  # datasets raises many types for an unreadable file
         problem = _json_lines_problem(p) if suffix == ".jsonl" else None
         raise DataError(f"{p}: cannot read it as {builder}: {problem or f'{type(e).__name__}: {e}'}") from e
     finally:
         datasets.logging.set_verbosity(verbosity)
-    where = row_locator(p)
-    if prompt_key not in ds.column_names:
-        raise DataError(f"{p}: {where(0)}: missing key {prompt_key!r} (columns: {ds.column_names})")
-    return rows_from_records(ds.to_list(), str(p), prompt_key, id_key, where=where)
 
 
 def row_locator(path) -> Callable[[int], str]:
@@ -138,11 +145,18 @@ class EncodeStats:
     dropped_ids: list[str] = dataclasses.field(default_factory=list)
 
 
-def prompt_token_ids(tokenizer, text: str, chat_template: bool | None = None) -> list[int]:
-    """Token ids of one prompt: the tokenizer's chat template when it has one (see module rules)."""
+def prompt_token_ids(tokenizer, text: str, chat_template: bool | None = None,
+                     messages: list[dict] | None = None) -> list[int]:
+    """Token ids of one prompt: the tokenizer's chat template when it has one (see module rules).
+    `messages` (a chat prompt, [{"role", "content"}]) is rendered by the template as it is; a
+    tokenizer without a template cannot render it (DataError)."""
     use = getattr(tokenizer, "chat_template", None) if chat_template is not False else None
+    if messages is not None and not use:
+        raise DataError("a chat prompt (a list of {'role', 'content'} messages) needs the policy "
+                        "tokenizer's chat template, and it has none; give plain-string prompts")
     if use:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)
+        ids = tokenizer.apply_chat_template(messages or [{"role": "user", "content": text}],
+                                            add_generation_prompt=True, tokenize=True)
         if isinstance(ids, dict):  # transformers may return a BatchEncoding
             ids = ids["input_ids"]
         return list(ids)
@@ -160,7 +174,7 @@ def encode_prompts(tokenizer, rows: list[dict], max_prompt_len: int = 512, trunc
     stats = EncodeStats(rows=len(rows))
     kept, seqs = [], []
     for r in rows:
-        ids = prompt_token_ids(tokenizer, r["prompt"], chat_template)
+        ids = prompt_token_ids(tokenizer, r["prompt"], chat_template, r.get("messages"))
         if len(ids) > max_prompt_len:
             if truncation == "drop":
                 stats.dropped += 1

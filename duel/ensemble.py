@@ -12,7 +12,7 @@ B pairs out of N queries so far:
 members is the epistemic uncertainty that Thompson sampling in `duel.explore` draws from.
 
 Parameters are stacked on a leading member axis and evaluated with `vmap`. The whole state is
-the `ERM` pytree (arrays + static config): Orbax checkpoints it, `ray.put` ships it. `update`
+the `ERM` pytree (a flax.struct.dataclass: arrays + static config): Orbax checkpoints it, `ray.put` ships it. `update`
 runs all its Adam steps in one jitted scan with the first layer of every member as one matmul
 (`_wide` layout); `update(..., reference=True)` is the plain vmapped form it is tested against.
 """
@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import struct
 
 Params = list[dict[str, jax.Array]]  # per layer {"w": [K, in, out], "b": [K, out]}
 
@@ -120,43 +121,32 @@ def _optimizer(config: ERMConfig) -> optax.GradientTransformation:
     return optax.adam(config.learning_rate)
 
 
-@jax.tree_util.register_pytree_with_keys_class
+@struct.dataclass(eq=False)  # eq=False: compared by identity, as arrays have no one truth value
 class ERM:
     """The ERM state: member params, their anchors (the random init), Adam state, step count.
 
     A pytree of arrays with static (feature_dim, config): jit, Orbax and `ray.put` take it whole.
+    Its leaves' key paths are .params, .anchor, .opt_state, .step (checkpoints name them so).
+    Build one with `ERM.create(feature_dim, config, key)`.
     """
 
-    def __init__(self, feature_dim: int, config: ERMConfig | None = None, key: jax.Array | None = None):
-        if int(feature_dim) < 1:
-            raise ValueError(f"ERM feature_dim must be >= 1, got {feature_dim}")
-        self.feature_dim = int(feature_dim)
-        self.config = config or ERMConfig()
-        key = jax.random.key(0) if key is None else key
-        self.params = init_params(key, self.feature_dim, self.config)
-        self.anchor = jax.tree.map(jnp.copy, self.params)
-        self.opt_state = _optimizer(self.config).init(self.params)
-        self.step = jnp.zeros((), jnp.int32)
-
-    _FIELDS = ("params", "anchor", "opt_state", "step")
-
-    def tree_flatten_with_keys(self):
-        children = [(jax.tree_util.GetAttrKey(f), getattr(self, f)) for f in self._FIELDS]
-        return children, (self.feature_dim, self.config)
+    feature_dim: int = struct.field(pytree_node=False)
+    config: ERMConfig = struct.field(pytree_node=False)
+    params: Params
+    anchor: Params
+    opt_state: Any
+    step: jax.Array
 
     @classmethod
-    def tree_unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        obj.feature_dim, obj.config = aux
-        for f, c in zip(cls._FIELDS, children):
-            setattr(obj, f, c)
-        return obj
-
-    def replace(self, **changes: Any) -> "ERM":
-        children = [changes.pop(f, getattr(self, f)) for f in self._FIELDS]
-        if changes:
-            raise TypeError(f"ERM.replace: unknown fields {sorted(changes)}; valid: {self._FIELDS}")
-        return ERM.tree_unflatten((self.feature_dim, self.config), children)
+    def create(cls, feature_dim: int, config: ERMConfig | None = None, key: jax.Array | None = None) -> "ERM":
+        if int(feature_dim) < 1:
+            raise ValueError(f"ERM feature_dim must be >= 1, got {feature_dim}")
+        config = config or ERMConfig()
+        key = jax.random.key(0) if key is None else key
+        params = init_params(key, int(feature_dim), config)
+        return cls(feature_dim=int(feature_dim), config=config, params=params,
+                   anchor=jax.tree.map(jnp.copy, params), opt_state=_optimizer(config).init(params),
+                   step=jnp.zeros((), jnp.int32))
 
     @property
     def num_members(self) -> int:

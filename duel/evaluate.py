@@ -99,8 +99,11 @@ def win_rate(oracle, prompts: Sequence[str], responses: Sequence[str], reference
 
 
 def generate_texts(model, tokenizer, prompts: Sequence[str], key, *, n: int = 1, temperature: float = 1.0,
-                   max_new_tokens: int = 16, top_p: float = 1.0, batch_size: int = 64, max_prompt_len: int = 512):
-    """Sample n responses per prompt -> (texts [P][n], finished [P, n] bool, tokens list of arrays)."""
+                   max_new_tokens: int = 16, top_p: float = 1.0, batch_size: int = 64, max_prompt_len: int = 512,
+                   messages: Sequence[list | None] | None = None):
+    """Sample n responses per prompt -> (texts [P][n], finished [P, n] bool).
+
+    messages[i], when given and not None, is prompt i as chat messages (the template renders them)."""
     import jax
 
     from duel.data import encode_prompts
@@ -109,7 +112,8 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], key, *, n: int = 1,
     params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                             stop_token_ids=(tokenizer.eos_token_id,), pad_token_id=tokenizer.pad_token_id or 0)
     texts, finished = [], []
-    rows = [{"id": str(i), "prompt": p} for i, p in enumerate(prompts)]
+    rows = [{"id": str(i), "prompt": p, "messages": messages[i] if messages else None}
+            for i, p in enumerate(prompts)]
     for s in range(0, len(rows), batch_size):
         batch, _ = encode_prompts(tokenizer, rows[s : s + batch_size], max_prompt_len)
         out = generate(model, (batch.input_ids, batch.attention_mask), jax.random.fold_in(key, s), params, n)

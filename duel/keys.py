@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 # stream tags for fold_in: one key per purpose, never reused across purposes
-KEY_GENERATE, KEY_SELECT, KEY_LABEL, KEY_LEARN, KEY_EVAL, KEY_SYNTHETIC = range(6)
+KEY_GENERATE, KEY_SELECT, KEY_LABEL, KEY_LEARN, KEY_EVAL, KEY_SYNTHETIC, KEY_DROPOUT = range(7)
 
 
 def step_key(seed: int, step: int, *path: int) -> jax.Array:

@@ -8,7 +8,8 @@
 RUN_DIR/metrics.jsonl holds one JSON object per line with at least "kind" and "step" (the
 schema is in docs/architecture.md, "Run directory"); each line is flushed when written. NumPy
 and JAX scalars become Python numbers, small arrays lists. Numeric values also go to
-TensorBoard under RUN_DIR/tb as `KIND/KEY`. A resumed run opens the writer with
+TensorBoard under RUN_DIR/tb as `KIND/KEY`, and to Weights & Biases when a `mirror`
+(duel.tracking.WandbMirror) is given. A resumed run opens the writer with
 `resume_step=S`, which drops lines with step > S (the run is about to redo those steps), so the
 file of a resumed run equals that of a run never stopped.
 
@@ -93,12 +94,13 @@ class MetricsWriter:
     """Appends metric records to RUN_DIR/metrics.jsonl and (optionally) TensorBoard."""
 
     def __init__(self, run_dir: str | Path, *, tensorboard: bool = True,
-                 resume_step: int | None = None):
+                 resume_step: int | None = None, mirror=None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = metrics_path(run_dir)
         self.dropped = truncate_metrics(run_dir, resume_step) if resume_step is not None else 0
         self._file = open(self.path, "a")  # noqa: SIM115 (held open; closed in close())
+        self.mirror = mirror  # duel.tracking.WandbMirror (or anything with log(row), close())
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
@@ -125,6 +127,8 @@ class MetricsWriter:
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self._tb.add_scalar(f"{row['kind']}/{key}", value, global_step=row["step"])
             self._tb.flush()
+        if self.mirror is not None:
+            self.mirror.log(row)
         return row
 
     def close(self) -> None:
@@ -133,6 +137,9 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        if self.mirror is not None:
+            self.mirror.close()
+            self.mirror = None
 
     def __enter__(self):
         return self

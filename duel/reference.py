@@ -12,6 +12,12 @@ The reference pi_ref anchors the preference loss. Schedules (config names):
 state, policy_params, step)` is called after the policy update that produced learner step `step`
 (1-based: the first update is step 1) with the parameters that are published as that version.
 Both are jittable (`step` may be traced) and return new pytrees; nothing is mutated.
+
+Under LoRA (`policy.lora`, duel.models.lora) the policy parameters are the adapters (A, B) and
+so is the reference: `fixed` is the frozen base with the adapters off (B = 0 at the start; the
+learner keeps no reference state at all), `behavior` / `stepwise` copy the adapters (exactly the
+policy of that step), `ema` averages A and B separately (base + (alpha/r) EMA(A) EMA(B): rank r,
+an adapter-sized copy, not the EMA of the merged weights). No schedule keeps a second base.
 """
 
 from __future__ import annotations

@@ -201,7 +201,11 @@ def load_run(run_dir: str | Path) -> Run:
         raise FileNotFoundError(f"{run_dir}: no config.yaml (expected a run directory)")
     cfg = yaml.safe_load(cfg_path.read_text()) or {}
     task = _get(cfg, "task", cfg_path)
-    task = task.get("name", str(task)) if isinstance(task, dict) else str(task)
+    task = task.get("name", str(task)) if isinstance(task, dict) else task
+    if task is None:  # a run of data alone: named by its training data
+        train = (cfg.get("data") or {}).get("train")
+        task = f"data:{Path(str(train)).name}" if train else "None"
+    task = str(task)
     rows, notes = _read_metrics(metrics_path) if metrics_path.is_file() else ([], ["no metrics"])
     evals = sorted((r for r in _last_per_step(rows, "eval") if "queries" in r),
                    key=lambda r: r["queries"])

@@ -86,13 +86,14 @@ def param_shardings(tree, mesh: Mesh, strategy: str, min_shard_size: int = 0):
 
 def train_state_shardings(state, mesh: Mesh, strategy: str, min_shard_size: int = 0):
     """Shardings shaped like a duel.train.TrainState: params and opt_state by `param_shardings`
-    (a moment has its parameter's shape, so it gets the same layout), step and rest replicated."""
+    (a moment has its parameter's shape, so it gets the same layout), step replicated, rest (the
+    frozen base under LoRA, duel.models.lora) laid out like parameters: fsdp shards it too."""
     rep = replicated(mesh)
     return state.replace(
         step=rep,
         params=param_shardings(state.params, mesh, strategy, min_shard_size),
         opt_state=param_shardings(state.opt_state, mesh, strategy, min_shard_size),
-        rest=jax.tree.map(lambda _: rep, state.rest),
+        rest=param_shardings(state.rest, mesh, strategy, min_shard_size),
     )
 
 

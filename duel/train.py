@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
+from duel.keys import KEY_DROPOUT, step_key
 from duel.logprobs import masked_sum, response_logprobs
 from duel.losses import KINDS, REFERENCE_FREE, preference_loss
 
@@ -56,6 +57,7 @@ class TrainConfig:
     compute_dtype: str = "float32"  # or "bfloat16" ("float64" for gradient checks under x64)
     remat: bool = False  # rematerialise each transformer layer in the backward pass
     vocab_chunk: int | None = None  # token positions per vocabulary-projection chunk (None = all)
+    seed: int = 0  # LoRA dropout keys: (seed, optimizer step, KEY_DROPOUT, micro-batch)
 
     def __post_init__(self):
         if self.loss not in KINDS:
@@ -216,16 +218,18 @@ def pairs_from_labeled(labeled, *, soft: bool = True) -> PairTensors:
 # ---------------------------------------------------------------- losses on a micro-batch
 
 
-def _forward(params, graphdef, rest, prompt_ids, prompt_mask, response_ids, response_mask, cfg):
-    """Per-token log-probs [B, N] with the params cast to the compute dtype."""
+def _forward(params, graphdef, rest, prompt_ids, prompt_mask, response_ids, response_mask, cfg, key=None):
+    """Per-token log-probs [B, N] with the params cast to the compute dtype (`key`: LoRA dropout)."""
+    from duel.models.lora import set_dropout_key
 
     model = merge_model(graphdef, cast_floating(params, cfg.compute_dtype), rest)
+    set_dropout_key(model, key)
     if cfg.remat:
         model.remat = True  # per-layer jax.checkpoint inside the layer scan (duel.models.transformer)
     return response_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mask, vocab_chunk=cfg.vocab_chunk)
 
 
-def pair_loss(params, graphdef, rest, batch: PairTensors, cfg: TrainConfig, normalizer):
+def pair_loss(params, graphdef, rest, batch: PairTensors, cfg: TrainConfig, normalizer, key=None):
     """Preference loss of a (micro-)batch, summed over pairs and divided by `normalizer`."""
     b = batch.size
     responses = [batch.chosen_ids, batch.rejected_ids]
@@ -245,6 +249,7 @@ def pair_loss(params, graphdef, rest, batch: PairTensors, cfg: TrainConfig, norm
         jnp.concatenate(responses),
         mask,
         cfg,
+        key,
     )
     sums = masked_sum(lp, mask)
     counts = jnp.sum(mask > 0, axis=-1)
@@ -280,9 +285,10 @@ def pair_loss(params, graphdef, rest, batch: PairTensors, cfg: TrainConfig, norm
     )
 
 
-def sft_loss(params, graphdef, rest, batch: SFTTensors, cfg: TrainConfig, normalizer):
+def sft_loss(params, graphdef, rest, batch: SFTTensors, cfg: TrainConfig, normalizer, key=None):
     """Cross-entropy on the response tokens, summed and divided by `normalizer` (token count)."""
-    lp = _forward(params, graphdef, rest, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask, cfg)
+    lp = _forward(params, graphdef, rest, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask,
+                  cfg, key)
     nll = -jnp.sum(masked_sum(lp, batch.response_mask)) / normalizer
     return nll, {"loss": nll, "tokens": jnp.sum(batch.response_mask > 0).astype(jnp.float32)}
 
@@ -311,20 +317,22 @@ def _update(loss_fn, state: TrainState, batch, cfg: TrainConfig, normalizer):
     micro = jax.tree.map(functools.partial(split_micro_batches, m=m), batch)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def one(mb):
-        (_, metrics), grads = grad_fn(state.params, state.graphdef, state.rest, mb, cfg, normalizer)
+    def one(mb, i):
+        key = step_key(cfg.seed, state.step, KEY_DROPOUT, i)  # used by LoRA dropout only
+        (_, metrics), grads = grad_fn(state.params, state.graphdef, state.rest, mb, cfg, normalizer, key)
         return grads, metrics
 
     if m == 1:
-        grads, metrics = one(jax.tree.map(lambda x: x[0], micro))
+        grads, metrics = one(jax.tree.map(lambda x: x[0], micro), 0)
     else:
-        shapes = jax.eval_shape(one, jax.tree.map(lambda x: x[0], micro))
+        shapes = jax.eval_shape(one, jax.tree.map(lambda x: x[0], micro), 0)
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
-        def body(acc, mb):
-            return jax.tree.map(jnp.add, acc, one(mb)), None
+        def body(acc, xs):
+            mb, i = xs
+            return jax.tree.map(jnp.add, acc, one(mb, i)), None
 
-        (grads, metrics), _ = jax.lax.scan(body, zeros, micro)
+        (grads, metrics), _ = jax.lax.scan(body, zeros, (micro, jnp.arange(m, dtype=jnp.int32)))
 
     tx = make_optimizer(cfg)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)

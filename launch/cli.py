@@ -3,7 +3,7 @@
     duel run CONFIG [--set key=value ...] [--address ADDR] [--run-dir DIR]
     duel resume RUN_DIR [--address ADDR]
     duel eval RUN_DIR
-    duel export RUN_DIR OUT_DIR [--force]
+    duel export RUN_DIR OUT_DIR [--force] [--peft]
     duel bandit ... | duel report ... | duel sweep ...     (their own arguments)
 
 Bad input (config file, --set override, task name, model directory) fails before Ray starts,
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("out_dir", help="a new or empty directory")
     x.add_argument("--force", action="store_true",
                    help="replace OUT_DIR if it is a file or holds files (nothing of it is kept)")
+    x.add_argument("--peft", action="store_true",
+                   help="a LoRA run: write a PEFT adapter directory (loads on top of the base model) "
+                        "instead of the merged model")
     for name, text in DISPATCH_HELP.items():
         sub.add_parser(name, help=f"{text} (options: duel {name} --help)", add_help=False)
     return p
@@ -83,30 +86,27 @@ def fresh_run_dir(path: str | Path) -> Path:
 
 def _check_inputs(cfg, source) -> None:
     """Cheap checks that must pass before Ray starts (invariant 5): the model directory, the
-    task and its training prompts, the `erm.encoder` directory. Raises ConfigError naming
-    `source` (the config file)."""
+    task or the data and their training and eval prompts, the `erm.encoder` directory, the
+    W&B package when asked for. Raises ConfigError naming `source` (the config file)."""
     from duel.config import ConfigError
-    from learner.setup import InputError, task_prompts
+    from learner.setup import InputError, check_tracking, eval_prompts, resolve_task, task_prompts
 
     try:
-        if cfg.policy.path is not None:
-            from learner.setup import model_dir_for
+        check_tracking(cfg)
+        task = resolve_task(cfg)
+        if cfg.policy.path is not None or task is None:
+            from learner.setup import check_lora, model_dir_for
 
-            model_dir_for(cfg)
-        try:
-            from duel.tasks import get_task
-
-            task = get_task(cfg.task)
-        except (KeyError, ValueError, ImportError, AttributeError) as e:
-            raise InputError(f"key 'task': {e}") from None
+            check_lora(cfg, model_dir_for(cfg, task))  # LoRA targets the family lacks
         task_prompts(cfg, task)
+        eval_prompts(cfg, task)
         if cfg.erm.encoder:  # loads, with the policy's tokenizer (ConfigError naming the key)
             from learner.setup import check_encoder, model_dir_for
 
             check_encoder(cfg, model_dir_for(cfg, task))
     except InputError as e:
         raise ConfigError(f"{source}: {e}") from None
-    if task.max_new_tokens > cfg.sampling.max_new_tokens:  # generation uses the config's value
+    if task is not None and task.max_new_tokens > cfg.sampling.max_new_tokens:
         print(f"duel: warning: task {task.name!r} answers take up to {task.max_new_tokens} tokens "
               f"(its max_new_tokens), but sampling.max_new_tokens is "
               f"{cfg.sampling.max_new_tokens}: longer answers are cut there (--set "
@@ -146,7 +146,8 @@ def cmd_resume(args) -> int:
 def _run(cfg, run_dir: Path, *, address, resume: bool) -> int:
     import signal
 
-    print(f"duel: {'resuming' if resume else 'starting'} run {run_dir} (task {cfg.task!r}, "
+    what = f"task {cfg.task!r}" if cfg.task else f"data {cfg.data.train!r}"
+    print(f"duel: {'resuming' if resume else 'starting'} run {run_dir} ({what}, "
           f"{cfg.steps} steps)", file=sys.stderr, flush=True)
     # SIGTERM anywhere in start-up (imports, starting-policy training, Ray, actors) ends as
     # Ctrl-C does: below, with a resume hint; once stepping, the loop checkpoints and stops
@@ -240,10 +241,11 @@ def cmd_export(args) -> int:
 
     try:
         check_export_target(Path(args.out_dir), args.force)  # before the slow imports
-        out = export_run(Path(args.run_dir), Path(args.out_dir), force=args.force)
+        out = export_run(Path(args.run_dir), Path(args.out_dir), force=args.force, peft=args.peft)
     except (OSError, ValueError) as e:
         return _fail(str(e))
-    print(f"exported the policy to {out}")
+    what = "the policy's LoRA adapters (PEFT format)" if args.peft else "the policy"
+    print(f"exported {what} to {out}")
     return 0
 
 

@@ -17,7 +17,7 @@ def train_config(cfg):
         learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
         min_lr_ratio=cfg.optim.min_lr_ratio, weight_decay=cfg.optim.weight_decay,
         clip_norm=cfg.optim.clip_norm or None, micro_batches=cfg.optim.micro_batches,
-        remat=cfg.optim.remat, compute_dtype=cfg.policy.compute_dtype)
+        remat=cfg.optim.remat, compute_dtype=cfg.policy.compute_dtype, seed=cfg.seed)
 
 
 def erm_config(cfg):

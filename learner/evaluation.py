@@ -3,7 +3,8 @@
 Two win rates on the first `eval.num_prompts` eval prompts, greedy (or sampled) responses,
 judged by the run's oracle kind (evaluation calls are not queries):
 
-  win_rate            against the task's reference responses (`duel.evaluate`)
+  win_rate            against the reference responses: the `data:` eval rows' references
+                      column, else the task's (`duel.evaluate`, learner.setup.eval_prompts)
   win_rate_vs_start   against the starting policy's responses to the same prompts
 
 plus `start_win_rate`, the starting policy's own win rate against the references, so a row
@@ -29,14 +30,14 @@ class Evaluator:
     def __init__(self, cfg, model_dir: str):
         from actors.oracle import OracleSpec
         from duel.oracles import make_oracle
-        from duel.tasks import get_task
         from duel.tasks.tokenizer import load_tokenizer
+        from learner.setup import eval_prompts, resolve_task
 
         self.cfg = cfg
         self.model_dir = model_dir
-        self.task = get_task(cfg.task)
-        self.rows = list(self.task.eval_prompts)[: cfg.eval.num_prompts]
-        self.refs = self.task.references
+        self.task = resolve_task(cfg)  # None: a run of data alone (no well_formed in its rows)
+        self.rows = eval_prompts(cfg, self.task)[: cfg.eval.num_prompts]
+        self.refs = {r["id"]: r["reference"] for r in self.rows}
         self.tokenizer = load_tokenizer(model_dir)
         self.oracle = make_oracle(OracleSpec.from_config(cfg).oracle_config(), task=self.task)
         self._start = None  # (texts, WinRate, ExpectedWinRate | None) of the starting policy
@@ -46,8 +47,14 @@ class Evaluator:
 
         temp = 0.0 if self.cfg.eval.greedy else self.cfg.sampling.temperature
         texts, _ = generate_texts(model, self.tokenizer, [r["prompt"] for r in self.rows], key,
-                                  n=1, temperature=temp, max_new_tokens=self.cfg.sampling.max_new_tokens)
+                                  n=1, temperature=temp, max_new_tokens=self.cfg.sampling.max_new_tokens,
+                                  **self._prompt_opts())
         return [t[0] for t in texts]
+
+    def _prompt_opts(self) -> dict:
+        """Chat messages and the prompt length limit, as the training prompts are encoded."""
+        return {"messages": [r.get("messages") for r in self.rows],
+                "max_prompt_len": self.cfg.data.max_prompt_len}
 
     def _sampled(self, model):
         """-> (P(response > reference) [P, n], texts [P][n]) for eval.samples responses per prompt."""
@@ -57,7 +64,8 @@ class Evaluator:
         prompts = [r["prompt"] for r in self.rows]
         texts, _ = generate_texts(model, self.tokenizer, prompts, step_key(self.cfg.seed, 0, KEY_EVAL, 1),
                                   n=n, temperature=self.cfg.sampling.temperature,
-                                  top_p=self.cfg.sampling.top_p, max_new_tokens=self.cfg.sampling.max_new_tokens)
+                                  top_p=self.cfg.sampling.top_p, max_new_tokens=self.cfg.sampling.max_new_tokens,
+                                  **self._prompt_opts())
         refs = [self.refs[r["id"]] for r in self.rows]
         res = self.oracle.label([p for p in prompts for _ in range(n)], [y for ys in texts for y in ys],
                                 [r for r in refs for _ in range(n)])
@@ -91,11 +99,14 @@ class Evaluator:
         texts = self._texts(model, key)
         wr = self._vs_refs(texts)
         vs = win_rate(self.oracle, [r["prompt"] for r in self.rows], texts, start_texts)
-        ok = [bool(self.task.well_formed(r["prompt"], t)) for r, t in zip(self.rows, texts)]
+        formed = {}
+        if self.task is not None:  # the task's rule; data alone has none
+            ok = [bool(self.task.well_formed(r["prompt"], t)) for r, t in zip(self.rows, texts)]
+            formed = {"well_formed": sum(ok) / max(len(ok), 1)}
         return {"win_rate": wr.win_rate, "win_rate_lo": wr.lo, "win_rate_hi": wr.hi, "n": wr.n,
                 "win_rate_vs_start": vs.win_rate, "win_rate_vs_start_lo": vs.lo,
                 "win_rate_vs_start_hi": vs.hi, "start_win_rate": start_wr.win_rate,
-                "well_formed": sum(ok) / max(len(ok), 1), "example": texts[0] if texts else "",
+                **formed, "example": texts[0] if texts else "",
                 **self._expected(model, start_expected)}
 
     def _expected(self, model, start) -> dict:

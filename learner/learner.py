@@ -55,7 +55,18 @@ class Learner:
         self.cfg = cfg
         self.run_dir = str(run_dir)
         self.tcfg = train_config(cfg)
-        model, self.model_config = load_pretrained(model_dir, dtype=jnp.float32)
+        from duel.models.lora import from_config as lora_spec
+
+        self.lora = lora_spec(cfg.policy)
+        # LoRA: the frozen base is held in the compute dtype (no float32 master: it is never
+        # updated); only the adapters are float32 masters with AdamW state (duel.models.lora).
+        # eval and export (readonly) read it in float32: the merged export is W + A B exactly
+        dtype = jnp.float32 if self.lora is None or readonly else getattr(jnp, cfg.policy.compute_dtype)
+        model, self.model_config = load_pretrained(model_dir, dtype=dtype)
+        if self.lora is not None:
+            from duel.models.lora import attach
+
+            attach(model, self.lora, seed=cfg.seed)
         from learner.setup import feature_dim
 
         self.feature_dim = feature_dim(cfg, self.model_config)  # erm.encoder's width when set
@@ -66,7 +77,7 @@ class Learner:
         r = cfg.reference
         self.schedule = ReferenceSchedule(kind=r.schedule, tau=r.tau, every=max(r.every, 1))
         self.reference = None if r.schedule == "fixed" else self._on_mesh(init_reference(self.state.params))
-        self.erm = ERM(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
+        self.erm = ERM.create(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
         self.buffer = ReplayBuffer(cfg.erm.buffer_size, self.feature_dim)
         self.replay = None  # label replay for extra policy updates (duel.replay)
         if cfg.replay.updates:
@@ -310,9 +321,18 @@ class Learner:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
+    def _split_rest(self):
+        """(frozen LoRA base, the rest of state.rest): checkpoints keep the second only; the
+        base is the model directory's, read again on restore."""
+        from flax import nnx
+
+        from duel.models.lora import Frozen
+
+        return nnx.split_state(self.state.rest, Frozen, ...)
+
     def _tree(self) -> dict:
         return {"policy": {"step": self.state.step, "params": self.state.params,
-                           "opt_state": self.state.opt_state, "rest": self.state.rest},
+                           "opt_state": self.state.opt_state, "rest": self._split_rest()[1]},
                 "reference": None if self.reference is None else self.reference,
                 "erm": self.erm, "buffer": self.buffer.state_dict(),
                 "replay": None if self.replay is None else self.replay.state_dict()}
@@ -334,8 +354,11 @@ class Learner:
         if r is None:
             return None
         t = r.state
+        from flax import nnx
+
+        rest = nnx.merge_state(self._split_rest()[0], t["policy"]["rest"])
         self.state = self.state.replace(step=t["policy"]["step"], params=t["policy"]["params"],
-                                        opt_state=t["policy"]["opt_state"], rest=t["policy"]["rest"])
+                                        opt_state=t["policy"]["opt_state"], rest=rest)
         self.reference = t["reference"]
         self.erm = t["erm"]
         self.buffer = ReplayBuffer.from_state_dict(t["buffer"])

@@ -135,6 +135,19 @@ def run_experiment(config, run_dir, *, address: str | None = None, resume: bool 
             signal.signal(signal.SIGTERM, old)
 
 
+def report_plots(run_dir) -> dict:
+    """{"report/NAME": png} of `duel report RUN_DIR` (written to RUN_DIR/report) for W&B; {}
+    when the run has nothing to plot (say why, the run itself is done)."""
+    import duel.report as R
+
+    try:
+        R.report([run_dir], Path(run_dir) / "report")
+    except (ValueError, FileNotFoundError, OSError) as e:
+        say(f"no report plot for W&B: {e}")
+        return {}
+    return {f"report/{p.stem}": p for p in sorted((Path(run_dir) / "report").glob("*.png"))}
+
+
 def say(text: str) -> None:
     """A start-up message for the person who ran the command (stderr, now)."""
     print(text, file=sys.stderr, flush=True)
@@ -338,7 +351,7 @@ class Loop:
         cfg = self.cfg
         start = self._restore()
         self.metrics = MetricsWriter(self.inp.run_dir, tensorboard=cfg.logging.tensorboard,
-                                     resume_step=start if self.resumed else None)
+                                     resume_step=start if self.resumed else None, mirror=self._wandb())
         self.progress = Progress(cfg.steps, cfg.budget, enabled=cfg.logging.progress, start_step=start)
         self.publish(self.learners.call("publish_group")[0])
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -350,12 +363,23 @@ class Loop:
         try:
             with self.progress:
                 step = self._steps(start)
+            if self.metrics.mirror is not None:  # the run is done: its report plot to W&B
+                self.metrics.mirror.log_images(report_plots(self.inp.run_dir))
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
             self.metrics.close()
         return {**self.counters.as_dict(), "step": step,
                 "final_eval": self.evals[-1] if self.evals else None, "run_dir": str(self.inp.run_dir)}
+
+    def _wandb(self):
+        """The W&B mirror of the metric rows (duel.tracking), or None (logging.wandb.project unset)."""
+        from duel.tracking import WandbMirror, WandbSpec
+
+        spec = WandbSpec.from_config(self.cfg)
+        if spec is None:
+            return None
+        return WandbMirror.open(self.inp.run_dir, spec, config=self.inp.config_dict)
 
     def _on_signal(self, signum, frame):
         self._stop_signal = signal.Signals(signum).name

@@ -61,8 +61,10 @@ def check_export_target(out_dir: Path, force: bool = False) -> None:
                           "directory or pass --force to replace its contents")
 
 
-def export_run(run_dir: Path, out_dir: Path, force: bool = False) -> Path:
-    """Write the policy (float32) as a Hugging Face directory with the tokenizer files.
+def export_run(run_dir: Path, out_dir: Path, force: bool = False, peft: bool = False) -> Path:
+    """Write the policy (float32) as a Hugging Face directory with the tokenizer files. A LoRA
+    run's adapters are merged into the base weights (W + alpha/r A B: a plain model), or with
+    `peft` written as a PEFT adapter directory that loads on top of the run's base model.
 
     OUT_DIR must be new or empty unless `force`. The export is written into a temporary
     directory next to OUT_DIR and renamed into place when complete, so OUT_DIR never holds a
@@ -75,11 +77,19 @@ def export_run(run_dir: Path, out_dir: Path, force: bool = False) -> Path:
     out_dir = Path(out_dir)
     check_export_target(out_dir, force)
     learner, _ = restored_learner(run_dir)
+    if peft and learner.lora is None:
+        raise ExportError(f"{run_dir}/config.yaml: key 'policy.lora.rank' is 0 (no LoRA adapters); "
+                          "--peft exports the adapters of a LoRA run")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     old = None
     try:
-        save_pretrained(learner.policy_model(), learner.model_config, tmp)
+        from duel.models.lora import merge, save_peft
+
+        if peft:
+            save_peft(learner.policy_model(), tmp, base_model_path=str(Path(learner.model_dir).resolve()))
+        else:
+            save_pretrained(merge(learner.policy_model()), learner.model_config, tmp)
         for name in TOKENIZER_FILES:
             src = Path(learner.model_dir) / name
             if src.is_file():

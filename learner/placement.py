@@ -43,7 +43,7 @@ def role_specs(cfg, extra: dict | None = None) -> dict[str, RoleSpec]:
                             resources=dict(getattr(r, "learner_resources", None) or {})),
         "generator": RoleSpec(r.generators, num_gpus=r.generator_gpus,
                               resources=dict(getattr(r, "generator_resources", None) or {})),
-        "oracle": RoleSpec(r.oracle_actors,
+        "oracle": RoleSpec(r.oracle_actors, num_gpus=r.oracle_gpus,  # per actor (a reward model)
                            resources=dict(getattr(r, "oracle_resources", None) or {})),
     }
     for role, opts in (extra or {}).items():

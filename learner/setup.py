@@ -6,10 +6,12 @@ share the policy's tokenizer, an unknown task, a bad prompts file or an empty pr
 it writes RUN_DIR/config.yaml (the resolved config, no secrets) and tokenizes
 the training prompts once, left-padded to one length (one compiled shape for the whole run).
 
-The training prompts are the task's, or the rows of the file the config's `prompts:` key names
-(JSONL / Parquet, read by duel.data.load_prompts). A run from a file records the digest of its
-rows in RUN_DIR/prompts.json; a resume whose file no longer gives the same rows, in the same
-order, is refused (the prompt stream, and so every step, depends on them).
+The training and eval prompts are the task's, or the rows of the data the config's `data:`
+section names (duel.data_source: files or save_to_disk directories; with no task the data is the
+task, and the oracle grades against its references). A run from data records the digests of its
+training rows and of its eval rows in RUN_DIR/prompts.json; a resume whose data no longer gives
+the same rows, in the same order, is refused (the prompt stream, and so every step, depends on
+them; the eval rows are what every eval of the run is measured on).
 """
 
 from __future__ import annotations
@@ -54,11 +56,27 @@ def model_dir_for(cfg, task=None, spawn: bool = True) -> str:
                              f"(config.json and *.safetensors), got {str(p)!r}"
                              + ("" if p.exists() else " (it does not exist)"))
         return str(p)
+    if task is None and cfg.task:
+        task = resolve_task(cfg)
     if task is None:
-        from duel.tasks import get_task
-
-        task = get_task(cfg.task)
+        raise InputError("key 'policy.path': required when the config has no 'task' (the policy to "
+                         "align: a Hugging Face model directory)")
     return str(build_starting_policy(task, spawn=spawn))
+
+
+def check_lora(cfg, model_dir: str) -> None:
+    """`policy.lora.targets` exist in the policy's family (GPT-NeoX fuses q, k, v into one
+    projection); InputError naming the key. Reads config.json only."""
+    from duel.models import read_config
+    from duel.models.lora import from_config, target_params
+
+    spec = from_config(cfg.policy)
+    if spec is None:
+        return
+    try:
+        target_params(spec, read_config(model_dir))
+    except ValueError as e:
+        raise InputError(f"key 'policy.lora.targets': {e} ({model_dir})") from None
 
 
 def build_starting_policy(task, spawn: bool = True) -> Path:
@@ -193,23 +211,51 @@ class RunInputs:
                            step=step, index=index)
 
 
-def task_prompts(cfg, task) -> list[dict]:
-    """The run's training prompts, checked row by row (a prompts file with bad rows fails here):
-    the rows of the file named by `prompts:` when it is set, else the task's."""
-    from duel.data import DataError, load_prompts
+def resolve_task(cfg):
+    """The run's task, or None for a run of data alone (duel.data_source.run_task); InputError
+    (ConfigError for an unknown task) when the config has neither, or when the oracle is the
+    task's gold reward and there is no task."""
+    from duel.config import ConfigError
+    from duel.data import DataError
+    from duel.data_source import run_task
 
-    if cfg.prompts:
-        key = f"key 'prompts' ({cfg.prompts!r})"
+    try:
+        task = run_task(cfg)
+    except DataError as e:
+        raise InputError(str(e)) from None
+    except (KeyError, ValueError, ImportError, AttributeError) as e:
+        raise ConfigError(f"key 'task': {e}") from None
+    if task is None and grades_with_task(cfg, task):
+        raise InputError(f"key 'oracle.kind': {cfg.oracle.kind!r} grades with the task's gold reward, "
+                         "and the config has no 'task'; with 'data:' alone the oracle is a reward_model, "
+                         "judge, remote or human (or set 'task' to the task that grades)")
+    return task
+
+
+def check_tracking(cfg) -> None:
+    """InputError when `logging.wandb` asks for W&B and the wandb package is missing."""
+    from duel.tracking import TrackingError, WandbSpec, check_installed
+
+    if WandbSpec.from_config(cfg) is not None:
         try:
-            rows = load_prompts(cfg.prompts)
-        except DataError as e:  # names the file, the row and the key
-            raise InputError(f"key 'prompts': {e}") from e
-    else:
-        key = f"key 'task' ({cfg.task!r})"
-        try:
-            rows = list(task.train_prompts)
-        except (DataError, OSError) as e:  # the task reads a prompts file
-            raise InputError(f"{key}: its training prompts: {e}") from e
+            check_installed()
+        except TrackingError as e:
+            raise InputError(str(e)) from None
+
+
+def task_prompts(cfg, task) -> list[dict]:
+    """The run's training prompts, checked row by row (a data file with bad rows fails here):
+    the rows of `data.train` when it is set, else the task's."""
+    from duel.data import DataError
+    from duel.data_source import train_rows
+
+    key = f"key 'data.train' ({cfg.data.train!r})" if cfg.data.train else f"key 'task' ({cfg.task!r})"
+    try:
+        rows = train_rows(cfg, task)
+    except DataError as e:  # names the file, the row and the column (and the data key)
+        raise InputError(str(e) if cfg.data.train else f"{key}: its training prompts: {e}") from e
+    except OSError as e:  # the task reads a prompts file
+        raise InputError(f"{key}: its training prompts: {e}") from e
     if not rows:
         raise InputError(f"{key}: the training prompt set is empty")
     seen = set()
@@ -222,16 +268,34 @@ def task_prompts(cfg, task) -> list[dict]:
             raise InputError(f"{key}: training prompt row {i}: id "
                              f"{str(r['id'])!r} repeats an earlier row")
         seen.add(str(r["id"]))
-    if cfg.prompts and grades_with_task(cfg, task):
-        from duel.data import row_locator
+    if cfg.data.train and task is not None and grades_with_task(cfg, task):
+        from duel.data_source import read_table
 
-        where = row_locator(cfg.prompts)
+        where = read_table(cfg.data.train, cfg.data.train_split, "data.train")[1]
         for i, r in enumerate(rows):
             reason = task.check_prompt(r["prompt"])
             if reason:
-                raise InputError(f"key 'prompts': {cfg.prompts}: {where(i)}: task {task.name!r} "
+                raise InputError(f"key 'data.train': {cfg.data.train}: {where(i)}: task {task.name!r} "
                                  f"cannot grade this prompt (oracle.kind {cfg.oracle.kind!r} is "
                                  f"its gold reward): {reason}")
+    return rows
+
+
+def eval_prompts(cfg, task) -> list[dict]:
+    """The run's eval rows with references (duel.data_source.eval_rows), checked: InputError."""
+    from duel.data import DataError
+    from duel.data_source import eval_rows
+
+    from duel.data_source import DataSpec
+
+    try:
+        rows = eval_rows(cfg, task)
+    except (DataError, OSError) as e:
+        if DataSpec.from_config(cfg).eval_source() is not None:
+            raise InputError(str(e)) from e
+        raise InputError(f"key 'task' ({cfg.task!r}): its eval prompts: {e}") from e
+    if not rows:
+        raise InputError(f"key 'task' ({cfg.task!r}): the eval prompt set is empty")
     return rows
 
 
@@ -244,51 +308,96 @@ def grades_with_task(cfg, task) -> bool:
 PROMPTS_RECORD = "prompts.json"
 
 
-def prompts_digest(rows: list[dict]) -> str:
-    """sha256 of the (id, prompt) rows in order: what the run reads, not the file's bytes (a
-    file re-saved with other formatting or key order keeps its digest)."""
-    data = json.dumps([[str(r["id"]), r["prompt"]] for r in rows], ensure_ascii=False)
+def prompts_digest(rows: list[dict], with_reference: bool = False) -> str:
+    """sha256 of the (id, prompt[, messages][, reference]) rows in order: what the run reads, not
+    the file's bytes (a file re-saved with other formatting or key order keeps its digest)."""
+    def row(r):
+        out = [str(r["id"]), r["prompt"]]
+        if r.get("messages") is not None:
+            out.append(r["messages"])
+        if with_reference:
+            out.append(r.get("reference"))
+        return out
+
+    data = json.dumps([row(r) for r in rows], ensure_ascii=False)
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def check_prompts_record(cfg, run_dir: Path, rows: list[dict]) -> dict | None:
-    """RunDirError if RUN_DIR/prompts.json records other rows than the `prompts:` file gives now;
+def data_record(cfg, rows: list[dict], evals: list[dict] | None) -> dict | None:
+    """What RUN_DIR/prompts.json records of the run's data (None when it is all the task's):
+    {"file", "rows", "sha256"} of the training rows, and "eval_file", "eval_rows", "eval_sha256"
+    of the eval rows (with their references) when the data gives them."""
+    from duel.data_source import DataSpec
+
+    record = {}
+    if cfg.data.train:
+        record = {"file": str(cfg.data.train), "rows": len(rows), "sha256": prompts_digest(rows)}
+    src = DataSpec.from_config(cfg).eval_source()
+    if src is not None and evals is not None:
+        record.update(eval_file=str(src[1]), eval_rows=len(evals),
+                      eval_sha256=prompts_digest(evals, with_reference=True))
+    return record or None
+
+
+def check_prompts_record(cfg, run_dir: Path, rows: list[dict], evals: list[dict] | None = None) -> dict | None:
+    """RunDirError if RUN_DIR/prompts.json records other rows than the data gives now;
     -> the record to write (None when the prompts come from the task, or it is already there)."""
-    if not cfg.prompts:
+    record = data_record(cfg, rows, evals)
+    if record is None:
         return None
-    record = {"file": str(cfg.prompts), "rows": len(rows), "sha256": prompts_digest(rows)}
     path = run_dir / PROMPTS_RECORD
     if not path.is_file():
         return record
     try:
         old = json.loads(path.read_text())
-        old_sha, old_rows = str(old["sha256"]), int(old["rows"])
+        if not isinstance(old, dict):
+            raise TypeError(f"got {type(old).__name__}")
+        for k in ("sha256", "eval_sha256"):
+            if k in old:
+                str(old[k]), int(old[k.replace("sha256", "rows")])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"{path}: expected a JSON object with 'sha256' and 'rows' (the prompts "
+        raise RunDirError(f"{path}: expected a JSON object with 'sha256' and 'rows' (the data "
                           f"this run started with), cannot read it: {e}") from e
-    if old_sha != record["sha256"]:
-        raise RunDirError(
-            f"key 'prompts' ({cfg.prompts!r}): the prompts file changed since this run started: "
-            f"{path} records {old_rows} rows with sha256 {old_sha[:16]}..., the file now gives "
-            f"{record['rows']} rows with sha256 {record['sha256'][:16]}...; a resumed run must read "
-            "the same prompts in the same order: restore the file or start a new run")
+    for pre, key in (("", "data.train"), ("eval_", "data.eval" if cfg.data.eval else "data.train")):
+        if pre + "sha256" not in old or pre + "sha256" not in record:
+            continue
+        old_sha, old_rows = str(old[pre + "sha256"]), int(old[pre + "rows"])
+        if old_sha != record[pre + "sha256"]:
+            raise RunDirError(
+                f"key {key!r} ({record[pre + 'file']!r}): the {'eval ' if pre else ''}data changed since "
+                f"this run started: {path} records {old_rows} rows with sha256 {old_sha[:16]}..., "
+                f"the data now gives {record[pre + 'rows']} rows with sha256 "
+                f"{record[pre + 'sha256'][:16]}...; a resumed run must read the same rows in the same "
+                "order: restore the data or start a new run")
     return None
+
+
+def encode_run_prompts(cfg, tok, rows: list[dict]):
+    """-> (PromptBatch of every kept training prompt, EncodeStats, kept rows): the chat template,
+    `data.max_prompt_len` and `data.truncation` applied as for every step of the run."""
+    from duel.data import DataError, encode_prompts
+
+    try:
+        batch, stats = encode_prompts(tok, rows, max_prompt_len=cfg.data.max_prompt_len,
+                                      truncation=cfg.data.truncation)
+    except DataError as e:  # a chat prompt and a policy tokenizer without a chat template
+        first = next((r["id"] for r in rows if r.get("messages") is not None), "?")
+        raise InputError(f"key 'data.train' ({cfg.data.train!r}): row id {first!r}: {e}") from e
+    if stats.dropped == len(rows):
+        raise InputError(f"key 'data.max_prompt_len' ({cfg.data.max_prompt_len}): every training prompt "
+                         f"is longer, and data.truncation is 'drop': no prompt is left")
+    kept = set(batch.prompt_ids)
+    return batch, stats, [r for r in rows if str(r["id"]) in kept]
 
 
 def prompt_width(cfg, model_dir) -> int:
     """The token width every PromptBatch of the run has: `prepare_inputs` encodes all training
     prompts at once, left-padded to the longest (the learner's label replay stores rows at it)."""
-    from duel.data import encode_prompts
-    from duel.tasks import get_task
     from duel.tasks.tokenizer import load_tokenizer
 
-    rows = task_prompts(cfg, get_task(cfg.task))
-    batch, _ = encode_prompts(load_tokenizer(model_dir), [{"id": str(r["id"]), "prompt": r["prompt"]}
-                                                          for r in rows], max_prompt_len=MAX_PROMPT_LEN)
+    rows = task_prompts(cfg, resolve_task(cfg))
+    batch, _, _ = encode_run_prompts(cfg, load_tokenizer(model_dir), rows)
     return int(batch.input_ids.shape[1])
-
-
-MAX_PROMPT_LEN = 1024  # tokens of a training prompt (longer ones are cut on the left)
 
 
 def _started_only(run_dir: Path) -> bool:
@@ -299,9 +408,7 @@ def _started_only(run_dir: Path) -> bool:
 
 def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:
     from duel.checkpoint import all_steps
-    from duel.config import ConfigError, save_config, to_dict, validate
-    from duel.data import encode_prompts
-    from duel.tasks import get_task
+    from duel.config import save_config, to_dict, validate
     from duel.tasks.tokenizer import load_tokenizer
 
     validate(cfg)  # a Config built in code is checked like a file (before Ray starts)
@@ -318,20 +425,24 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
         if to_dict(load_config(cfg_file)) != to_dict(cfg):
             raise RunDirError(f"{cfg_file}: the run directory was started with another config; "
                               "resume it with its own config or choose another run directory")
-    try:
-        task = get_task(cfg.task)
-    except (KeyError, ValueError) as e:
-        raise ConfigError(f"key 'task': {e}") from None
+    check_tracking(cfg)
+    task = resolve_task(cfg)
     rows = task_prompts(cfg, task)
-    record = check_prompts_record(cfg, run_dir, rows)
+    evals = eval_prompts(cfg, task)
+    record = check_prompts_record(cfg, run_dir, rows, evals)
     model_dir = model_dir_for(cfg, task)
     try:
         tok = load_tokenizer(model_dir)
     except FileNotFoundError as e:
         raise InputError(f"key 'policy.path': {e}") from e
     check_encoder(cfg, model_dir)
-    batch, _ = encode_prompts(tok, [{"id": str(r["id"]), "prompt": r["prompt"]} for r in rows],
-                              max_prompt_len=MAX_PROMPT_LEN)
+    batch, stats, rows = encode_run_prompts(cfg, tok, rows)
+    if stats.truncated or stats.dropped:
+        import sys
+
+        print(f"training prompts: {stats.rows} rows, {stats.truncated} cut to their last "
+              f"{cfg.data.max_prompt_len} tokens, {stats.dropped} dropped (data.max_prompt_len, "
+              f"data.truncation: {cfg.data.truncation})", file=sys.stderr, flush=True)
     ids, mask = batch.input_ids, batch.attention_mask
     pad = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
     run_dir.mkdir(parents=True, exist_ok=True)

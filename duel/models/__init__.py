@@ -3,13 +3,13 @@
     model, config = load_pretrained(path, dtype=jnp.float32)
     save_pretrained(model, config, out_dir)
     model = build_model(config, seed=0, dtype=jnp.float32)
-    tokenizer = load_tokenizer(path)
+    tokenizer = duel.tasks.load_tokenizer(path)   # the one tokenizer loader (tokenizer.json, no torch)
 
 See docs/architecture.md ("Models") for the forward, KV-cache and reward-model contracts.
 """
 
 from duel.models.config import ARCHITECTURES, ModelConfig
-from duel.models.hf import load_pretrained, load_tokenizer, read_config, save_pretrained
+from duel.models.hf import load_pretrained, read_config, save_pretrained
 from duel.models.transformer import (
     Transformer,
     build_model,
@@ -26,7 +26,6 @@ __all__ = [
     "default_positions",
     "init_params",
     "load_pretrained",
-    "load_tokenizer",
     "param_shapes",
     "read_config",
     "save_pretrained",

@@ -2,7 +2,7 @@
 
 load_pretrained(path)  config.json + model.safetensors (or a sharded model.safetensors.index.json)
 save_pretrained(...)   config.json + model.safetensors (or shards + index) that transformers loads
-load_tokenizer(path)   transformers.AutoTokenizer from the same directory, local files only
+The tokenizer of the same directory: duel.tasks.load_tokenizer(path) (tokenizer.json, no torch).
 """
 
 from __future__ import annotations
@@ -172,14 +172,3 @@ def save_pretrained(
         tokenizer.save_pretrained(str(out))
     return out
 
-
-def load_tokenizer(path):
-    """The tokenizer saved in a model directory (transformers.AutoTokenizer, local files only)."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise FileNotFoundError(
-            f"{path}: no usable tokenizer (expected tokenizer.json or tokenizer_config.json + vocab files): {e}"
-        ) from e

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from duel.models import layers as F
+from duel.models import lora
 from duel.models.config import ModelConfig
 
 
@@ -129,7 +130,7 @@ def _attend(p, q, k, v, rope, mask, kv, scale=None):
         k = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False).astype(q.dtype)
         v = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False).astype(q.dtype)
         kv = (ck, cv)
-    out = jnp.einsum("btnd,ndh->bth", F.attention(q, k, v, mask, scale), p["wo"])
+    out = lora.project("btnd,ndh->bth", F.attention(q, k, v, mask, scale), p, "wo")
     if "bo" in p:
         out = out + p["bo"]
     return out, kv
@@ -137,9 +138,9 @@ def _attend(p, q, k, v, rope, mask, kv, scale=None):
 
 def llama_block(c: ModelConfig, p, x, rope, mask, kv):
     h = F.rms_norm(x, p["attn_norm"], c.norm_eps)
-    q = jnp.einsum("bth,hnd->btnd", h, p["wq"])
-    k = jnp.einsum("bth,hnd->btnd", h, p["wk"])
-    v = jnp.einsum("bth,hnd->btnd", h, p["wv"])
+    q = lora.project("bth,hnd->btnd", h, p, "wq")
+    k = lora.project("bth,hnd->btnd", h, p, "wk")
+    v = lora.project("bth,hnd->btnd", h, p, "wv")
     if c.attention_bias:
         q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
     if c.qk_norm:
@@ -147,8 +148,8 @@ def llama_block(c: ModelConfig, p, x, rope, mask, kv):
     a, kv = _attend(p, q, k, v, rope, mask, kv)
     x = x + a
     h = F.rms_norm(x, p["mlp_norm"], c.norm_eps)
-    gate = F.ACTIVATIONS[c.hidden_act](h @ p["w_gate"])
-    return x + (gate * (h @ p["w_up"])) @ p["w_down"], kv
+    gate = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", h, p, "w_gate"))
+    return x + lora.project("bti,ih->bth", gate * lora.project("bth,hi->bti", h, p, "w_up"), p, "w_down"), kv
 
 
 def gpt_neox_block(c: ModelConfig, p, x, rope, mask, kv):
@@ -160,7 +161,8 @@ def gpt_neox_block(c: ModelConfig, p, x, rope, mask, kv):
 
     def mlp(y):
         y = F.layer_norm(y, p["ln2_scale"], p["ln2_bias"], c.norm_eps)
-        return F.ACTIVATIONS[c.hidden_act](y @ p["w_in"] + p["b_in"]) @ p["w_out"] + p["b_out"]
+        y = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", y, p, "w_in") + p["b_in"])
+        return lora.project("bti,ih->bth", y, p, "w_out") + p["b_out"]
 
     if c.parallel_residual:
         return x + a + mlp(x), kv
@@ -176,9 +178,9 @@ def gemma_block(c: ModelConfig, p, x, rope, mask, kv):
         return F.gemma_rms_norm(y, p[name], c.norm_eps)
 
     h = norm(x, "attn_norm")
-    q = jnp.einsum("bth,hnd->btnd", h, p["wq"])
-    k = jnp.einsum("bth,hnd->btnd", h, p["wk"])
-    v = jnp.einsum("bth,hnd->btnd", h, p["wv"])
+    q = lora.project("bth,hnd->btnd", h, p, "wq")
+    k = lora.project("bth,hnd->btnd", h, p, "wk")
+    v = lora.project("bth,hnd->btnd", h, p, "wv")
     if c.attention_bias:
         q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
     q, k = norm(q, "q_norm"), norm(k, "k_norm")
@@ -186,7 +188,8 @@ def gemma_block(c: ModelConfig, p, x, rope, mask, kv):
     a, kv = _attend(p, q, k, v, rope, mask, kv, scale)
     x = x + norm(a, "post_attn_norm")
     h = norm(x, "mlp_norm")
-    h = (F.ACTIVATIONS[c.hidden_act](h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
+    gate = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", h, p, "w_gate"))
+    h = lora.project("bti,ih->bth", gate * lora.project("bth,hi->bti", h, p, "w_up"), p, "w_down")
     return x + norm(h, "post_mlp_norm"), kv
 
 
@@ -245,7 +248,8 @@ class Transformer(nnx.Module):
         return self.embed[...].dtype
 
     def _layer_params(self):
-        return {n[7:]: a for n, a in self.params().items() if n.startswith("layers.")}
+        p = {n[7:]: a for n, a in self.params().items() if n.startswith("layers.")}
+        return lora.layer_params(self, p)  # + LoRA adapters, when attached (duel.models.lora)
 
     # ---- forward
 

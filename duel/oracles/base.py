@@ -25,7 +25,15 @@ import numpy as np
 
 
 class OracleError(RuntimeError):
-    """An oracle could not produce an answer (after its retry budget); never a made-up label."""
+    """An oracle could not produce an answer (after its retry budget); never a made-up label.
+
+    `attempts`: the requests already sent for that answer (an HTTP oracle retries a request
+    itself, duel.oracles.transport); the oracle pool counts them against the same budget.
+    `retry`: False when asking again cannot help (an HTTP 4xx: a bad request or key)."""
+
+    def __init__(self, message: str, attempts: int = 1, retry: bool = True):
+        super().__init__(message)
+        self.attempts, self.retry = int(attempts), bool(retry)
 
 
 @dataclasses.dataclass

@@ -12,7 +12,9 @@ Request: POST {base_url}/chat/completions with {"model", "messages": [system, us
 Config: {"kind": "judge", "base_url": "https://api.openai.com/v1", "model": "...",
 "api_key_env": "OPENAI_API_KEY", "both_orders": true, "temperature": 0.0, "max_tokens": 4,
 "concurrency": 4, "timeout_s": 30, "max_retries": 3, "backoff_s": 0.5, "max_backoff_s": 30,
-"system": optional str, "template": optional str with {prompt}, {first}, {second}}.
+"system": optional str, "template": optional str with {prompt}, {first}, {second}}. In a run,
+max_retries is the run's `oracle.max_retries` (one budget with the oracle pool), the rest
+`oracle.options`.
 The API key is read from the environment variable named by api_key_env at call time; it is
 never stored on the oracle, logged, put in metadata or pickled.
 Per-pair metadata: latency_s, retries (both requests), errors, verdict_ab, verdict_ba,

@@ -15,7 +15,9 @@ with exponential backoff (duel.oracles.transport); after the retry budget the or
 value is sent as `Authorization: Bearer ...` (read at call time, never stored, logged or pickled).
 
 Config: {"kind": "remote", "url": "http://host:port/label", "timeout_s": 30, "max_retries": 3,
-"backoff_s": 0.5, "max_backoff_s": 30, "batch_size": 64, "api_key_env": null}.
+"backoff_s": 0.5, "max_backoff_s": 30, "batch_size": 64, "api_key_env": null}. In a run,
+max_retries is the run's `oracle.max_retries` (one budget with the oracle pool), the rest
+`oracle.options`.
 Per-pair metadata: latency_s (the request's wall time shared by its pairs), retries, errors
 (codes of the failed attempts), request (index of the request within this call).
 """

@@ -7,13 +7,19 @@ Sequences longer than max_length keep their last max_length tokens (the score is
 end); each pair's metadata says whether its a or b sequence was truncated.
 
 Config: {"kind": "reward_model", "path": DIR, "tau": 1.0, "batch_size": 32, "max_length": 512,
-"append_eos": false, "chat_template": true, "label_index": 0}.
-The model and tokenizer load lazily (first `label`) and are dropped when pickled, so the oracle
+"append_eos": false, "chat_template": true, "label_index": 0, "dtype": "float32"}.
+The tokenizer and its chat template are the reward model's own (DIR's tokenizer files), never the
+policy's. One `label` call scores its 2N sequences (both responses of every pair) in forward
+passes of `batch_size` rows; `dtype: bfloat16` holds the weights and computes in bfloat16 (half
+the memory of a 2B-8B reward model; scores differ from float32 by ~1e-2 relative).
+The model and tokenizer load lazily, once per process (first `label`; a lock keeps concurrent
+calls of one Ray actor from loading it twice), and are dropped when pickled, so the oracle
 ships to a Ray actor as its config.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -29,36 +35,52 @@ def _bucket(n: int) -> int:
     return b
 
 
+DTYPES = ("float32", "bfloat16")
+
+
 class RewardModelOracle(Oracle):
     kind = "reward_model"
 
     def __init__(self, path, tau: float = 1.0, batch_size: int = 32, max_length: int = 512,
-                 append_eos: bool = False, chat_template: bool = True, label_index: int = 0):
+                 append_eos: bool = False, chat_template: bool = True, label_index: int = 0,
+                 dtype: str = "float32"):
         p = Path(str(path)).expanduser() if path is not None else None
         if p is None or not (p / "config.json").is_file():
             raise ValueError(f"reward_model oracle config: key 'path' must be a model directory with config.json, got {path!r}")
         if tau <= 0:
             raise ValueError(f"reward_model oracle config: key 'tau' must be > 0, got {tau}")
+        if dtype not in DTYPES:
+            raise ValueError(f"reward_model oracle config: key 'dtype' must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"reward_model oracle config: key 'batch_size' must be an integer >= 1, got {batch_size!r}")
+        self.dtype = dtype
         self.path, self.tau, self.batch_size, self.max_length = p, float(tau), int(batch_size), int(max_length)
         self.append_eos, self.chat_template, self.label_index = bool(append_eos), bool(chat_template), int(label_index)
         self._model = self._tok = self._fwd = None
+        self._lock = threading.Lock()
+        self.loads = 0  # times the weights were read (one per process)
 
     @classmethod
     def from_config(cls, cfg, **kwargs):
-        keys = {"path", "tau", "batch_size", "max_length", "append_eos", "chat_template", "label_index"}
+        keys = {"path", "tau", "batch_size", "max_length", "append_eos", "chat_template", "label_index", "dtype"}
         check_keys(cfg, keys, "reward_model oracle")
         return cls(**{k: cfg[k] for k in keys if k in cfg}, **kwargs)
 
     def _load(self):
-        if self._model is not None:
-            return
+        with self._lock:
+            if self._model is None:
+                self._load_now()
+
+    def _load_now(self):
         import jax
+        import jax.numpy as jnp
         from flax import nnx
 
         from duel.models import load_pretrained
         from duel.tasks.tokenizer import load_tokenizer
 
-        model, config = load_pretrained(self.path)
+        model, config = load_pretrained(self.path, dtype=getattr(jnp, self.dtype))
+        self.loads += 1
         if not getattr(config, "num_labels", 0):
             raise ValueError(f"{self.path}/config.json: expected a *ForSequenceClassification model (num_labels > 0)")
         self._tok = load_tokenizer(self.path)
@@ -100,8 +122,9 @@ class RewardModelOracle(Oracle):
 
     def _label(self, prompts, a, b):
         t0 = time.perf_counter()
-        ra, ta = self.scores(prompts, a)
-        rb, tb = self.scores(prompts, b)
+        n = len(prompts)
+        r, t = self.scores(prompts + prompts, a + b)  # both sides in the same forward passes
+        ra, rb, ta, tb = r[:n], r[n:], t[:n], t[n:]
         dt = (time.perf_counter() - t0) / len(prompts)
         meta = [
             {"latency_s": dt, "retries": 0, "reward_a": float(x), "reward_b": float(y), "truncated": bool(u or v)}
@@ -110,7 +133,10 @@ class RewardModelOracle(Oracle):
         return OracleResult(bt_prob(ra, rb, self.tau), meta)
 
     def __getstate__(self):
-        return {**self.__dict__, "_model": None, "_tok": None, "_fwd": None}
+        return {**self.__dict__, "_model": None, "_tok": None, "_fwd": None, "_lock": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def __repr__(self):
         return f"RewardModelOracle(path={str(self.path)!r}, tau={self.tau})"

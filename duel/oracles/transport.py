@@ -1,4 +1,4 @@
-"""POST JSON with a timeout and retries with exponential backoff (stdlib urllib only).
+"""POST JSON with a timeout and retries with exponential backoff, over one `httpx` client.
 
 `post_json(url, body, parse, ...)` sends `body`, decodes the JSON reply and hands it to `parse`
 (which raises `MalformedReply` when the reply has the wrong shape). Retried: timeouts, connection
@@ -6,19 +6,22 @@ errors, HTTP 408/429/5xx, undecodable JSON and `MalformedReply`. Not retried: ot
 (a bad request or key does not get better). After `max_retries` retries it raises `OracleError`
 naming the URL, the attempts and the last error; it never returns a made-up answer.
 The sleep before retry k (k = 1, 2, ...) is min(backoff_s * 2**(k-1), max_backoff_s).
+
+This is the only place an HTTP request is retried: the error carries `attempts` (and `retry`
+False for a 4xx), and the oracle pool (actors/oracle.py) counts them against the same budget,
+the run's `oracle.max_retries`, instead of sending the request's call again.
 Headers are never logged or put in errors (they may carry an API key).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
-import socket
+import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any, Callable
+
+import httpx
 
 from duel.oracles.base import OracleError
 
@@ -44,6 +47,20 @@ class CallStats:
     errors: list[str]  # one short code per failed attempt: timeout, http_500, malformed_json, ...
 
 
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> httpx.Client:
+    """The process's one HTTP client (connection pool; thread-safe, so a judge's threads share
+    it). Created on first use, so an oracle pickles and starts without one."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client()
+        return _client
+
+
 def post_json(
     url: str,
     body: dict,
@@ -60,37 +77,35 @@ def post_json(
     for attempt in range(retry.max_retries + 1):
         if attempt > 0:
             sleep(min(retry.backoff_s * 2 ** (attempt - 1), retry.max_backoff_s))
-        req = urllib.request.Request(url, data=data, headers=hdrs, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=retry.timeout_s) as resp:
-                raw = resp.read()
-            try:
-                reply = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise MalformedReply(f"reply is not JSON ({e}): {raw[:200]!r}") from None
-            out = parse(reply)
-            return out, CallStats(time.perf_counter() - t0, attempt, errors)
-        except urllib.error.HTTPError as e:
-            code = f"http_{e.code}"
-            last = f"HTTP {e.code} {e.reason}"
-            if e.code not in RETRY_STATUS:
-                errors.append(code)
-                raise OracleError(
-                    f"{url}: {last} (not retried; attempt {attempt + 1}); errors so far: {errors}"
-                ) from None
-        except MalformedReply as e:
-            code, last = "malformed_json", str(e)
-        except (TimeoutError, socket.timeout) as e:
+            resp = client().post(url, content=data, headers=hdrs, timeout=retry.timeout_s)
+        except httpx.TimeoutException as e:
             code, last = "timeout", f"timed out after {retry.timeout_s}s ({e})"
-        except urllib.error.URLError as e:
-            if isinstance(e.reason, (TimeoutError, socket.timeout)):
-                code, last = "timeout", f"timed out after {retry.timeout_s}s"
-            else:
-                code, last = "connection", f"connection error: {e.reason}"
-        except (ConnectionError, OSError, http.client.HTTPException) as e:  # reset, closed, cut
+        except httpx.TransportError as e:  # refused, reset, closed, cut
             code, last = "connection", f"connection error: {e}"
+        else:
+            if resp.is_success:
+                try:
+                    out = parse(_json(resp.content))
+                    return out, CallStats(time.perf_counter() - t0, attempt, errors)
+                except MalformedReply as e:
+                    code, last = "malformed_json", str(e)
+            else:
+                code, last = f"http_{resp.status_code}", f"HTTP {resp.status_code} {resp.reason_phrase}"
+                if resp.status_code not in RETRY_STATUS:
+                    errors.append(code)
+                    raise OracleError(
+                        f"{url}: {last} (not retried; attempt {attempt + 1}); errors so far: {errors}",
+                        attempts=attempt + 1, retry=False)
         errors.append(code)
     raise OracleError(
         f"{url}: no valid answer after {retry.max_retries + 1} attempts "
-        f"({retry.max_retries} retries); errors: {errors}; last: {last}"
-    )
+        f"({retry.max_retries} retries); errors: {errors}; last: {last}",
+        attempts=retry.max_retries + 1)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MalformedReply(f"reply is not JSON ({e}): {raw[:200]!r}") from None

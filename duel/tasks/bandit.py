@@ -87,7 +87,7 @@ def _run_seed(strategy: str, cfg: LabConfig, key: jax.Array):
     T, P, M, d = cfg.rounds, cfg.prompts_per_round, cfg.num_arms, cfg.feature_dim
     k_u, k_erm, k_eval, k_run = jax.random.split(key, 4)
     u_fn = make_utility(k_u, cfg)
-    erm = ERM(d, cfg.erm, k_erm)
+    erm = ERM.create(d, cfg.erm, k_erm)
     cap = T * P
     buf = (jnp.zeros((cap, d)), jnp.zeros((cap, d)), jnp.zeros((cap,)))
 

@@ -9,7 +9,9 @@ whitespace and decodes by joining with one space. Special tokens: <pad>=0, <s>=1
 special_tokens_map.json, which `transformers.AutoTokenizer` loads as a PreTrainedTokenizerFast.
 `load_tokenizer(dir)` reads the same files without importing transformers (which pulls in
 torch): a `Tokenizer` with the subset of the Hugging Face API duel uses (`__call__`, `encode`,
-`decode`, `batch_decode`, special token ids, `apply_chat_template` via jinja2).
+`decode`, `batch_decode`, special token ids, `apply_chat_template` via jinja2). It is duel's one
+tokenizer loader, for any model directory with a tokenizer.json (policies, encoders, reward
+models alike); it lives here because tasks import duel.models, never the other way round.
 """
 
 from __future__ import annotations

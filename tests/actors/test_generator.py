@@ -42,7 +42,7 @@ def _weights(core, version, scale=1.0, checksum=True, dtype=None):
     from duel.ensemble import ERM, ERMConfig
 
     state = jax.tree.map(lambda x: x * scale, nnx.state(core.encoder, nnx.Param))
-    erm = ERM(core.model_config.hidden_size, ERMConfig(num_members=3, hidden=(8,)), jax.random.key(0))
+    erm = ERM.create(core.model_config.hidden_size, ERMConfig(num_members=3, hidden=(8,)), jax.random.key(0))
     extras = {"erm": host(erm.params), "checksum": digest(flat_weights(state)) if checksum else ""}
     return LocalTransport(dtype, bucket_bytes=4096).put(state, version, extras)
 

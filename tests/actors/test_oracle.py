@@ -1,7 +1,6 @@
 """The oracle pool: bounded concurrency, one query per pair, retries, failures never become labels,
 an actor that dies mid-chunk loses only the call in flight."""
 
-import os
 from collections import Counter
 
 import numpy as np
@@ -12,17 +11,10 @@ from actors.oracle import OracleActor, OraclePool, OracleSpec, OracleUnavailable
 from duel.oracles import make_oracle
 from duel.oracles.base import bt_prob
 from tests.helpers import counting_oracle
+from tests.helpers.fake_http import FakeServer
 from tests.helpers.tiny import TinyTask
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session(oracle_dir):  # oracle_dir: tests/conftest.py
-    env = {"PYTHONPATH": ROOT, counting_oracle.ENV: str(oracle_dir)}
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("counting_ray")  # tests/conftest.py: Ray with the counting oracle
 
 
 @ray.remote(num_cpus=0)
@@ -154,3 +146,38 @@ def test_bad_call_size_stops_at_once_naming_the_key():
                                                 r"'call_size' must be an integer >= 0.*got -1"):
         pool.label(["1+1="], ["2"], ["3"])
     assert pool.queries == 0
+
+
+@pytest.mark.parametrize("fails", [2, 3, 100])
+def test_http_oracle_and_pool_share_one_retry_budget(fails):
+    """oracle.max_retries = 2: a request is sent at most 3 times in all (the HTTP client retries
+    it; the pool counts those attempts instead of sending the call again: 3, not 3 x 3 = 9).
+    A server failing 2 times answers on the 3rd request; failing 3 times or more stops the run."""
+    srv = FakeServer(lambda i, body: (503, {}, 0) if i < fails else (200, {"prob_a": [0.75]}, 0))
+    try:
+        spec = OracleSpec("remote", {"url": srv.url, "backoff_s": 0.0}, max_retries=2)
+        pool = OraclePool([OracleActor.remote(spec)], max_concurrency=1, max_retries=2, backoff_s=0.0)
+        if fails <= 2:
+            prob, _ = pool.label(["p"], ["a"], ["b"])
+            assert prob.tolist() == [0.75] and pool.queries == 1
+        else:
+            with pytest.raises(OracleUnavailable, match=r"failed 3 times in a row on pairs 0\.\.0, past its "
+                                                        r"retry budget \(oracle\.max_retries = 2\).*3 attempts"):
+                pool.label(["p"], ["a"], ["b"])
+            assert pool.queries == 0
+        assert len(srv.requests) == 3
+    finally:
+        srv.close()
+
+
+def test_http_client_error_is_not_retried_by_the_pool():
+    srv = FakeServer(lambda i, body: (401, {"error": "bad key"}, 0))
+    try:
+        spec = OracleSpec("remote", {"url": srv.url, "backoff_s": 0.0}, max_retries=3)
+        pool = OraclePool([OracleActor.remote(spec)], max_concurrency=1, max_retries=3, backoff_s=0.0)
+        with pytest.raises(OracleUnavailable, match="failed 1 times in a row on pairs 0..0, with an error "
+                                                    "that is not retried; last error: OracleError: .*HTTP 401"):
+            pool.label(["p"], ["a"], ["b"])
+        assert len(srv.requests) == 1
+    finally:
+        srv.close()

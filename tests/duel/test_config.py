@@ -22,7 +22,8 @@ DEMO = Path(__file__).resolve().parents[2] / "launch" / "configs" / "demo.yaml"
 def test_defaults_are_valid_and_documented_names_exist():
     cfg = load_config(None)
     assert cfg == Config()
-    assert (cfg.seed, cfg.task, cfg.budget, cfg.explore.strategy) == (0, "arithmetic", None, "ee_ts")
+    # no task by default: a run names its task, or gives its data (learner.setup.resolve_task)
+    assert (cfg.seed, cfg.task, cfg.budget, cfg.explore.strategy) == (0, None, None, "ee_ts")
     assert cfg.erm.hidden == (128, 128) and cfg.mode == "sync" and cfg.max_staleness == 0
 
 
@@ -113,6 +114,14 @@ def test_secret_values_are_refused_and_never_echoed(tmp_path):
     with pytest.raises(ConfigError):
         save_config(bad, tmp_path / "d.yaml")
     assert not (tmp_path / "d.yaml").exists()
+
+
+def test_one_oracle_retry_budget():
+    # the HTTP client and the oracle pool spend one budget, oracle.max_retries
+    with pytest.raises(ConfigError, match=r"--set oracle.options.max_retries=5: key "
+                                          r"'oracle.options.max_retries' moved: .* is 'oracle.max_retries'"):
+        load_config(None, ["oracle.options.max_retries=5"])
+    assert load_config(None, ["oracle.max_retries=5"]).oracle.max_retries == 5
 
 
 def test_missing_file_and_non_mapping(tmp_path):

@@ -40,7 +40,11 @@ def sources() -> list[Path]:
     return [p for p in files if p != ROOT / "duel" / "config.py"]
 
 
-def reads_in(tree: ast.AST, sections: dict[str, set[str]], top: set[str]) -> set[str]:
+def reads_in(tree: ast.AST, sections: dict[str, set[str]], top: set[str],
+             full: dict[str, str] | None = None) -> set[str]:
+    """Leaves read in `tree`; a section is named by its last part (`wandb` for logging.wandb),
+    `full` maps that name back to its dotted path."""
+    full = full or {}
     aliases: dict[str, str] = {}
     for node in ast.walk(tree):  # alias = <...>.section
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) \
@@ -54,9 +58,9 @@ def reads_in(tree: ast.AST, sections: dict[str, set[str]], top: set[str]) -> set
             continue
         base = node.value
         if isinstance(base, ast.Attribute) and base.attr in sections and node.attr in sections[base.attr]:
-            out.add(f"{base.attr}.{node.attr}")
+            out.add(f"{full.get(base.attr, base.attr)}.{node.attr}")
         if isinstance(base, ast.Name) and base.id in aliases and node.attr in sections[aliases[base.id]]:
-            out.add(f"{aliases[base.id]}.{node.attr}")
+            out.add(f"{full.get(aliases[base.id], aliases[base.id])}.{node.attr}")
         is_cfg = (isinstance(base, ast.Name) and base.id in CONFIG_NAMES) or \
                  (isinstance(base, ast.Attribute) and base.attr in CONFIG_NAMES)
         if is_cfg and node.attr in top:
@@ -67,14 +71,17 @@ def reads_in(tree: ast.AST, sections: dict[str, set[str]], top: set[str]) -> set
 def read_keys(files) -> set[str]:
     keys = leaves()
     sections: dict[str, set[str]] = {}
+    full: dict[str, str] = {}  # a nested section's last part -> its dotted path
     for k in keys:
         if "." in k:
-            s, f = k.split(".", 1)
-            sections.setdefault(s, set()).add(f)
+            path, f = k.rsplit(".", 1)
+            name = path.rsplit(".", 1)[-1]
+            assert full.setdefault(name, path) == path, f"two config sections named {name!r}"
+            sections.setdefault(name, set()).add(f)
     top = {k for k in keys if "." not in k}
     out = set()
     for p in files:
-        out |= reads_in(ast.parse(p.read_text(), str(p)), sections, top)
+        out |= reads_in(ast.parse(p.read_text(), str(p)), sections, top, full)
     return out
 
 
@@ -88,5 +95,9 @@ def test_the_search_finds_reads_and_misses(tmp_path):
     code = tmp_path / "m.py"
     code.write_text("def f(cfg):\n    e = cfg.erm\n    return e.hidden, cfg.seed, self.cfg.loss.beta, x.seed\n")
     assert read_keys([code]) == {"erm.hidden", "seed", "loss.beta"}  # x.seed: not a config
+    code.write_text("def f(cfg):\n    w = cfg.logging.wandb\n    return w.mode, cfg.logging.wandb.project\n")
+    assert read_keys([code]) == {"logging.wandb.mode", "logging.wandb.project"}
+    code.write_text("def f(cfg):\n    lc = cfg.policy.lora\n    return lc.rank, cfg.policy.lora.alpha\n")
+    assert read_keys([code]) == {"policy.lora.rank", "policy.lora.alpha"}  # a nested section
     code.write_text("def f(task):\n    return task.seed, cfg.erm\n")
     assert read_keys([code]) == set()

@@ -41,7 +41,7 @@ def _sign_disagreement(erm, fa, fb):
 def trained():
     rng = np.random.default_rng(0)
     theta = 3.0 * rng.normal(size=F) / np.sqrt(F)
-    erm0 = ERM(F, CFG, jax.random.key(0))
+    erm0 = ERM.create(F, CFG, jax.random.key(0))
     buf = ReplayBuffer(4096, F)
     fa, fb, prob = _pairs(rng, theta, 2048)
     labels = (rng.random(2048) < prob).astype(np.float32)  # BT-sampled binary labels
@@ -83,7 +83,7 @@ def test_members_disagree_before_and_less_after(trained):
 
 
 def test_loss_matches_formula():
-    erm = ERM(F, CFG, jax.random.key(3))
+    erm = ERM.create(F, CFG, jax.random.key(3))
     # move the params off the anchor so the regulariser is non-zero
     params = jax.tree.map(lambda p: p + 0.01, erm.params)
     rng = np.random.default_rng(1)
@@ -103,7 +103,7 @@ def test_loss_matches_formula():
 
 
 def test_state_is_a_pytree_and_update_is_deterministic():
-    erm = ERM(F, CFG, jax.random.key(0))
+    erm = ERM.create(F, CFG, jax.random.key(0))
     leaves, treedef = jax.tree.flatten(erm)
     again = jax.tree.unflatten(treedef, leaves)
     assert isinstance(again, ERM) and again.config == CFG and again.feature_dim == F
@@ -127,9 +127,9 @@ def test_state_is_a_pytree_and_update_is_deterministic():
 def _identical_members(bootstrap_p):
     """One update of an ensemble whose 4 members start as copies of member 0 (params and
     anchor): only the bootstrap masks can make them differ -> spread of each leaf over members."""
-    erm = ERM(F, ERMConfig(num_members=4, hidden=(16,), bootstrap_p=bootstrap_p), jax.random.key(0))
+    erm = ERM.create(F, ERMConfig(num_members=4, hidden=(16,), bootstrap_p=bootstrap_p), jax.random.key(0))
     copies = jax.tree.map(lambda p: jnp.broadcast_to(p[:1], p.shape), erm.params)
-    erm.params, erm.anchor = copies, jax.tree.map(jnp.copy, copies)  # Adam's state starts at 0 anyway
+    erm = erm.replace(params=copies, anchor=jax.tree.map(jnp.copy, copies))  # Adam's state starts at 0 anyway
     rng = np.random.default_rng(0)
     fa, fb = rng.normal(size=(2, 64, F)).astype(np.float32)
     new, _ = update(erm, fa, fb, np.ones(64, np.float32), 64, jax.random.key(1), steps=3)
@@ -179,7 +179,7 @@ def test_best_of_n_mean_worst_uwo():
 def test_fused_update_matches_reference(hidden, S):
     """The fast update (first layer of all members as one matmul) equals the plain vmapped one."""
     cfg = ERMConfig(num_members=5, hidden=hidden, bootstrap_p=0.7, steps_per_update=4)
-    erm = ERM(F, cfg, jax.random.key(3))
+    erm = ERM.create(F, cfg, jax.random.key(3))
     rng = np.random.default_rng(1)
     fa, fb = (rng.normal(size=(S, 16, F)).astype(np.float32) for _ in range(2))
     prob = rng.random((S, 16)).astype(np.float32)

@@ -84,3 +84,38 @@ def test_reward_model_truncation_keeps_the_end(rm_dir):
 def test_reward_model_bad_path(tmp_path):
     with pytest.raises(ValueError, match="'path'.*config.json"):
         make_oracle({"kind": "reward_model", "path": str(tmp_path)})
+
+
+def test_reward_model_bfloat16_one_load_and_its_own_chat_template(rm_dir, tmp_path):
+    """dtype bfloat16 scores within bf16 precision of float32; concurrent calls of one oracle
+    load the weights once; a chat template in the reward model's directory is the one used."""
+    import json
+    import shutil
+    import threading
+
+    path, _ = rm_dir
+    prompts, a, b = ["1+2=", "12+30=", "7+7="], ["3", "42", "14"], ["4", "4", "15"]
+    f32 = make_oracle({"kind": "reward_model", "path": str(path), "batch_size": 4})
+    bf16 = make_oracle({"kind": "reward_model", "path": str(path), "batch_size": 4, "dtype": "bfloat16"})
+    r32 = np.array([m["reward_a"] for m in f32.label(prompts, a, b).metadata])
+    threads = [threading.Thread(target=bf16.label, args=(prompts, a, b)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bf16.loads == 1 and f32.loads == 1
+    r16 = np.array([m["reward_a"] for m in bf16.label(prompts, a, b).metadata])
+    assert not np.array_equal(r16, r32)  # it does compute in bfloat16
+    np.testing.assert_allclose(r16, r32, atol=0.05 * np.abs(r32).max() + 0.02)
+    with pytest.raises(ValueError, match="key 'dtype' must be one of float32, bfloat16"):
+        make_oracle({"kind": "reward_model", "path": str(path), "dtype": "float16"})
+    # its own chat template: "|" before the prompt, ">" before the response
+    own = tmp_path / "rm"
+    shutil.copytree(path, own)
+    cfg = json.loads((own / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = "{% for m in messages %}{{ m['content'] }}{% if loop.first %}={% endif %}{% endfor %}"
+    (own / "tokenizer_config.json").write_text(json.dumps(cfg))
+    templated = make_oracle({"kind": "reward_model", "path": str(own)})
+    plain = make_oracle({"kind": "reward_model", "path": str(path)})
+    templated._load(), plain._load()
+    assert templated.encode("1+2", "3")[-5:] == plain.encode("1+2=", "3")[-5:]

@@ -144,17 +144,17 @@ def test_prompts_file_with_a_bad_row(stopped_run, capsys, row, expected):
 
 
 def prompts_config(tmp_path, prompts, **over) -> Path:
-    """A run config (TinyTask) whose training prompts come from the `prompts:` file."""
+    """A run config (TinyTask) whose training prompts come from the `data.train` file."""
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")  # only its presence is checked before Ray starts
     path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(to_dict(tiny_config(model, prompts=str(prompts), **over))))
+    path.write_text(yaml.safe_dump(to_dict(tiny_config(model, **{"data.train": str(prompts)}, **over))))
     return path
 
 
 @pytest.mark.parametrize("row, expected", [
-    ({"id": "x", "prompt": "  "}, "line 4: key 'prompt' must be a non-empty string, got '  '"),
+    ({"id": "x", "prompt": "  "}, "line 4: key 'prompt' must be a non-empty string or a list of messages, got '  '"),
     ({"id": "p1", "prompt": "7+7="}, "line 4: key 'id' value 'p1' repeats line 2 (prompt ids must be unique)"),
     ({"id": ["x"], "prompt": "7+7="}, "line 4: key 'id' must be a string or an integer, got ['x']"),
 ])
@@ -165,7 +165,7 @@ def test_prompts_key_file_with_a_bad_row(tmp_path, capsys, row, expected):
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = prompts_config(tmp_path, prompts)
     err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
-    assert f"duel: error: {path}: key 'prompts': {prompts}: {expected}" in err, err
+    assert f"duel: error: {path}: key 'data.train': {prompts}: {expected}" in err, err
     assert not (tmp_path / "new").exists()
 
 
@@ -183,7 +183,7 @@ def test_prompts_key_file_missing_or_unreadable(tmp_path, capsys, name, expected
         prompts.write_text(text[name])
     path = prompts_config(tmp_path, prompts)
     err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
-    assert f"duel: error: {path}: key 'prompts': {prompts}: {expected}" in err, err
+    assert f"duel: error: {path}: key 'data.train': {prompts}: {expected}" in err, err
     assert not (tmp_path / "new").exists()
 
 
@@ -199,7 +199,7 @@ def test_prompts_the_task_cannot_grade_are_refused_before_ray_starts(tmp_path, c
     data = yaml.safe_load(path.read_text())
     data["oracle"] = {**data["oracle"], **oracle}
     path.write_text(yaml.safe_dump(data))
-    expected = (f"key 'prompts': {prompts}: line 3: task 'tiny_arithmetic' cannot grade this "
+    expected = (f"key 'data.train': {prompts}: line 3: task 'tiny_arithmetic' cannot grade this "
                 f"prompt (oracle.kind '{oracle['kind']}' is its gold reward): expected a prompt "
                 "like '17+25=', got 'hello world'")
     err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
@@ -242,10 +242,10 @@ def test_resume_with_a_changed_prompts_file_is_refused(tmp_path, capsys):
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     before = snapshot(run_dir)
     err = fails(["resume", str(run_dir)], capsys)
-    assert (f"duel: error: key 'prompts' ('{prompts}'): the prompts file changed since this run started: "
-            f"{run_dir / PROMPTS_RECORD} records 6 rows with sha256 {record['sha256'][:16]}..., the file "
+    assert (f"duel: error: key 'data.train' ('{prompts}'): the data changed since this run started: "
+            f"{run_dir / PROMPTS_RECORD} records 6 rows with sha256 {record['sha256'][:16]}..., the data "
             "now gives 6 rows with sha256 ") in err, err
-    assert "restore the file or start a new run" in err
+    assert "restore the data or start a new run" in err
     assert snapshot(run_dir) == before
 
 
@@ -307,8 +307,8 @@ def test_oracle_reply_of_the_wrong_shape_stops_the_run_and_records_no_label(tmp_
     try:
         model = tiny_model_dir(tmp_path / "policy")
         cfg = tiny_config(model, steps=2, **{
-            "resources.generators": 1, "oracle.kind": "remote", "oracle.max_retries": 0,
-            "oracle.options": {"url": url, "max_retries": 1, "backoff_s": 0.0}})
+            "resources.generators": 1, "oracle.kind": "remote", "oracle.max_retries": 1,
+            "oracle.options": {"url": url, "backoff_s": 0.0}})
         (tmp_path / "remote.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
         run_dir = tmp_path / "run"
         capsys.readouterr()
@@ -316,11 +316,30 @@ def test_oracle_reply_of_the_wrong_shape_stops_the_run_and_records_no_label(tmp_
         err = capsys.readouterr().err
     finally:
         server.shutdown()
-    assert (f"duel: stopped: oracle unavailable: remote oracle (url '{url}') failed 1 times in a row "
-            "on pairs 0..3, past its retry budget (oracle.max_retries = 0); last error: OracleError: "
+    # one retry budget: the request is sent twice in all, not 2 x 2 times (the pool counts the
+    # HTTP client's attempts)
+    assert (f"duel: stopped: oracle unavailable: remote oracle (url '{url}') failed 2 times in a row "
+            "on pairs 0..3, past its retry budget (oracle.max_retries = 1); last error: OracleError: "
             f"{url}: no valid answer after 2 attempts (1 retries)") in err, err
     assert "'prob_a' must be a list of 4 numbers, got 3" in err
     # no label was recorded and no step was learned; the stopped run can be resumed
     assert len(Ledger(run_dir, readonly=True)) == 0
     assert read_metrics(run_dir, "train") == []
     assert checkpoint.all_steps(run_dir) == [0]
+
+
+def test_a_lora_target_the_family_lacks_fails_before_ray_starts(tmp_path, capsys):
+    from duel.models import ModelConfig, build_model, save_pretrained
+
+    c = ModelConfig(family="gpt_neox", vocab_size=32, hidden_size=16, num_layers=1, num_heads=4, num_kv_heads=4,
+                    head_dim=4, intermediate_size=24, max_position_embeddings=64, rotary_dim=2,
+                    architecture="GPTNeoXForCausalLM")
+    model_dir = tmp_path / "neox"
+    save_pretrained(build_model(c), c, model_dir)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"task": TASK, "policy": {"path": str(model_dir),
+                                                             "lora": {"rank": 4, "targets": ["q", "o"]}}}))
+    err = fails(["run", str(path), "--run-dir", str(tmp_path / "new")], capsys)
+    assert (f"duel: error: {path}: key 'policy.lora.targets': LoRA target 'q' does not exist in a gpt_neox "
+            "model (GPT-NeoX fuses q, k, v into one projection); targets it has: o, up, down") in err, err
+    assert not (tmp_path / "new").exists()

@@ -53,6 +53,34 @@ def test_dispatch_passes_the_rest_of_argv(name, module, monkeypatch):
     assert got == [["--x", "1", "RUN"]]
 
 
+def test_help_of_every_subcommand_imports_nothing_slow():
+    """`duel CMD --help` answers before JAX (seconds to import), Ray or Flax is imported."""
+    import subprocess
+    import sys
+
+    from tests.helpers.hang import HANG_TIMEOUT_S
+
+    commands = ["run", "resume", "eval", "export", *cli.DISPATCH]
+    code = ("import sys\nfrom launch import cli\nfor c in sys.argv[1:]:\n"
+            "    try:\n        cli.main([c, '--help'])\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('jax', 'ray', 'flax', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *commands], capture_output=True, text=True,
+                         cwd=ROOT, timeout=HANG_TIMEOUT_S, check=True).stdout
+    assert out.count("usage: duel") == len(commands) and out.splitlines()[-1] == "[]", out
+
+
+def test_bandit_help_says_what_the_lab_says():
+    """launch/bandit.py reads the lab's description and constants from its source, unimported."""
+    import duel.tasks.bandit as B
+    from launch import bandit
+
+    p = bandit.parser()
+    assert p.description == B.__doc__.split("\n")[0]
+    options = {a.dest: a for a in p._actions}
+    assert tuple(options["utility"].choices) == B.UTILITIES
+    assert options["strategies"].default == ",".join(B.LAB_STRATEGIES)
+
+
 def test_fresh_run_dir_never_reuses_a_run(tmp_path):
     (tmp_path / "r").mkdir()
     assert cli.fresh_run_dir(tmp_path / "r") == tmp_path / "r"

@@ -46,7 +46,7 @@ def _publish(core, version, features: int):
 
     from duel.ensemble import ERM, ERMConfig
 
-    erm = ERM(features, ERMConfig(num_members=3, hidden=(8,)), jax.random.key(0))
+    erm = ERM.create(features, ERMConfig(num_members=3, hidden=(8,)), jax.random.key(0))
     return LocalTransport().put(nnx.state(core.encoder, nnx.Param), version, {"erm": host(erm.params)})
 
 

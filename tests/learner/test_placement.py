@@ -17,12 +17,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_role_specs_take_config_and_extra_resources():
-    cfg = tiny_config(**{"resources.generator_gpus": 0.5, "resources.learner_gpus": 1.0})
+    cfg = tiny_config(**{"resources.generator_gpus": 0.5, "resources.learner_gpus": 1.0,
+                         "resources.oracle_gpus": 1.0})
     specs = role_specs(cfg, {"oracle": {"resources": {"judge": 1}}, "generator": {"num_cpus": 1}})
     assert specs["generator"].count == 2
     assert specs["generator"].bundle() == {"CPU": 1.0, "GPU": 0.5}
     assert specs["learner"].bundle() == {"GPU": 1.0}
-    assert specs["oracle"].bundle() == {"judge": 1.0}
+    assert specs["oracle"].bundle() == {"judge": 1.0, "GPU": 1.0}  # per oracle actor
+    assert role_specs(tiny_config())["oracle"].bundle() == {}
     with pytest.raises(ValueError, match="unknown role 'critic'"):
         role_specs(cfg, {"critic": {}})
 
@@ -57,3 +59,29 @@ def test_three_node_cluster_places_roles_by_custom_resources(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_oracle_gpus_reach_the_oracle_actors_ray_options():
+    """resources.oracle_gpus: each oracle actor's bundle and Ray options ask for that many GPUs,
+    and an OracleActor started with them is given its own (Ray's logical GPUs on a CPU machine)."""
+    from actors.oracle import OracleActor, OracleSpec
+    from learner.placement import Layout
+
+    cfg = tiny_config(**{"resources.oracle_actors": 2, "resources.oracle_gpus": 1.0})
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
+    layout = None
+    try:
+        layout = Layout(role_specs(cfg))
+        opts = [layout.options("oracle", i) for i in range(2)]
+        assert [o["num_gpus"] for o in opts] == [1.0, 1.0]
+        assert [o["scheduling_strategy"].placement_group_bundle_index for o in opts] == [
+            layout.index[("oracle", 0)], layout.index[("oracle", 1)]]
+        assert layout.pg.bundle_specs[layout.index[("oracle", 1)]] == {"GPU": 1.0}
+        actors = [OracleActor.options(**o).remote(OracleSpec("rule", {"reward": "operator:eq"})) for o in opts]
+        gpus = ray.get([a.__ray_call__.remote(lambda self: ray.get_gpu_ids()) for a in actors])
+        assert sorted(len(g) for g in gpus) == [1, 1] and gpus[0] != gpus[1]
+    finally:
+        if layout is not None:
+            layout.close()
+        ray.shutdown()
