@@ -124,11 +124,17 @@ def test_run_from_data_killed_resumed_evaluated_exported(tmp_path, models, capsy
                         logging={"tensorboard": False, "progress": False,
                                  "wandb": {"project": "duel-test", "mode": "offline"}})
     run_dir = tmp_path / "run"
+    # the driver gets its own W&B service, as a driver started from a shell has: WANDB_SERVICE
+    # names the service of this test process when an earlier test used W&B in it, and a run id
+    # the SIGKILLed driver opened there would stay "in use" for the resume below
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     proc = subprocess.Popen([sys.executable, "-c", KILLED_CLI, "run", path, "--run-dir", str(run_dir)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, start_new_session=True,
+                            cwd=ROOT, env={**env, "PYTHONPATH": ROOT}, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    from tests.helpers.hang import HANG_TIMEOUT_S
+
     try:
-        out, _ = proc.communicate(timeout=500)
+        out, _ = proc.communicate(timeout=HANG_TIMEOUT_S)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

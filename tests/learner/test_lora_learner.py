@@ -112,10 +112,12 @@ def _worker(root: str) -> dict:
 
 @pytest.fixture(scope="module")
 def result():
+    from tests.helpers.hang import HANG_TIMEOUT_S
+
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={NDEV}", JAX_PLATFORMS="cpu")
     root = tempfile.mkdtemp(prefix="duel-lora-")
     proc = subprocess.run([sys.executable, __file__, root], check=False, env=env, capture_output=True,
-                          text=True, timeout=900, cwd=str(Path(__file__).resolve().parents[2]))
+                          text=True, timeout=HANG_TIMEOUT_S, cwd=str(Path(__file__).resolve().parents[2]))
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     r["root"] = root
