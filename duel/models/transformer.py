@@ -136,20 +136,29 @@ def _attend(p, q, k, v, rope, mask, kv, scale=None):
     return out, kv
 
 
-def llama_block(c: ModelConfig, p, x, rope, mask, kv):
-    h = F.rms_norm(x, p["attn_norm"], c.norm_eps)
+def _qkv(c: ModelConfig, p, h):
+    """Query, key and value projections (llama and gemma), with their biases if any."""
     q = lora.project("bth,hnd->btnd", h, p, "wq")
     k = lora.project("bth,hnd->btnd", h, p, "wk")
     v = lora.project("bth,hnd->btnd", h, p, "wv")
     if c.attention_bias:
         q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+    return q, k, v
+
+
+def _gated_mlp(c: ModelConfig, p, h):
+    """act(h W_gate) * (h W_up) W_down (llama and gemma)."""
+    gate = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", h, p, "w_gate"))
+    return lora.project("bti,ih->bth", gate * lora.project("bth,hi->bti", h, p, "w_up"), p, "w_down")
+
+
+def llama_block(c: ModelConfig, p, x, rope, mask, kv):
+    q, k, v = _qkv(c, p, F.rms_norm(x, p["attn_norm"], c.norm_eps))
     if c.qk_norm:
         q, k = F.rms_norm(q, p["q_norm"], c.norm_eps), F.rms_norm(k, p["k_norm"], c.norm_eps)
     a, kv = _attend(p, q, k, v, rope, mask, kv)
     x = x + a
-    h = F.rms_norm(x, p["mlp_norm"], c.norm_eps)
-    gate = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", h, p, "w_gate"))
-    return x + lora.project("bti,ih->bth", gate * lora.project("bth,hi->bti", h, p, "w_up"), p, "w_down"), kv
+    return x + _gated_mlp(c, p, F.rms_norm(x, p["mlp_norm"], c.norm_eps)), kv
 
 
 def gpt_neox_block(c: ModelConfig, p, x, rope, mask, kv):
@@ -177,20 +186,12 @@ def gemma_block(c: ModelConfig, p, x, rope, mask, kv):
     def norm(y, name):
         return F.gemma_rms_norm(y, p[name], c.norm_eps)
 
-    h = norm(x, "attn_norm")
-    q = lora.project("bth,hnd->btnd", h, p, "wq")
-    k = lora.project("bth,hnd->btnd", h, p, "wk")
-    v = lora.project("bth,hnd->btnd", h, p, "wv")
-    if c.attention_bias:
-        q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+    q, k, v = _qkv(c, p, norm(x, "attn_norm"))
     q, k = norm(q, "q_norm"), norm(k, "k_norm")
     scale = None if c.query_pre_attn_scalar is None else c.query_pre_attn_scalar**-0.5
     a, kv = _attend(p, q, k, v, rope, mask, kv, scale)
     x = x + norm(a, "post_attn_norm")
-    h = norm(x, "mlp_norm")
-    gate = F.ACTIVATIONS[c.hidden_act](lora.project("bth,hi->bti", h, p, "w_gate"))
-    h = lora.project("bti,ih->bth", gate * lora.project("bth,hi->bti", h, p, "w_up"), p, "w_down")
-    return x + norm(h, "post_mlp_norm"), kv
+    return x + norm(_gated_mlp(c, p, norm(x, "mlp_norm")), "post_mlp_norm"), kv
 
 
 BLOCKS = {"llama": llama_block, "gpt_neox": gpt_neox_block, "gemma": gemma_block}
