@@ -491,6 +491,10 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
                           "set replay.updates: 0 or another loss.kind")
+    if cfg.mixed.gamma >= 1.0:
+        raise ConfigError(f"{source}: key 'mixed.gamma' expected a value < 1, got {cfg.mixed.gamma!r}: with "
+                          "1 the ERM labels every pair, no query is ever paid and the ERM, which "
+                          "learns from paid labels only, never learns anything new")
     if cfg.loss.kind == "xpo" and cfg.explore.strategy != "xpo":
         raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
                           f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "

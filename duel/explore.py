@@ -264,14 +264,19 @@ def synthetic_pairs(rewards: jax.Array, key: jax.Array, candidate_ids: jax.Array
 
 
 def synthetic_mask(key: jax.Array, num_prompts: int, gamma: float, step: int, burn_in: int) -> np.ndarray:
-    """[P] bool: which prompts the ERM labels. None before `burn_in` steps; after it, exactly
-    round(gamma * P) prompts chosen at random."""
+    """[P] bool: which prompts the ERM labels. None before `burn_in` steps; after it,
+    round(gamma * P) prompts chosen at random, but never all of them when gamma < 1: each call
+    (one generator's share of a step) keeps at least one prompt for the oracle. Without that,
+    gamma 0.9375 with 8 prompts per generator rounds to 8 of 8: no query is ever paid again, the
+    run never spends its budget and the policy learns from the ERM alone (it collapsed)."""
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"mixed preference fraction gamma must be in [0, 1], got {gamma}")
     mask = np.zeros(num_prompts, bool)
     if step < burn_in:
         return mask
     n = int(round(gamma * num_prompts))
+    if gamma < 1.0:
+        n = min(n, num_prompts - 1)
     mask[np.asarray(jax.random.permutation(key, num_prompts))[:n]] = True
     return mask
 

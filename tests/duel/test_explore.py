@@ -243,6 +243,14 @@ def test_synthetic_pairs_largest_margin_under_a_member():
     assert m.sum() == 3 and m.dtype == bool
 
 
+def test_synthetic_mask_always_leaves_the_oracle_a_prompt():
+    # 0.9375 x 8 = 7.5 rounds to 8: every prompt of a generator's share would be ERM-labelled and
+    # no query paid again (a tuning run looped to its step cap at 80 queries); at least one stays
+    for P, gamma, want in [(8, 0.9375, 7), (16, 0.9375, 15), (8, 0.875, 7), (1, 0.5, 0), (4, 0.99, 3)]:
+        assert synthetic_mask(jax.random.key(1), P, gamma, step=3, burn_in=0).sum() == want, (P, gamma)
+    assert synthetic_mask(jax.random.key(1), 8, 1.0, step=3, burn_in=0).sum() == 8
+
+
 def test_select_prompts_uncertainty_and_spread():
     # prompts 0 and 1 are the most uncertain but sit on top of each other; prompt 2 is far away
     r = np.zeros((2, 4, 3), np.float32)
