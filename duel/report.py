@@ -257,10 +257,12 @@ def choose_metric(runs: Sequence[Run], metric: str | None = None) -> tuple[str, 
 
 def label_groups(runs: list[Run]) -> list[str]:
     """Set each run's group: its strategy, plus `key=value` for every setting that varies
-    across `runs` (e.g. `ee_ts mixed.gamma=0.5`); returns the varying keys."""
+    across `runs` (e.g. `ee_ts mixed.gamma=0.5`); returns the varying keys. A key that only some
+    runs' config.yaml holds, all with one value, does not vary: it is a key added to the config
+    after the other runs were made (they ran with its default or without the feature)."""
     keys = sorted({k for r in runs for k in r.settings})
     varying = [k for k in keys if not k.startswith(NOT_SETTINGS)
-               and len({json.dumps(r.settings.get(k), default=str) for r in runs}) > 1]
+               and len({json.dumps(r.settings[k], default=str) for r in runs if k in r.settings}) > 1]
     for r in runs:
         r.group = " ".join([r.strategy] + [f"{k}={r.settings.get(k)}" for k in varying])
     return varying

@@ -496,6 +496,21 @@ def test_runs_that_differ_in_a_setting_form_separate_groups(tmp_path, no_plot):
     assert g["targets"]["0.40"]["ratio"] == pytest.approx(250 / 300)
 
 
+def test_a_key_only_newer_runs_hold_does_not_split_groups(tmp_path, no_plot):
+    """Runs made before a config key existed lack it in config.yaml; the newer runs all hold it
+    with one value: the same setting, not a varying one (a report over two rounds of sweeps)."""
+    q, w = [0, 200, 400], [0.1, 0.3, 0.5]
+    for seed in (0, 1):
+        write_run(tmp_path / "old", "passive", seed, q, w)
+        write_run(tmp_path / "old", "ee_ts", seed, q, w, mixed={"gamma": 0.75})
+        write_run(tmp_path / "new", "ee_ts", seed, q, w, mixed={"gamma": 0.875},
+                  data={"train": None}, policy={"lora": False})
+    s = rp.report([tmp_path / "old", tmp_path / "new"], tmp_path / "out", targets=(0.4,))["tasks"]["toy"]
+    assert s["varying"] == ["mixed.gamma"]
+    assert list(s["strategies"]) == ["passive mixed.gamma=None", "ee_ts mixed.gamma=0.75",
+                                     "ee_ts mixed.gamma=0.875"]
+
+
 def test_baseline_names_one_of_two_passive_groups(tmp_path, no_plot, capsys):
     """Plain passive and passive with mixed labels in one report: --baseline picks the one the
     ratios are taken to (the default would pick the first passive group in label order, here
