@@ -86,7 +86,7 @@ Seq = Annotated[tuple[T, ...], Strict(), BeforeValidator(_tuple)]  # a YAML list
 Section = Annotated[T, BeforeValidator(_empty_section)]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """The `data:` section: prompts (and eval references) read from files, a task made of data.
 
@@ -107,7 +107,7 @@ class DataConfig:
     truncation: Literal["left", "drop"] = "left"  # longer prompts: keep the end, or drop the row
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LoraConfig:
     """LoRA adapters (duel.models.lora): only they are trained, held in AdamW and published."""
 
@@ -117,7 +117,7 @@ class LoraConfig:
     targets: Seq[Str] = ("q", "k", "v", "o", "gate", "up", "down")  # projection names
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class PolicyConfig:
     path: Str | None = None  # Hugging Face directory; None = the task's starting policy
     # generators' weights and every forward pass (the learner's master weights are float32)
@@ -125,7 +125,7 @@ class PolicyConfig:
     lora: Section[LoraConfig] = dataclasses.field(default_factory=LoraConfig)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SamplingConfig:
     temperature: Annotated[Float, Field(gt=0.0)] = 1.0
     top_p: Annotated[Float, Field(gt=0.0, le=1.0)] = 1.0
@@ -133,20 +133,20 @@ class SamplingConfig:
     max_new_tokens: Annotated[Int, Field(ge=1)] = 64
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ExploreConfig:
     strategy: Strategy = "ee_ts"
     # passed to duel.explore.select_pairs(strategy, rewards, key, **options)
     options: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class MixedConfig:
     gamma: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0  # fraction of prompts labelled by the ERM
     burn_in: Annotated[Int, Field(ge=0)] = 0  # steps before ERM labels are used
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ERMSection:
     """The `erm:` section; the learner maps it onto duel.ensemble.ERMConfig (learner/configs.py)."""
 
@@ -162,7 +162,7 @@ class ERMSection:
     encoder: Str | None = None
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LossConfig:
     kind: LossKind = "dpo"
     beta: Annotated[Float, Field(gt=0.0)] = 0.1
@@ -172,7 +172,7 @@ class LossConfig:
     nll_weight: Annotated[Float, Field(ge=0.0)] = 0.0  # + weight x per-token NLL of the chosen response (RPO)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class OptimConfig:
     lr: Annotated[Float, Field(gt=0.0)] = 5e-7
     warmup_steps: Annotated[Int, Field(ge=0)] = 0
@@ -184,7 +184,7 @@ class OptimConfig:
     remat: Bool = False  # recompute each layer in the backward pass: less memory, ~1/3 more compute
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ReplayConfig:
     """Label replay (duel.replay): extra policy updates per step on the run's paid labels."""
 
@@ -192,14 +192,14 @@ class ReplayConfig:
     capacity: Annotated[Int, Field(ge=1)] = 1024  # the newest oracle-labelled pairs kept for replay
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ReferenceConfig:
     schedule: Literal["fixed", "behavior", "ema", "stepwise"] = "fixed"
     tau: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.01  # ema: ref <- (1 - tau) ref + tau policy
     every: Annotated[Int, Field(ge=0)] = 0  # stepwise: copy the policy every N steps
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class OracleConfig:
     kind: Str = "task"  # see duel.oracles.make_oracle; "task" = the task's gold reward
     # free-form, for make_oracle; secrets only as env var NAMES (api_key_env: OPENAI_API_KEY)
@@ -211,7 +211,7 @@ class OracleConfig:
     max_retries: Annotated[Int, Field(ge=0)] = 3
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ResourcesConfig:
     generators: Annotated[Int, Field(ge=1)] = 1
     generator_gpus: Annotated[Float, Field(ge=0.0)] = 0.0  # per generator
@@ -222,7 +222,7 @@ class ResourcesConfig:
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LearnerConfig:
     """How the learner's JAX program is laid out over its devices (docs/scale.md)."""
 
@@ -236,13 +236,13 @@ class LearnerConfig:
     processes: Annotated[Int, Field(ge=1)] = 1  # JAX processes (Ray actors) of one learner; > 1: multi-host
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
     every: Annotated[Int, Field(ge=0)] = 50  # steps; 0 = only on a clean stop
     keep: Annotated[Int, Field(ge=1)] = 3
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class EvalConfig:
     every: Annotated[Int, Field(ge=0)] = 50  # steps; 0 = only at the end
     num_prompts: Annotated[Int, Field(ge=1)] = 64
@@ -252,7 +252,7 @@ class EvalConfig:
     samples: Annotated[Int, Field(ge=0)] = 4
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class WandbConfig:
     """`logging.wandb`: mirror every metrics row to Weights & Biases (duel.tracking); needs the
     optional `wandb` package (pip install -e '.[wandb]'). The API key comes from the environment."""
@@ -263,7 +263,7 @@ class WandbConfig:
     mode: Literal["online", "offline", "disabled"] = "online"  # offline: no network, `wandb sync` later
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LoggingConfig:
     tensorboard: Bool = True  # RUN_DIR/tb
     progress: Bool = True  # rich live display (plain lines when stdout is not a TTY)
@@ -271,7 +271,7 @@ class LoggingConfig:
 
 
 @with_config(ConfigDict(extra="forbid"))  # (pydantic applies it to every section too)
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Config:
     """One run. Top level: what to run and how long; sections: how each part behaves."""
 
