@@ -6,10 +6,13 @@
 
 `load_config` reads a YAML file (a preset name such as "demo" is resolved to
 `launch/configs/NAME.yaml` by `launch.presets.load_config`, which then calls this one). Every key is
-checked against the dataclasses below: an unknown or mistyped key, a wrong type or an invalid
-choice fails with a `ConfigError` naming the source (file or `--set`), the dotted key, what was
-expected, and the closest valid key. Field names are stable; readers of a run's config.yaml
-(e.g. the report) rely on `seed`, `task`, `budget`, `explore.strategy`.
+checked against the dataclasses below by pydantic (a `TypeAdapter` over them: leaf types are
+strict, ranges are `Field(ge=..., gt=..., le=...)` constraints in the annotations): an unknown or
+mistyped key, a wrong type, an invalid choice or a value out of range fails with a `ConfigError`
+naming the source (file or `--set`), the dotted key, what was expected, and the closest valid key
+or choice. The dataclasses stay plain `dataclasses` (built, compared and written as before).
+Field names are stable; readers of a run's config.yaml (e.g. the report) rely on `seed`, `task`,
+`budget`, `explore.strategy`.
 
 Secrets never live in a config: oracle credentials are given as environment variable NAMES
 (`oracle.options.api_key_env: OPENAI_API_KEY`); a secret-looking key holding a value is refused.
@@ -24,9 +27,10 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, with_config
 
 Strategy = Literal["passive", "ee_ts", "bai_ts", "uncertainty", "apl", "xpo", "bon_won"]
 LossKind = Literal["dpo", "rdpo", "ipo", "slic", "simpo", "xpo"]
@@ -38,13 +42,51 @@ class ConfigError(ValueError):
     """A config file, preset or override that does not match the schema."""
 
 
-def _field(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open=False):
-    """A dataclass field with an optional numeric range (checked by `validate`)."""
-    meta = {"lo": lo, "hi": hi, "lo_open": lo_open}
-    return dataclasses.field(default=default, metadata=meta)
+def _yaml_int(value: Any) -> Any:
+    """An integer written as "1e3" (a string to PyYAML) or 1.0e3 (a float) is that integer."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-@dataclasses.dataclass
+def _yaml_float(value: Any) -> Any:
+    """PyYAML reads "1e-5" as a string (YAML 1.1); an integer is that number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _empty_section(value: Any) -> Any:
+    return {} if value is None else value  # an empty section ("policy:") keeps its defaults
+
+
+# Leaf types, validated by pydantic (`_schema`): strict (true/false is not a number, a number is not
+# a string) apart from the two readings above. A range is a pydantic constraint on the field:
+# `Annotated[Int, Field(ge=0)]`.
+Int = Annotated[int, Strict(), BeforeValidator(_yaml_int)]
+Float = Annotated[float, Strict(), BeforeValidator(_yaml_float)]
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+T = TypeVar("T")
+Seq = Annotated[tuple[T, ...], Strict(), BeforeValidator(_tuple)]  # a YAML list
+Section = Annotated[T, BeforeValidator(_empty_section)]
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """The `data:` section: prompts (and eval references) read from files, a task made of data.
 
@@ -54,133 +96,133 @@ class DataConfig:
     its `eval_split` (as oat's --prompt_data with --eval_split). Rows are checked before Ray
     starts (duel.data_source)."""
 
-    train: str | None = None  # training prompts; None = the task's
-    eval: str | None = None  # eval prompts with references; None = train's eval_split, else the task's
-    train_split: str = "train"  # the split of a DatasetDict directory
-    eval_split: str = "test"
-    prompt_key: str = "prompt"  # a string, or a list of {"role", "content"} messages
-    reference_key: str = "reference"  # the reference response (eval rows; optional in train rows)
-    id_key: str = "id"  # optional column; ids default to "<name>-<row>"
-    max_prompt_len: int = _field(1024, lo=2)  # tokens of a prompt after the chat template
+    train: Str | None = None  # training prompts; None = the task's
+    eval: Str | None = None  # eval prompts with references; None = train's eval_split, else the task's
+    train_split: Str = "train"  # the split of a DatasetDict directory
+    eval_split: Str = "test"
+    prompt_key: Str = "prompt"  # a string, or a list of {"role", "content"} messages
+    reference_key: Str = "reference"  # the reference response (eval rows; optional in train rows)
+    id_key: Str = "id"  # optional column; ids default to "<name>-<row>"
+    max_prompt_len: Annotated[Int, Field(ge=2)] = 1024  # tokens of a prompt after the chat template
     truncation: Literal["left", "drop"] = "left"  # longer prompts: keep the end, or drop the row
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LoraConfig:
     """LoRA adapters (duel.models.lora): only they are trained, held in AdamW and published."""
 
-    rank: int = _field(0, lo=0)  # 0 = off: the whole policy is trained
-    alpha: float = _field(16.0, lo=0.0, lo_open=True)  # the update is scaled by alpha / rank
-    dropout: float = _field(0.0, lo=0.0, hi=0.9)  # on the adapters' input, in the train step only
-    targets: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")  # projection names
+    rank: Annotated[Int, Field(ge=0)] = 0  # 0 = off: the whole policy is trained
+    alpha: Annotated[Float, Field(gt=0.0)] = 16.0  # the update is scaled by alpha / rank
+    dropout: Annotated[Float, Field(ge=0.0, le=0.9)] = 0.0  # on the adapters' input, in the train step only
+    targets: Seq[Str] = ("q", "k", "v", "o", "gate", "up", "down")  # projection names
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class PolicyConfig:
-    path: str | None = None  # Hugging Face directory; None = the task's starting policy
+    path: Str | None = None  # Hugging Face directory; None = the task's starting policy
     # generators' weights and every forward pass (the learner's master weights are float32)
     compute_dtype: DType = "float32"
-    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    lora: Section[LoraConfig] = dataclasses.field(default_factory=LoraConfig)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SamplingConfig:
-    temperature: float = _field(1.0, lo=0.0, lo_open=True)
-    top_p: float = _field(1.0, lo=0.0, hi=1.0, lo_open=True)
-    top_k: int = _field(0, lo=0)  # 0 = off
-    max_new_tokens: int = _field(64, lo=1)
+    temperature: Annotated[Float, Field(gt=0.0)] = 1.0
+    top_p: Annotated[Float, Field(gt=0.0, le=1.0)] = 1.0
+    top_k: Annotated[Int, Field(ge=0)] = 0  # 0 = off
+    max_new_tokens: Annotated[Int, Field(ge=1)] = 64
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ExploreConfig:
     strategy: Strategy = "ee_ts"
     # passed to duel.explore.select_pairs(strategy, rewards, key, **options)
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class MixedConfig:
-    gamma: float = _field(0.0, lo=0.0, hi=1.0)  # fraction of prompts labelled by the ERM
-    burn_in: int = _field(0, lo=0)  # steps before ERM labels are used
+    gamma: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0  # fraction of prompts labelled by the ERM
+    burn_in: Annotated[Int, Field(ge=0)] = 0  # steps before ERM labels are used
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ERMSection:
     """The `erm:` section; the learner maps it onto duel.ensemble.ERMConfig (learner/configs.py)."""
 
-    num_members: int = _field(20, lo=1)
-    hidden: tuple[int, ...] = (128, 128)
-    lr: float = _field(1e-3, lo=0.0, lo_open=True)
-    anchor_lambda: float = _field(1.0, lo=0.0)  # weight of the anchored prior (per query)
-    steps_per_update: int = _field(5, lo=1)  # Adam steps per ERM update
-    buffer_size: int = _field(100_000, lo=1)  # replay of labelled pairs
-    bootstrap: bool = True  # per-member bootstrap masks
+    num_members: Annotated[Int, Field(ge=1)] = 20
+    hidden: Seq[Int] = (128, 128)
+    lr: Annotated[Float, Field(gt=0.0)] = 1e-3
+    anchor_lambda: Annotated[Float, Field(ge=0.0)] = 1.0  # weight of the anchored prior (per query)
+    steps_per_update: Annotated[Int, Field(ge=1)] = 5  # Adam steps per ERM update
+    buffer_size: Annotated[Int, Field(ge=1)] = 100_000  # replay of labelled pairs
+    bootstrap: Bool = True  # per-member bootstrap masks
     # HF directory whose frozen hidden states are the features phi(x, y) (same tokenizer as the
     # policy); None = the frozen starting policy. Reference log-probs always come from the latter.
-    encoder: str | None = None
+    encoder: Str | None = None
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LossConfig:
     kind: LossKind = "dpo"
-    beta: float = _field(0.1, lo=0.0, lo_open=True)
-    label_smoothing: float = _field(0.0, lo=0.0, hi=0.5)  # cDPO / rDPO flip rate
-    simpo_gamma: float = 0.5  # SimPO target margin
-    xpo_alpha: float = _field(1e-5, lo=0.0)  # XPO exploration bonus weight
-    nll_weight: float = _field(0.0, lo=0.0)  # + weight x per-token NLL of the chosen response (RPO)
+    beta: Annotated[Float, Field(gt=0.0)] = 0.1
+    label_smoothing: Annotated[Float, Field(ge=0.0, le=0.5)] = 0.0  # cDPO / rDPO flip rate
+    simpo_gamma: Float = 0.5  # SimPO target margin
+    xpo_alpha: Annotated[Float, Field(ge=0.0)] = 1e-5  # XPO exploration bonus weight
+    nll_weight: Annotated[Float, Field(ge=0.0)] = 0.0  # + weight x per-token NLL of the chosen response (RPO)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    lr: float = _field(5e-7, lo=0.0, lo_open=True)
-    warmup_steps: int = _field(0, lo=0)
-    weight_decay: float = _field(0.0, lo=0.0)
-    clip_norm: float = _field(1.0, lo=0.0)  # 0 = no clipping
+    lr: Annotated[Float, Field(gt=0.0)] = 5e-7
+    warmup_steps: Annotated[Int, Field(ge=0)] = 0
+    weight_decay: Annotated[Float, Field(ge=0.0)] = 0.0
+    clip_norm: Annotated[Float, Field(ge=0.0)] = 1.0  # 0 = no clipping
     # after warmup the learning rate decays (cosine, over `steps`) to lr * min_lr_ratio; 1 = constant
-    min_lr_ratio: float = _field(1.0, lo=0.0, hi=1.0)
-    micro_batches: int = _field(1, lo=1)
-    remat: bool = False  # recompute each layer in the backward pass: less memory, ~1/3 more compute
+    min_lr_ratio: Annotated[Float, Field(ge=0.0, le=1.0)] = 1.0
+    micro_batches: Annotated[Int, Field(ge=1)] = 1
+    remat: Bool = False  # recompute each layer in the backward pass: less memory, ~1/3 more compute
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ReplayConfig:
     """Label replay (duel.replay): extra policy updates per step on the run's paid labels."""
 
-    updates: int = _field(0, lo=0)  # extra updates per step, each on prompts_per_step replayed pairs; 0 = off
-    capacity: int = _field(1024, lo=1)  # the newest oracle-labelled pairs kept for replay
+    updates: Annotated[Int, Field(ge=0)] = 0  # extra updates per step, each on prompts_per_step replayed pairs; 0 = off
+    capacity: Annotated[Int, Field(ge=1)] = 1024  # the newest oracle-labelled pairs kept for replay
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ReferenceConfig:
     schedule: Literal["fixed", "behavior", "ema", "stepwise"] = "fixed"
-    tau: float = _field(0.01, lo=0.0, hi=1.0)  # ema: ref <- (1 - tau) ref + tau policy
-    every: int = _field(0, lo=0)  # stepwise: copy the policy every N steps
+    tau: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.01  # ema: ref <- (1 - tau) ref + tau policy
+    every: Annotated[Int, Field(ge=0)] = 0  # stepwise: copy the policy every N steps
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class OracleConfig:
-    kind: str = "task"  # see duel.oracles.make_oracle; "task" = the task's gold reward
+    kind: Str = "task"  # see duel.oracles.make_oracle; "task" = the task's gold reward
     # free-form, for make_oracle; secrets only as env var NAMES (api_key_env: OPENAI_API_KEY)
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: dict[Any, Any] = dataclasses.field(default_factory=dict)
     label_mode: Literal["bt", "threshold"] = "bt"  # how a label is sampled from P(a > b)
-    flip: float = _field(0.0, lo=0.0, hi=1.0)  # label noise (simulated oracles)
+    flip: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0  # label noise (simulated oracles)
     # the one retry budget: a failed oracle call (an HTTP oracle's failed request) is tried again
     # up to this many times in a row, then the run checkpoints and stops
-    max_retries: int = _field(3, lo=0)
+    max_retries: Annotated[Int, Field(ge=0)] = 3
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ResourcesConfig:
-    generators: int = _field(1, lo=1)
-    generator_gpus: float = _field(0.0, lo=0.0)  # per generator
-    oracle_actors: int = _field(1, lo=1)
-    oracle_gpus: float = _field(0.0, lo=0.0)  # per oracle actor (a reward model's device)
-    oracle_concurrency: int = _field(4, lo=1)  # in-flight requests per oracle actor
-    learner_gpus: float = _field(0.0, lo=0.0)
+    generators: Annotated[Int, Field(ge=1)] = 1
+    generator_gpus: Annotated[Float, Field(ge=0.0)] = 0.0  # per generator
+    oracle_actors: Annotated[Int, Field(ge=1)] = 1
+    oracle_gpus: Annotated[Float, Field(ge=0.0)] = 0.0  # per oracle actor (a reward model's device)
+    oracle_concurrency: Annotated[Int, Field(ge=1)] = 4  # in-flight requests per oracle actor
+    learner_gpus: Annotated[Float, Field(ge=0.0)] = 0.0
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LearnerConfig:
     """How the learner's JAX program is laid out over its devices (docs/scale.md)."""
 
@@ -190,84 +232,90 @@ class LearnerConfig:
     # fsdp: arrays with fewer elements stay replicated. 2**16 float32 masters + AdamW moments are
     # 768 KiB: splitting them saves less than one activation buffer and adds one latency-bound
     # all-gather per use (Pythia-1B: the [16, 2048] norm scales stay whole, every matrix splits)
-    min_shard_size: int = _field(2**16, lo=0)
-    processes: int = _field(1, lo=1)  # JAX processes (Ray actors) of one learner; > 1: multi-host
+    min_shard_size: Annotated[Int, Field(ge=0)] = 2**16
+    processes: Annotated[Int, Field(ge=1)] = 1  # JAX processes (Ray actors) of one learner; > 1: multi-host
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    every: int = _field(50, lo=0)  # steps; 0 = only on a clean stop
-    keep: int = _field(3, lo=1)
+    every: Annotated[Int, Field(ge=0)] = 50  # steps; 0 = only on a clean stop
+    keep: Annotated[Int, Field(ge=1)] = 3
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    every: int = _field(50, lo=0)  # steps; 0 = only at the end
-    num_prompts: int = _field(64, lo=1)
-    greedy: bool = True  # win_rate from greedy responses (else one sampled response per prompt)
+    every: Annotated[Int, Field(ge=0)] = 50  # steps; 0 = only at the end
+    num_prompts: Annotated[Int, Field(ge=1)] = 64
+    greedy: Bool = True  # win_rate from greedy responses (else one sampled response per prompt)
     # sampled responses per prompt at sampling.temperature for expected_win_rate (the mean of the
     # oracle's P(policy > reference), no label sampling); 0 = off
-    samples: int = _field(4, lo=0)
+    samples: Annotated[Int, Field(ge=0)] = 4
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class WandbConfig:
     """`logging.wandb`: mirror every metrics row to Weights & Biases (duel.tracking); needs the
     optional `wandb` package (pip install -e '.[wandb]'). The API key comes from the environment."""
 
-    project: str | None = None  # None = W&B off
-    entity: str | None = None  # team or user; None = the logged-in default
-    name: str | None = None  # the W&B run name; None = the run directory's name
+    project: Str | None = None  # None = W&B off
+    entity: Str | None = None  # team or user; None = the logged-in default
+    name: Str | None = None  # the W&B run name; None = the run directory's name
     mode: Literal["online", "offline", "disabled"] = "online"  # offline: no network, `wandb sync` later
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LoggingConfig:
-    tensorboard: bool = True  # RUN_DIR/tb
-    progress: bool = True  # rich live display (plain lines when stdout is not a TTY)
-    wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)
+    tensorboard: Bool = True  # RUN_DIR/tb
+    progress: Bool = True  # rich live display (plain lines when stdout is not a TTY)
+    wandb: Section[WandbConfig] = dataclasses.field(default_factory=WandbConfig)
 
 
-@dataclasses.dataclass
+@with_config(ConfigDict(extra="forbid"))  # (pydantic applies it to every section too)
+@dataclasses.dataclass(frozen=True)
 class Config:
     """One run. Top level: what to run and how long; sections: how each part behaves."""
 
-    seed: int = 0
-    run_dir: str = "runs/duel"
-    steps: int = _field(100, lo=1)
-    budget: int | None = _field(None, lo=0)  # max oracle queries; None = no limit
+    seed: Int = 0
+    run_dir: Str = "runs/duel"
+    steps: Annotated[Int, Field(ge=1)] = 100
+    budget: Annotated[Int, Field(ge=0)] | None = None  # max oracle queries; None = no limit
     mode: Literal["sync", "async"] = "sync"
-    max_staleness: int = _field(0, lo=0)  # async only; sync mode is always 0
-    prompts_per_step: int = _field(8, lo=1)
-    candidates: int = _field(4, lo=2)  # M responses sampled per prompt
+    max_staleness: Annotated[Int, Field(ge=0)] = 0  # async only; sync mode is always 0
+    prompts_per_step: Annotated[Int, Field(ge=1)] = 8
+    candidates: Annotated[Int, Field(ge=2)] = 4  # M responses sampled per prompt
     # registered task name or "module:Class"; None = no task: `data:` gives prompts and references
     # and the oracle grades (a run needs a task, or data.train with data.eval or its eval split)
-    task: str | None = None
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
-    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
-    explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)
-    mixed: MixedConfig = dataclasses.field(default_factory=MixedConfig)
-    erm: ERMSection = dataclasses.field(default_factory=ERMSection)
-    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
-    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
-    replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
-    reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
-    oracle: OracleConfig = dataclasses.field(default_factory=OracleConfig)
-    resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
-    learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
-    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
-    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
-    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    task: Str | None = None
+    data: Section[DataConfig] = dataclasses.field(default_factory=DataConfig)
+    policy: Section[PolicyConfig] = dataclasses.field(default_factory=PolicyConfig)
+    sampling: Section[SamplingConfig] = dataclasses.field(default_factory=SamplingConfig)
+    explore: Section[ExploreConfig] = dataclasses.field(default_factory=ExploreConfig)
+    mixed: Section[MixedConfig] = dataclasses.field(default_factory=MixedConfig)
+    erm: Section[ERMSection] = dataclasses.field(default_factory=ERMSection)
+    loss: Section[LossConfig] = dataclasses.field(default_factory=LossConfig)
+    optim: Section[OptimConfig] = dataclasses.field(default_factory=OptimConfig)
+    replay: Section[ReplayConfig] = dataclasses.field(default_factory=ReplayConfig)
+    reference: Section[ReferenceConfig] = dataclasses.field(default_factory=ReferenceConfig)
+    oracle: Section[OracleConfig] = dataclasses.field(default_factory=OracleConfig)
+    resources: Section[ResourcesConfig] = dataclasses.field(default_factory=ResourcesConfig)
+    learner: Section[LearnerConfig] = dataclasses.field(default_factory=LearnerConfig)
+    checkpoint: Section[CheckpointConfig] = dataclasses.field(default_factory=CheckpointConfig)
+    eval: Section[EvalConfig] = dataclasses.field(default_factory=EvalConfig)
+    logging: Section[LoggingConfig] = dataclasses.field(default_factory=LoggingConfig)
 
 
 # ---------------------------------------------------------------------------------------------
-# dict <-> dataclass with type checking
+# dict <-> dataclass: pydantic validates, ConfigError says where (source, dotted key) and what
 
 
 @functools.cache
 def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls)  # the plain types (Annotated constraints stripped)
+
+
+@functools.cache
+def _schema() -> TypeAdapter:
+    return TypeAdapter(Config)
 
 
 def _describe(tp) -> str:
@@ -286,73 +334,78 @@ def _describe(tp) -> str:
             type(None): "null"}.get(tp, str(tp))
 
 
-def _coerce(value: Any, tp, key: str, source: str) -> Any:
-    def fail(extra: str = ""):
-        raise ConfigError(f"{source}: key '{key}' expected {_describe(tp)}, got {value!r}{extra}")
+def _at(loc: tuple) -> tuple[str, Any]:
+    """(dotted key, declared type) of a pydantic error location such as ('erm', 'hidden', 1)."""
+    key, tp = "", Config
+    for part in loc:
+        if isinstance(part, int):
+            key, tp = f"{key}[{part}]", typing.get_args(tp)[0]
+        else:
+            key, tp = f"{key}.{part}" if key else str(part), _hints(tp)[part]
+    return key, tp
 
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if value is None:  # an empty section ("policy:") keeps its defaults
-            return tp()
-        if not isinstance(value, dict):
-            fail()
-        return _build(tp, value, key + ".", source)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key, source)
-            except ConfigError:
-                pass
-        fail()
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], 1)
-            fail(f" (did you mean {close[0]!r}?)" if close else "")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            fail()
-        return tuple(_coerce(v, typing.get_args(tp)[0], f"{key}[{i}]", source)
-                     for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            fail()
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            fail()
-        return value
-    if tp is int:
-        if isinstance(value, str):  # "1e3" / "1.0e3" are strings to PyYAML
-            try:
-                value = float(value)
-            except ValueError:
-                fail()
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            fail()
-        return value
-    if tp is float:
-        if isinstance(value, str):  # PyYAML reads "1e-5" as a string (YAML 1.1)
-            try:
-                return float(value)
-            except ValueError:
-                fail()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail()
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            fail()
-        return value
-    raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this module
+
+_RANGE = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
+          "less_than_equal": ("<=", "le")}
+_UNKNOWN = ("unexpected_keyword_argument", "invalid_key")
+
+
+def _raw(data: Any, loc: tuple) -> Any:
+    """The value at a pydantic error location in the mapping as written."""
+    for part in loc:
+        data = data[part]
+    return data
+
+
+def _position(data: Any, loc: tuple) -> tuple:
+    """Where a location comes in the mapping as written (keys in their written order)."""
+    out = []
+    for part in loc:
+        if isinstance(data, dict):
+            keys = list(data)
+            out.append(keys.index(part) if part in keys else len(keys))
+            data = data.get(part)
+        else:
+            out.append(part if isinstance(part, int) else 0)
+            data = data[part] if isinstance(data, (list, tuple)) and isinstance(part, int) else None
+    return tuple(out)
+
+
+def _message(err: dict, data: dict, source: str) -> str:
+    """One pydantic error as a ConfigError text: source, dotted key, what was expected, a hint."""
+    loc, value = tuple(err["loc"]), err["input"]
+    if err["type"] in _UNKNOWN:
+        section, cls = _at(loc[:-1])
+        prefix = section + "." if section else ""
+        if prefix + str(loc[-1]) in REMOVED:
+            return str(_removed(prefix + str(loc[-1]), source))
+        return str(_unknown(str(loc[-1]), prefix, list(_hints(cls)), source))
+    key, tp = _at(loc)
+    if err["type"] in _RANGE:
+        op, name = _RANGE[err["type"]]
+        plain = typing.get_args(tp)[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) else tp
+        value = _yaml_float(value) if plain is float else _yaml_int(value)  # as it was read
+        return f"{source}: key '{key}' expected a value {op} {err['ctx'][name]}, got {value!r}"
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        value = _raw(data, loc)  # (a number that is also allowed null: the value as written)
+    extra = ""
+    if typing.get_origin(tp) is Literal:
+        choices = [str(c) for c in typing.get_args(tp)]
+        close = difflib.get_close_matches(str(value), choices, 1)
+        extra = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{source}: key '{key}' expected {_describe(tp)}, got {value!r}{extra}"
+
+
+def _validated(data: dict, source: str) -> Config:
+    """The Config of a plain mapping, or the ConfigError of its first problem: the first unknown
+    key or wrong type in the order written, else the first value out of range."""
+    try:
+        return _schema().validate_python(data)
+    except ValidationError as e:
+        errors = e.errors()
+        typed = [err for err in errors if err["type"] not in _RANGE]
+        first = min(typed, key=lambda err: _position(data, tuple(err["loc"]))) if typed else errors[0]
+        raise ConfigError(_message(first, data, source)) from None
 
 
 # keys that once existed but changed nothing: dotted key -> (the default they had, why they are
@@ -411,18 +464,16 @@ def _unknown(key: str, prefix: str, valid: list[str], source: str) -> ConfigErro
                        + ", ".join(valid))
 
 
-def _build(cls, data: dict, prefix: str, source: str):
-    hints = _hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        if key not in hints and prefix + str(key) in REMOVED:
-            if value == REMOVED[prefix + str(key)][0]:
-                continue  # a config.yaml written when the key existed, at its default
-            raise _removed(prefix + str(key), source)
-        if key not in hints:
-            raise _unknown(str(key), prefix, list(hints), source)
-        kwargs[key] = _coerce(value, hints[key], prefix + key, source)
-    return cls(**kwargs)
+def _without_removed(data: dict) -> dict:
+    """A copy of the raw mapping without REMOVED keys held at their old default (a run's
+    config.yaml written when the key existed); any other value is reported as removed."""
+    data = dict(data)
+    for key, (default, _) in REMOVED.items():
+        section, _, leaf = key.partition(".")
+        node = data.get(section)
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            data[section] = {k: v for k, v in node.items() if k != leaf}
+    return data
 
 
 def from_dict(data: dict | None, source: str = "<dict>") -> Config:
@@ -432,8 +483,8 @@ def from_dict(data: dict | None, source: str = "<dict>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, "
                           f"got {type(data).__name__}")
-    cfg = _build(Config, _renamed(data, source), "", source)
-    validate(cfg, source)
+    cfg = _validated(_without_removed(_renamed(data, source)), source)
+    _check_rules(cfg, source)
     return cfg
 
 
@@ -449,18 +500,9 @@ def to_dict(cfg: Config) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# validation beyond types: ranges, cross-field rules, secrets
+# validation beyond types and ranges: cross-field rules, secrets
 
 _SECRET = re.compile(r"(api_?key|secret|token|password|passwd|credential)", re.IGNORECASE)
-
-
-def _walk(obj, prefix=""):
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            yield from _walk(value, prefix + f.name + ".")
-        else:
-            yield prefix + f.name, f, value
 
 
 def _secret_keys(d: dict, prefix: str):
@@ -472,16 +514,14 @@ def _secret_keys(d: dict, prefix: str):
 
 
 def validate(cfg: Config, source: str = "<config>") -> None:
-    """Range checks, cross-field rules and the no-secrets rule; raises ConfigError."""
-    for key, f, value in _walk(cfg):
-        lo, hi, lo_open = (f.metadata.get(k) for k in ("lo", "hi", "lo_open"))
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if lo is not None and (value < lo or (lo_open and value == lo)):
-            op = ">" if lo_open else ">="
-            raise ConfigError(f"{source}: key '{key}' expected a value {op} {lo}, got {value!r}")
-        if hi is not None and value > hi:
-            raise ConfigError(f"{source}: key '{key}' expected a value <= {hi}, got {value!r}")
+    """A Config built in code checked as a file would be (types and ranges by pydantic), then the
+    rules across fields and the no-secrets rule; raises ConfigError."""
+    _validated(to_dict(cfg), source)
+    _check_rules(cfg, source)
+
+
+def _check_rules(cfg: Config, source: str) -> None:
+    """Rules across fields, and the no-secrets rule."""
     if any(h < 1 for h in cfg.erm.hidden):
         raise ConfigError(f"{source}: key 'erm.hidden' expected positive layer widths, "
                           f"got {list(cfg.erm.hidden)}")

@@ -93,6 +93,10 @@ def test_invalid_enum_lists_the_valid_choices():
     ("sampling.temperature=0", "key 'sampling.temperature' expected a value > 0.0, got 0.0"),
     ("candidates=1", "key 'candidates' expected a value >= 2, got 1"),
     ("mixed.gamma=1.0", "key 'mixed.gamma' expected a value < 1, got 1.0"),
+    ("candidates=1.0e0", "key 'candidates' expected a value >= 2, got 1"),
+    ("budget=1.5", "key 'budget' expected an integer or null, got 1.5"),
+    ("erm.hidden=64", "key 'erm.hidden' expected a list of an integer, got 64"),
+    ("sampling.temperature=nan", "key 'sampling.temperature' expected a value > 0.0, got nan"),
     ("seed", "expected KEY=VALUE"),
     ("steps.x=1", "key 'steps' is an integer, not a section"),
 ])
@@ -100,6 +104,24 @@ def test_wrong_types_and_ranges(override, expect):
     with pytest.raises(ConfigError) as e:
         load_config(None, [override])
     assert str(e.value).startswith(f"--set {override}:") and expect in str(e.value)
+
+
+def test_the_first_problem_in_the_order_written_is_reported():
+    # pydantic finds every problem; the message names the first unknown key or wrong type as
+    # written (a typo before a range), as the hand-written validation did
+    with pytest.raises(ConfigError, match=r"^<dict>: unknown key 'bogus'"):
+        from_dict({"bogus": 1, "data": [], "steps": 0})
+    with pytest.raises(ConfigError, match=r"^<dict>: key 'data' expected a mapping, got \[\]"):
+        from_dict({"steps": 0, "data": [], "bogus": 1})
+    with pytest.raises(ConfigError, match=r"^<dict>: key 'steps' expected a value >= 1, got 0"):
+        from_dict({"candidates": 1, "steps": 0})  # ranges in the order of the fields
+
+
+def test_a_config_built_in_code_is_validated_like_a_file(tmp_path):
+    cfg = Config()
+    with pytest.raises(ConfigError, match=r"x.yaml: key 'sampling.top_p' expected a value <= 1.0, got 2.0"):
+        save_config(dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, top_p=2.0)),
+                    tmp_path / "x.yaml")
 
 
 def test_secret_values_are_refused_and_never_echoed(tmp_path):
