@@ -128,17 +128,6 @@ def sample_tokens(logits, keys, temperature, top_k, top_p):
 # ----------------------------------------------------------------------------- jitted programs
 
 
-def _grow(cache, slots):
-    """Pad every cache leaf [L, B, S, ...] with empty slots up to `slots`."""
-
-    def pad(c):
-        widths = [(0, 0)] * c.ndim
-        widths[2] = (0, slots - c.shape[2])
-        return jnp.pad(c, widths)
-
-    return jax.tree.map(pad, cache)
-
-
 def _prefill(model, prompt_ids, prompt_mask, n, slots):
     """Run the prompts once; return their cache repeated n times and the next-token logits."""
     batch = prompt_ids.shape[0]
@@ -212,7 +201,7 @@ def _generate(graphdef, state, prompt_ids, prompt_mask, key, alive, temperature,
 
     for start, stop in itertools.pairwise(bounds):
         slots = prompt_len + stop - 1
-        cache = _grow(cache, slots)
+        cache = model.grow_cache(cache, slots)
         cache_mask = full_mask[:, :slots]
 
         def cond(loop, stop=stop):
