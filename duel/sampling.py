@@ -8,10 +8,11 @@ handful of programs. `score` gives teacher-forced log-probs and the pooled final
 given responses (reference log-probs and the encoder features phi(x, y) come from it: the mean
 over the response tokens before the stop token, `duel.logprobs.response_feature`).
 
-Attention cost: a step attends over every slot of the cache it is handed. The decode therefore
-runs in `length_buckets` segments, each with a cache just long enough for its last step (the cache
-grows by one copy between segments); `length_buckets=1` is the plain version with one full-length
-cache, kept beside it and tested against it.
+Attention cost: a step attends over every slot of the cache it is handed (a sliding-window
+layer over its ring of the window, `duel.models.kv_cache`). The decode therefore runs in
+`length_buckets` segments, each with a cache just long enough for its last step (the cache grows by
+one copy between segments; rings stop at the window); `length_buckets=1` is the plain version with
+one full-length cache, kept beside it and tested against it.
 
 Plain references beside the fast paths: `greedy_reference` (greedy decode by full recomputation)
 for the cached decode, and `filter_logits` is checked against NumPy in the tests.

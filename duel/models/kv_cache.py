@@ -13,9 +13,14 @@ A local layer's query at slot q sees slot j iff cache_mask[b, j], j <= q and q -
 `layers.attention_mask`). Which absolute slot a ring slot holds is implied by the slot being
 written: ring slot r holds the latest j <= last written with j = r (mod R); j < 0 means never
 written. A one-token step (decode) writes its ring slot first, then attends over the R slots (the
-slot it overwrites, q - R, is out of the window). A longer chunk (prefill) attends over the ring
-as it was plus the chunk itself, then writes the chunk's last min(t, R) tokens: a prompt longer
-than the window keeps only its last R slots.
+slot it overwrites, q - R, is out of the window or before the sequence). A longer chunk (prefill)
+attends over the ring as it was plus the chunk itself, then writes the chunk's last min(t, R)
+tokens: a prompt longer than the window keeps only its last R slots.
+
+Under the layer scan a layer's kind is traced: with both kinds present (Gemma 3) every layer
+writes both stacks, the other kind's write a no-op, and a `lax.cond` runs only its own kind's
+attention over caches it only reads, so XLA updates the caches in place. Unrolled layers (the
+decode step on an accelerator) know their kind and touch only their own stack.
 """
 
 from __future__ import annotations
@@ -112,20 +117,23 @@ def _layer(c, slot, dtype):
 def attend(cache, slots, is_local, q, k, v, index, masks, scale=None):
     """Write a layer's new k, v [B, t, Hkv, D] (RoPE applied) into its cache and attend q over it.
 
-    slots: [2] the layer's index in the global and in the local stack (`layer_slots`); is_local:
-    its kind (traced under the layer scan). With both kinds present every layer writes both
-    stacks, the other kind's write a no-op, and `lax.cond` runs only its own kind's attention,
-    over caches it only reads (so XLA updates them in place). masks: from `masks`. Returns
-    (attention output [B, t, N, D], cache)."""
-    mixed = "k" in cache and "k_local" in cache
+    slots: the layer's index in the global and in the local stack (`layer_slots`); is_local: its
+    kind, a Python bool (unrolled layers: only that kind's cache is touched) or traced (the layer
+    scan: with both kinds present every layer writes both stacks, the other kind's write a no-op,
+    and `lax.cond` runs only its own kind's attention, over caches it only reads). masks: from
+    `masks`. Returns (attention output [B, t, N, D], cache)."""
+    static = isinstance(is_local, bool)
+    mixed = "k" in cache and "k_local" in cache and not static
+    write_global = "k" in cache and not (static and is_local)
+    write_local = "k_local" in cache and not (static and not is_local)
     t = k.shape[1]
     cache = dict(cache)
     chunk = None
-    if "k" in cache:
+    if write_global:
         keep = is_local if mixed else None
         cache["k"] = _write(cache["k"], slots[0], k, index, keep)
         cache["v"] = _write(cache["v"], slots[0], v, index, keep)
-    if "k_local" in cache:
+    if write_local:
         keep = ~is_local if mixed else None
         ring = cache["k_local"].shape[2]
         if t == 1:  # write, then attend over the ring
@@ -150,6 +158,6 @@ def attend(cache, slots, is_local, q, k, v, index, masks, scale=None):
             chunk = _layer(cache["k_local"], slots[1], q.dtype), _layer(cache["v_local"], slots[1], q.dtype)
         return F.attention(q, chunk[0].astype(q.dtype), chunk[1].astype(q.dtype), masks[1], scale)
 
-    if not mixed:
-        return (glob if "k" in cache else local)(cache, chunk), cache
-    return jax.lax.cond(is_local, local, glob, cache, chunk), cache
+    if mixed:
+        return jax.lax.cond(is_local, local, glob, cache, chunk), cache
+    return (local if write_local else glob)(cache, chunk), cache

@@ -201,6 +201,8 @@ def _per_kind(is_local, local, glob):
     None when no layer is of that kind."""
     if local is None or glob is None or local is glob:
         return glob if local is None else local
+    if isinstance(is_local, bool):  # unrolled layers: the kind is known
+        return local if is_local else glob
     return jax.tree.map(lambda a, b: jnp.where(is_local, a, b), local, glob)
 
 
@@ -278,27 +280,34 @@ class Transformer(nnx.Module):
             local_rope = glob_rope if same else rope_tables(True)
         block = BLOCKS[c.family]
 
-        def body(carry, xs):
+        def layer(carry, p, slots, is_local):
             x, cache = carry
-            p, slots, is_local = xs
             rope = _per_kind(is_local, local_rope, glob_rope)
             if cache is None:
                 x, _ = block(c, p, x, rope, _per_kind(is_local, masks[1], masks[0]), None)
-                return (x, None), None
+                return x, None
 
             def kv(q, k, v, scale):
                 return kv_cache.attend(cache, slots, is_local, q, k, v, index, masks, scale)
 
-            return block(c, p, x, rope, None, kv), None
+            return block(c, p, x, rope, None, kv)
+
+        params, slots = self._layer_params(), kv_cache.layer_slots(c)
+        if unroll:  # straight-line layers, each of a known kind (no lax.cond, no no-op cache writes)
+            for i in range(c.num_layers):
+                f = functools.partial(layer, slots=tuple(int(s) for s in slots[i]), is_local=kinds[i])
+                if self.remat:
+                    f = jax.checkpoint(f, prevent_cse=False)
+                x, cache = f((x, cache), jax.tree.map(lambda a, i=i: a[i], params))
+            return x, cache
+
+        def body(carry, xs):
+            return layer(carry, *xs), None
 
         if self.remat:
             body = jax.checkpoint(body, prevent_cse=False)
-        xs = (
-            self._layer_params(),
-            jnp.asarray(kv_cache.layer_slots(c)),
-            jnp.asarray(kinds, dtype=bool),
-        )
-        (x, cache), _ = jax.lax.scan(body, (x, cache), xs, unroll=unroll)
+        xs = (params, jnp.asarray(slots), jnp.asarray(kinds, dtype=bool))
+        (x, cache), _ = jax.lax.scan(body, (x, cache), xs)
         return x, cache
 
     def _final_norm(self, x):

@@ -150,12 +150,14 @@ def full_logits(model, ids, mask):
     return np.asarray(jax.jit(lambda s, i, m: nnx.merge(graphdef, s)(i, m))(state, ids, mask))
 
 
+@pytest.mark.parametrize("unroll", [False, True], ids=["scan", "unrolled"])
 @pytest.mark.parametrize("family", ["gemma", "mistral"])
-def test_ring_cache_chunks_and_growth_match_full_forward(family):
+def test_ring_cache_chunks_and_growth_match_full_forward(family, unroll):
     """Sliding-window layers on a ring of the window (3): a 7-token prompt (> window) prefilled in
     chunks of 2 and 5 tokens (the second longer than the ring) on a cache of 2 slots (a ring of 2,
     under the window) grown to 9 and then 12 slots, then decoded one token at a time: the logits
-    equal the full forward over all 12 tokens."""
+    equal the full forward over all 12 tokens, with the layers scanned (a lax.cond picks each
+    layer's kind) or unrolled (each layer's kind known: the accelerator's decode step)."""
     c = CONFIGS[family]
     model = random_model(c, seed=5)
     rng = np.random.default_rng(2)
@@ -167,7 +169,7 @@ def test_ring_cache_chunks_and_growth_match_full_forward(family):
     want = full_logits(model, ids, mask)
 
     graphdef, state = nnx.split(model)
-    step = jax.jit(lambda s, i, p, c, m, k: nnx.merge(graphdef, s).forward_cached(i, p, c, m, k))
+    step = jax.jit(lambda s, i, p, c, m, k: nnx.merge(graphdef, s).forward_cached(i, p, c, m, k, unroll))
     # a cache of 2 slots (a ring of 2 < window), grown to 9 before the second chunk
     cache = model.init_cache(b, 2)
     assert {k: a.shape for k, a in cache.items()} == expected_cache_shapes(c, b, 2)
