@@ -172,15 +172,24 @@ def saved_per_token_layer(c: ModelConfig, seq_len: int, act_bytes: int, remat: b
     """Bytes one token leaves saved per layer for the backward pass (textbook count, no fusion).
 
     No remat: layer input, norm outputs, roped q/k and v, attention output, MLP pre- and post-
-    activation (llama: gate, act(gate), up, product), softmax probabilities in float32 and in the
-    compute dtype. Layer remat (TrainConfig.remat):
+    activation (llama, gemma: gate, act(gate), up, product), softmax probabilities in float32 and
+    in the compute dtype; q/k norms (Qwen3, Gemma 3) add q and k before their norm, Gemma's norms
+    after attention and MLP their outputs. Sliding-window layers count as global ones (the full
+    forward masks the window; it does not shorten the scores). Layer remat (TrainConfig.remat):
     the layer input only (one layer is recomputed at a time; counted once elsewhere).
     """
     H, N, K, D, I = c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size
+    if c.family not in ("llama", "gemma", "gpt_neox"):
+        raise ValueError(f"bench/memory.py: no activation count for model family {c.family!r} "
+                         "(llama, gemma, gpt_neox)")
     if layer_remat:
         return act_bytes * H
-    if c.family == "llama":
+    if c.family in ("llama", "gemma"):
         elems = 4 * H + 2 * N * D + 2 * K * D + 4 * I
+        if c.qk_norm:
+            elems += N * D + K * D  # q and k before their RMSNorm
+        if c.family == "gemma":
+            elems += 2 * H  # the post-attention and post-MLP norm outputs
     else:
         elems = 3 * H + 2 * N * D + 2 * K * D + 2 * I  # x, ln1, ln2 | q, k, v, attention out | pre/post gelu
     return act_bytes * elems + (4 + act_bytes) * N * seq_len

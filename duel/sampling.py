@@ -8,10 +8,11 @@ handful of programs. `score` gives teacher-forced log-probs and the pooled final
 given responses (reference log-probs and the encoder features phi(x, y) come from it: the mean
 over the response tokens before the stop token, `duel.logprobs.response_feature`).
 
-Attention cost: a step attends over every slot of the cache it is handed. The decode therefore
-runs in `length_buckets` segments, each with a cache just long enough for its last step (the cache
-grows by one copy between segments); `length_buckets=1` is the plain version with one full-length
-cache, kept beside it and tested against it.
+Attention cost: a step attends over every slot of the cache it is handed (a sliding-window
+layer over its ring of the window, `duel.models.kv_cache`). The decode therefore runs in
+`length_buckets` segments, each with a cache just long enough for its last step (the cache grows by
+one copy between segments; rings stop at the window); `length_buckets=1` is the plain version with
+one full-length cache, kept beside it and tested against it.
 
 Plain references beside the fast paths: `greedy_reference` (greedy decode by full recomputation)
 for the cached decode, and `filter_logits` is checked against NumPy in the tests.
@@ -128,17 +129,6 @@ def sample_tokens(logits, keys, temperature, top_k, top_p):
 # ----------------------------------------------------------------------------- jitted programs
 
 
-def _grow(cache, slots):
-    """Pad every cache leaf [L, B, S, ...] with empty slots up to `slots`."""
-
-    def pad(c):
-        widths = [(0, 0)] * c.ndim
-        widths[2] = (0, slots - c.shape[2])
-        return jnp.pad(c, widths)
-
-    return jax.tree.map(pad, cache)
-
-
 def _prefill(model, prompt_ids, prompt_mask, n, slots):
     """Run the prompts once; return their cache repeated n times and the next-token logits."""
     batch = prompt_ids.shape[0]
@@ -212,7 +202,7 @@ def _generate(graphdef, state, prompt_ids, prompt_mask, key, alive, temperature,
 
     for start, stop in itertools.pairwise(bounds):
         slots = prompt_len + stop - 1
-        cache = _grow(cache, slots)
+        cache = model.grow_cache(cache, slots)
         cache_mask = full_mask[:, :slots]
 
         def cond(loop, stop=stop):

@@ -2,7 +2,8 @@
 
 Per-layer parameters are stacked on a leading layer axis (`layers.wq` is [L, H, N, D]) and the
 layers run under `jax.lax.scan`, so compile time does not grow with depth; the KV cache
-[L, B, S, Hkv, D] rides along in the scan carry and only the new slots are written. Set
+(`kv_cache`: full length for global layers, a ring of the window for sliding-window ones) rides
+along in the scan carry and only the new slots are written. Set
 `model.remat = True` to rematerialise each layer in the backward pass (jax.checkpoint).
 
 Parameter names (ours; `weights.py` maps them to and from Hugging Face names):
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from duel.models import kv_cache
 from duel.models import layers as F
 from duel.models import lora
 from duel.models.config import ModelConfig
@@ -119,18 +121,15 @@ def default_positions(attention_mask):
 
 
 def _attend(p, q, k, v, rope, mask, kv, scale=None):
-    """RoPE, (cache write + read), attention, output projection. kv = None or (ck, cv, layer, index)."""
+    """RoPE, attention, output projection. kv: None (attend with `mask`), or a function
+    (q, k, v, scale) -> (attention output, cache) that writes the cache and attends over it."""
     cos, sin = rope
     q, k = F.apply_rope(q, cos, sin), F.apply_rope(k, cos, sin)
-    if kv is not None:
-        ck, cv, layer, index = kv
-        start = (layer, 0, index, 0, 0)
-        ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), start)
-        cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), start)
-        k = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False).astype(q.dtype)
-        v = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False).astype(q.dtype)
-        kv = (ck, cv)
-    out = lora.project("btnd,ndh->bth", F.attention(q, k, v, mask, scale), p, "wo")
+    if kv is None:
+        a = F.attention(q, k, v, mask, scale)
+    else:
+        a, kv = kv(q, k, v, scale)
+    out = lora.project("btnd,ndh->bth", a, p, "wo")
     if "bo" in p:
         out = out + p["bo"]
     return out, kv
@@ -202,6 +201,8 @@ def _per_kind(is_local, local, glob):
     None when no layer is of that kind."""
     if local is None or glob is None or local is glob:
         return glob if local is None else local
+    if isinstance(is_local, bool):  # unrolled layers: the kind is known
+        return local if is_local else glob
     return jax.tree.map(lambda a, b: jnp.where(is_local, a, b), local, glob)
 
 
@@ -264,7 +265,8 @@ class Transformer(nnx.Module):
         return glob, local
 
     def _run_layers(self, x, positions, masks, cache=None, index=None, unroll=False):
-        """masks: (global, local) from _masks; each layer gets its kind's mask and RoPE."""
+        """masks: (global, local) from _masks (from kv_cache.masks with a cache); each layer gets
+        its kind's mask and RoPE."""
         c = self.config
         kinds = c.local_layers
 
@@ -278,24 +280,35 @@ class Transformer(nnx.Module):
             local_rope = glob_rope if same else rope_tables(True)
         block = BLOCKS[c.family]
 
-        def body(carry, xs):
-            x, ck, cv = carry
-            p, layer, is_local = xs
-            kv = None if ck is None else (ck, cv, layer, index)
+        def layer(carry, p, slots, is_local):
+            x, cache = carry
             rope = _per_kind(is_local, local_rope, glob_rope)
-            x, kv = block(c, p, x, rope, _per_kind(is_local, masks[1], masks[0]), kv)
-            return (x, *(kv if kv is not None else (None, None))), None
+            if cache is None:
+                x, _ = block(c, p, x, rope, _per_kind(is_local, masks[1], masks[0]), None)
+                return x, None
+
+            def kv(q, k, v, scale):
+                return kv_cache.attend(cache, slots, is_local, q, k, v, index, masks, scale)
+
+            return block(c, p, x, rope, None, kv)
+
+        params, slots = self._layer_params(), kv_cache.layer_slots(c)
+        if unroll:  # straight-line layers, each of a known kind (no lax.cond, no no-op cache writes)
+            for i in range(c.num_layers):
+                f = functools.partial(layer, slots=tuple(int(s) for s in slots[i]), is_local=kinds[i])
+                if self.remat:
+                    f = jax.checkpoint(f, prevent_cse=False)
+                x, cache = f((x, cache), jax.tree.map(lambda a, i=i: a[i], params))
+            return x, cache
+
+        def body(carry, xs):
+            return layer(carry, *xs), None
 
         if self.remat:
             body = jax.checkpoint(body, prevent_cse=False)
-        ck, cv = (None, None) if cache is None else (cache["k"], cache["v"])
-        xs = (
-            self._layer_params(),
-            jnp.arange(c.num_layers, dtype=jnp.int32),
-            jnp.asarray(kinds, dtype=bool),
-        )
-        (x, ck, cv), _ = jax.lax.scan(body, (x, ck, cv), xs, unroll=unroll)
-        return x, (None if cache is None else {"k": ck, "v": cv})
+        xs = (params, jnp.asarray(slots), jnp.asarray(kinds, dtype=bool))
+        (x, cache), _ = jax.lax.scan(body, (x, cache), xs)
+        return x, cache
 
     def _final_norm(self, x):
         if self.config.family == "gpt_neox":
@@ -356,28 +369,28 @@ class Transformer(nnx.Module):
     # ---- KV cache
 
     def init_cache(self, batch: int, max_len: int, dtype=None) -> dict[str, jax.Array]:
-        """Zeroed K/V [L, B, max_len, Hkv, D]. Sliding-window (local) layers keep every slot too
-        and are limited to their window by the attention mask: the layers run as one scan over
-        one stacked cache, so a local layer holds max_len slots, not the window (no ring buffer)."""
-        c = self.config
-        shape = (c.num_layers, batch, max_len, c.num_kv_heads, c.head_dim)
-        dtype = dtype or self.dtype
-        return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+        """Zeroed K/V for max_len slots: global layers {"k", "v"} [Lg, B, max_len, Hkv, D];
+        sliding-window (local) layers a ring buffer {"k_local", "v_local"} [Ll, B, R, Hkv, D] with
+        R = min(sliding_window, max_len): memory O(window), not O(sequence) (`kv_cache`)."""
+        return kv_cache.init(self.config, batch, max_len, dtype or self.dtype)
+
+    def grow_cache(self, cache, max_len: int) -> dict[str, jax.Array]:
+        """The cache with room for max_len slots (what it holds kept; rings stop at the window)."""
+        return kv_cache.grow(self.config, cache, max_len)
 
     def forward_cached(self, input_ids, positions, cache, cache_mask, index, unroll_layers: bool = False):
         """Run t new tokens against the cache; writes slots [index, index + t).
 
-        input_ids, positions [B, t]; cache_mask [B, S] (1 = valid slot, the t new slots included).
-        Token i attends slot j iff cache_mask[b, j] and j <= index + i. Returns (logits [B, t, V]
+        input_ids, positions [B, t]; cache_mask [B, S] (1 = valid slot, the t new slots included;
+        S = init_cache's max_len). Token i attends slot j iff cache_mask[b, j] and j <= index + i
+        (and, on a sliding-window layer, index + i - j < window). Returns (logits [B, t, V]
         (reward model: per-token scores), hidden [B, t, H], cache). unroll_layers: the layers as
         straight-line code instead of a scan (same math; the decode step on an accelerator, where
         XLA copies each layer's weights out of the stacked arrays under a scan).
         """
         input_ids = jnp.asarray(input_ids)
         index = jnp.asarray(index, jnp.int32)
-        s = cache["k"].shape[2]
-        q_slots = index + jnp.arange(input_ids.shape[1], dtype=jnp.int32)
-        masks = self._masks(q_slots, jnp.arange(s, dtype=jnp.int32), jnp.asarray(cache_mask))
+        masks = kv_cache.masks(self.config, cache, cache_mask, index, input_ids.shape[1])
         x, cache = self._run_layers(
             self._embed(input_ids), jnp.asarray(positions), masks, cache, index, unroll=unroll_layers
         )

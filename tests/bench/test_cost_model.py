@@ -63,7 +63,7 @@ def test_walk_counts_an_in_place_update_as_its_slice():
     assert full["bytes"] >= 8 * 2 * size, full["bytes"]
 
 
-def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat16):
+def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat16, unroll=None):
     from flax import nnx
 
     from duel import sampling
@@ -80,7 +80,7 @@ def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat1
         graphdef, state, A((batch, prompt), jnp.int32), A((batch, prompt), jnp.int32), A((), jax.random.key(0).dtype),
         A((batch,), jnp.bool_), A((), jnp.float32), A((), jnp.int32), A((), jnp.float32), A((8,), jnp.int32),
         A((), jnp.int32), n=1, new_tokens=new_tokens, bounds=bounds if len(bounds) > 1 else (),
-        unroll_layers=sharding is not None).compile().as_text()  # as generate runs it there
+        unroll_layers=sharding is not None if unroll is None else unroll).compile().as_text()  # as generate runs it there
 
 
 @pytest.mark.slow
@@ -106,6 +106,25 @@ def test_decode_loop_updates_the_cache_in_place(family, target):
     text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, sharding=sharding, dtype=dtype)
     assert text.count(" while(") >= 2  # the decode segments are there to inspect
     assert cache_copies(text, c.num_layers, 4, c.num_kv_heads, c.head_dim) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unroll", [False, True])
+def test_decode_loop_updates_ring_and_full_caches_in_place(unroll):
+    """Gemma 3 style: 2 sliding-window layers (window 4 < prompt 8 + 32 new tokens) and 2 global
+    ones. No kernel in the decode loops writes a whole ring [2, B, 4, K, D] or global cache
+    [2, B, S, K, D], under the layer scan (a lax.cond per layer picks its kind's attention) or
+    unrolled. (Two layers of each kind: XLA:CPU copies a one-layer stack [1, B, S, K, D] in the
+    decode loop, the plain Llama cache of a one-layer model too.)"""
+    from duel.models import ModelConfig
+
+    c = ModelConfig(family="gemma", vocab_size=64, hidden_size=32, num_layers=4, num_heads=2, num_kv_heads=1,
+                    head_dim=16, intermediate_size=32, qk_norm=True, hidden_act="gelu_pytorch_tanh",
+                    tie_word_embeddings=True, sliding_window=4, layer_types=("sliding_attention", "full_attention") * 2)
+    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, dtype=jnp.float32, unroll=unroll)
+    assert text.count(" while(") >= 2
+    assert "f32[2,4,4,1,16]" in text  # the rings are there, window long
+    assert cache_copies(text, 2, 4, c.num_kv_heads, c.head_dim) == []
 
 
 def test_cache_copy_detector_sees_a_full_cache_write():

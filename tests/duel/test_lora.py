@@ -12,7 +12,6 @@ import pytest
 from duel.models import ModelConfig, Transformer, build_model, load_pretrained, save_pretrained
 from duel.models import lora
 from duel.train import (
-    PairTensors,
     TrainConfig,
     init_train_state,
     make_optimizer,
@@ -21,6 +20,7 @@ from duel.train import (
     split_model,
     train_step,
 )
+from tests.helpers.pairs import pair_tensors
 
 V, B, TP, N = 61, 4, 5, 4
 CFG = TrainConfig(loss="dpo", beta=1.0, learning_rate=1e-2, clip_norm=10.0, eps=1e-3)
@@ -46,22 +46,7 @@ def lora_model(spec=SPEC, seed=1, adapters_seed=2, c=None):
 
 
 def pairs(seed=0, b=B):
-    rng = np.random.default_rng(seed)
-
-    def ids(shape):
-        return rng.integers(1, V, shape).astype(np.int32)
-
-    pm = np.ones((b, TP), np.int32)
-    pm[1, :2] = 0
-    cm = np.ones((b, N), np.int32)
-    cm[2, 3:] = 0
-    rm = np.ones((b, N), np.int32)
-    rm[0, 2:] = 0
-    return PairTensors(
-        prompt_ids=ids((b, TP)), prompt_mask=pm, chosen_ids=ids((b, N)), chosen_mask=cm,
-        rejected_ids=ids((b, N)), rejected_mask=rm,
-        ref_chosen=-rng.uniform(10, 20, b).astype(np.float32), ref_rejected=-rng.uniform(10, 20, b).astype(np.float32),
-        prob=np.ones(b, np.float32), weight=np.ones(b, np.float32))
+    return pair_tensors(seed, b, V, TP, N, soft=False)
 
 
 def frozen(model):

@@ -73,7 +73,33 @@ CONFIGS = {
         query_pre_attn_scalar=24.0,
         final_logit_softcap=3.0,
     ),
+    # Mistral: every layer local (window 3): the cache is rings only
+    "mistral": ModelConfig(
+        family="llama",
+        vocab_size=61,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=8,
+        intermediate_size=40,
+        architecture="MistralForCausalLM",
+        sliding_window=3,
+    ),
 }
+
+
+def expected_cache_shapes(config, batch, max_len):
+    """{name: shape}: global layers max_len slots, local (sliding-window) layers a ring of the window."""
+    local = sum(config.local_layers)
+    ring = min(config.sliding_window or max_len, max_len)
+    kv = (config.num_kv_heads, config.head_dim)
+    out = {}
+    if config.num_layers - local:
+        out["k"] = out["v"] = (config.num_layers - local, batch, max_len, *kv)
+    if local:
+        out["k_local"] = out["v_local"] = (local, batch, ring, *kv)
+    return out
 
 
 def random_model(config, seed, dtype=np.float32):
@@ -86,7 +112,7 @@ def random_model(config, seed, dtype=np.float32):
     return Transformer(config, params)
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt_neox", "qwen3", "gemma"])
+@pytest.mark.parametrize("family", ["llama", "gpt_neox", "qwen3", "gemma", "mistral"])
 def test_prefill_then_decode_matches_full_forward(family):
     model = random_model(CONFIGS[family], seed=1)
     rng = np.random.default_rng(0)
@@ -116,13 +142,80 @@ def test_prefill_then_decode_matches_full_forward(family):
     assert got.shape == want.shape
     assert np.abs(got - want)[full_mask.astype(bool)].max() <= 1e-4
     assert hidden.shape == (b, 1, CONFIGS[family].hidden_size)
-    assert cache["k"].shape == (
-        CONFIGS[family].num_layers,
-        b,
-        tp + n,
-        CONFIGS[family].num_kv_heads,
-        CONFIGS[family].head_dim,
-    )
+    assert {k: a.shape for k, a in cache.items()} == expected_cache_shapes(CONFIGS[family], b, tp + n)
+
+
+def full_logits(model, ids, mask):
+    graphdef, state = nnx.split(model)
+    return np.asarray(jax.jit(lambda s, i, m: nnx.merge(graphdef, s)(i, m))(state, ids, mask))
+
+
+@pytest.mark.parametrize("unroll", [False, True], ids=["scan", "unrolled"])
+@pytest.mark.parametrize("family", ["gemma", "mistral"])
+def test_ring_cache_chunks_and_growth_match_full_forward(family, unroll):
+    """Sliding-window layers on a ring of the window (3): a 7-token prompt (> window) prefilled in
+    chunks of 2 and 5 tokens (the second longer than the ring) on a cache of 2 slots (a ring of 2,
+    under the window) grown to 9 and then 12 slots, then decoded one token at a time: the logits
+    equal the full forward over all 12 tokens, with the layers scanned (a lax.cond picks each
+    layer's kind) or unrolled (each layer's kind known: the accelerator's decode step)."""
+    c = CONFIGS[family]
+    model = random_model(c, seed=5)
+    rng = np.random.default_rng(2)
+    b, tp, total = 2, 7, 12
+    mask = np.ones((b, total), np.int32)
+    mask[1, :3] = 0  # left padding: row 1 has a 4-token prompt
+    ids = rng.integers(1, 61, (b, total)).astype(np.int32) * mask
+    positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0).astype(np.int32)
+    want = full_logits(model, ids, mask)
+
+    graphdef, state = nnx.split(model)
+    step = jax.jit(lambda s, i, p, c, m, k: nnx.merge(graphdef, s).forward_cached(i, p, c, m, k, unroll))
+    # a cache of 2 slots (a ring of 2 < window), grown to 9 before the second chunk
+    cache = model.init_cache(b, 2)
+    assert {k: a.shape for k, a in cache.items()} == expected_cache_shapes(c, b, 2)
+    got = []
+    logits, _, cache = step(state, ids[:, :2], positions[:, :2], cache, mask[:, :2], 0)
+    got.append(np.asarray(logits))
+    cache = model.grow_cache(cache, 9)
+    assert {k: a.shape for k, a in cache.items()} == expected_cache_shapes(c, b, 9)
+    cm = np.pad(mask[:, :tp], ((0, 0), (0, 2)))
+    logits, _, cache = step(state, ids[:, 2:tp], positions[:, 2:tp], cache, cm, 2)
+    got.append(np.asarray(logits))
+    for i in range(tp, total):
+        if i == 9:
+            cache = model.grow_cache(cache, total)
+        s = 9 if i < 9 else total
+        cm = np.pad(mask[:, : i + 1], ((0, 0), (0, s - i - 1)))
+        logits, _, cache = step(state, ids[:, i : i + 1], positions[:, i : i + 1], cache, cm, i)
+        got.append(np.asarray(logits))
+    got = np.concatenate(got, axis=1)
+    real = mask.astype(bool)
+    assert np.abs(got - want)[real].max() <= 1e-4
+    shapes = expected_cache_shapes(c, b, total)
+    assert {k: a.shape for k, a in cache.items()} == shapes
+    assert shapes["k_local"][2] == c.sliding_window  # O(window), not O(sequence)
+
+
+def test_ring_prefill_keeps_the_last_window_slots():
+    """After a prefill of 7 tokens, ring slot r holds the key of absolute slot j in (3, 6] with
+    j = r mod 3, and a global layer's cache holds all 7 (bit for bit, the same keys)."""
+    c = CONFIGS["gemma"]
+    model = random_model(c, seed=6)
+    ids = np.random.default_rng(4).integers(1, 61, (1, 7)).astype(np.int32)
+    mask = np.ones_like(ids)
+    cache = model.init_cache(1, 7)
+    _, _, short = model.forward_cached(ids, np.arange(7)[None], cache, mask, 0)
+    ring = np.asarray(short["k_local"])  # [2, 1, 3, K, D]
+    # the same prompt into a ring that never wraps (window >= 7) holds every slot in place
+    import dataclasses
+
+    wide = Transformer(dataclasses.replace(c, sliding_window=7), model.params())
+    _, _, full = wide.forward_cached(ids, np.arange(7)[None], wide.init_cache(1, 7), mask, 0)
+    every = np.asarray(full["k_local"])  # [2, 1, 7, K, D]
+    assert ring.shape[2] == 3 and every.shape[2] == 7
+    # only layer 0's keys do not depend on the window (deeper layers see different inputs)
+    for j in (4, 5, 6):
+        np.testing.assert_array_equal(ring[0, :, j % 3], every[0, :, j])
 
 
 def test_hidden_states_and_unembed_compose_to_logits():

@@ -14,7 +14,6 @@ from duel.models import ModelConfig, build_model
 from duel.records import CandidateBatch, LabeledBatch, PairBatch, PromptBatch
 from duel.reference import ReferenceSchedule, init_reference, update_reference
 from duel.train import (
-    PairTensors,
     TrainConfig,
     init_train_state,
     model_from_state,
@@ -25,6 +24,7 @@ from duel.train import (
     train_step,
     with_reference,
 )
+from tests.helpers.pairs import pair_tensors
 
 V, B, TP, N = 61, 4, 5, 4
 # Adam eps = 1e-3 keeps the first update close to linear in the gradient (with 1e-8 it is
@@ -41,25 +41,7 @@ def tiny():
 
 def pairs(seed=0, b=B):
     """b pairs with left-padded prompts, ragged responses, soft labels and one masked pair."""
-    rng = np.random.default_rng(seed)
-
-    def ids(shape):
-        return rng.integers(1, V, shape).astype(np.int32)
-
-    pm = np.ones((b, TP), np.int32)
-    pm[1, :2] = 0
-    cm = np.ones((b, N), np.int32)
-    cm[2, 3:] = 0
-    rm = np.ones((b, N), np.int32)
-    rm[0, 2:] = 0
-    weight = np.ones(b, np.float32)
-    weight[2] = 0.0
-    return PairTensors(
-        prompt_ids=ids((b, TP)), prompt_mask=pm, chosen_ids=ids((b, N)), chosen_mask=cm,
-        rejected_ids=ids((b, N)), rejected_mask=rm,
-        ref_chosen=-rng.uniform(10, 20, b).astype(np.float32), ref_rejected=-rng.uniform(10, 20, b).astype(np.float32),
-        prob=rng.uniform(0.5, 1.0, b).astype(np.float32), weight=weight,
-    )
+    return pair_tensors(seed, b, V, TP, N, soft=True)
 
 
 def copy_state(state):
