@@ -142,7 +142,9 @@ class ExploreConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MixedConfig:
-    gamma: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0  # fraction of prompts labelled by the ERM
+    # fraction of prompts labelled by the ERM; < 1: at 1 no query is ever paid, and the ERM, which
+    # learns from paid labels only, never learns anything new
+    gamma: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
     burn_in: Annotated[Int, Field(ge=0)] = 0  # steps before ERM labels are used
 
 
@@ -346,7 +348,7 @@ def _at(loc: tuple) -> tuple[str, Any]:
 
 
 _RANGE = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
-          "less_than_equal": ("<=", "le")}
+          "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
 _UNKNOWN = ("unexpected_keyword_argument", "invalid_key")
 
 
@@ -531,10 +533,6 @@ def _check_rules(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
                           "set replay.updates: 0 or another loss.kind")
-    if cfg.mixed.gamma >= 1.0:
-        raise ConfigError(f"{source}: key 'mixed.gamma' expected a value < 1, got {cfg.mixed.gamma!r}: with "
-                          "1 the ERM labels every pair, no query is ever paid and the ERM, which "
-                          "learns from paid labels only, never learns anything new")
     if cfg.loss.kind == "xpo" and cfg.explore.strategy != "xpo":
         raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
                           f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "

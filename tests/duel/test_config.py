@@ -92,7 +92,7 @@ def test_invalid_enum_lists_the_valid_choices():
     ("sampling.top_p=1.5", "key 'sampling.top_p' expected a value <= 1.0, got 1.5"),
     ("sampling.temperature=0", "key 'sampling.temperature' expected a value > 0.0, got 0.0"),
     ("candidates=1", "key 'candidates' expected a value >= 2, got 1"),
-    ("mixed.gamma=1.0", "key 'mixed.gamma' expected a value < 1, got 1.0"),
+    ("mixed.gamma=1.0", "key 'mixed.gamma' expected a value < 1.0, got 1.0"),
     ("candidates=1.0e0", "key 'candidates' expected a value >= 2, got 1"),
     ("budget=1.5", "key 'budget' expected an integer or null, got 1.5"),
     ("erm.hidden=64", "key 'erm.hidden' expected a list of an integer, got 64"),
