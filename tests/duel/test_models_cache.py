@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,20 +75,10 @@ CONFIGS = {
         query_pre_attn_scalar=24.0,
         final_logit_softcap=3.0,
     ),
-    # Mistral: every layer local (window 3): the cache is rings only
-    "mistral": ModelConfig(
-        family="llama",
-        vocab_size=61,
-        hidden_size=32,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=8,
-        intermediate_size=40,
-        architecture="MistralForCausalLM",
-        sliding_window=3,
-    ),
 }
+# Mistral: the llama shapes with every layer local (window 3): the cache is rings only
+CONFIGS["mistral"] = dataclasses.replace(CONFIGS["llama"], attention_bias=False, tie_word_embeddings=False,
+                                         architecture="MistralForCausalLM", sliding_window=3)
 
 
 def expected_cache_shapes(config, batch, max_len):
