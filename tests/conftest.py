@@ -11,6 +11,11 @@ import pytest
 
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "duel-test-jax-cache"))
 os.environ.setdefault("DUEL_CACHE", os.path.join(tempfile.gettempdir(), "duel-test-cache"))
+# A test file run as a script in a subprocess (`python tests/x/test_y.py`, for a fresh JAX with
+# several host devices) has its own directory on sys.path, not the repository root, so
+# `import tests.helpers...` needs the root on PYTHONPATH; `python -m pytest` alone does not set it.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(scope="module")
