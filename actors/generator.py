@@ -39,6 +39,8 @@ class GeneratorSpec:
     explore_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     gamma: float = 0.0  # mixed preference learning: fraction of prompts labelled by the ERM
     burn_in: int = 0  # ... from this step on
+    min_confidence: float = 0.5  # ... where the ensemble is this sure (mixed.min_confidence)
+    unconfident: str = "ask"  # ... else "ask" the oracle or "drop" the prompt (mixed.unconfident)
     beta: float = 0.1  # loss beta (apl's implicit reward margin)
     temperature: float = 1.0
     top_p: float = 1.0
@@ -57,7 +59,8 @@ class GeneratorSpec:
         s = cfg.sampling
         spec = cls(seed=cfg.seed, candidates=cfg.candidates, strategy=cfg.explore.strategy,
                    explore_options=dict(cfg.explore.options), gamma=cfg.mixed.gamma,
-                   burn_in=cfg.mixed.burn_in, beta=cfg.loss.beta, temperature=s.temperature,
+                   burn_in=cfg.mixed.burn_in, min_confidence=cfg.mixed.min_confidence,
+                   unconfident=cfg.mixed.unconfident, beta=cfg.loss.beta, temperature=s.temperature,
                    top_p=s.top_p, top_k=s.top_k, max_new_tokens=s.max_new_tokens,
                    compute_dtype=cfg.policy.compute_dtype,
                    encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None,
@@ -157,7 +160,8 @@ class GeneratorCore:
             self.policy, self.encoder, self.erm_params, prompts, key, self.sampling,
             candidates=s.candidates, strategy=s.strategy, version=self.version,
             tokenizer=self.tokenizer, explore_options=s.explore_options,
-            gamma=s.gamma, mixed_active=s.mixed_active(step), beta=s.beta,
+            gamma=s.gamma, mixed_active=s.mixed_active(step), min_confidence=s.min_confidence,
+            unconfident=s.unconfident, beta=s.beta,
             feature_encoder=self.feature_encoder)
         pb.diagnostics["time_load"] = t_load
         return pb

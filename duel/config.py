@@ -146,6 +146,12 @@ class MixedConfig:
     # learns from paid labels only, never learns anything new
     gamma: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
     burn_in: Annotated[Int, Field(ge=0)] = 0  # steps before ERM labels are used
+    # an ERM label is used only where the ensemble is this sure: max(P, 1 - P) >= min_confidence
+    # with P = mean_k sigma(r_k(a) - r_k(b)); 0.5 = every one (SEA)
+    min_confidence: Annotated[Float, Field(ge=0.5, lt=1.0)] = 0.5
+    # a prompt whose ERM label is less sure: "ask" the oracle about the strategy's pair instead
+    # (a paid query), or "drop" it from the step (no label, no query)
+    unconfident: Literal["ask", "drop"] = "ask"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -91,12 +91,16 @@ def _sample(policy, encoder, prompts, key, sampling, candidates: int, strategy: 
 def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampling, *,
                   candidates: int, strategy: str, version: int, tokenizer=None,
                   explore_options: dict | None = None, gamma: float = 0.0,
-                  mixed_active: bool = False, beta: float = 0.1, feature_encoder=None) -> PairBatch:
+                  mixed_active: bool = False, min_confidence: float = 0.5, unconfident: str = "ask",
+                  beta: float = 0.1, feature_encoder=None) -> PairBatch:
     """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
 
     With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
     (`duel.explore.synthetic_pairs`: best vs worst under a sampled member) instead of the
     strategy's pair, flagged `synthetic` with the ensemble's P(a > b) in `synthetic_prob`.
+    Where the ensemble is less sure than `min_confidence` (max(P, 1 - P) below it), the prompt
+    keeps the strategy's pair for the oracle (`unconfident="ask"`) or stays synthetic with
+    P = NaN (`"drop"`: no label, the learner gives it weight 0 and no counter counts it).
     `feature_encoder`: the model whose hidden states are phi (None = `encoder`).
     """
     from duel.ensemble import rewards
@@ -123,10 +127,18 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     P = len(prompts)
     synthetic = synthetic_mask(k_mask, P, gamma, 0 if mixed_active else -1, 0)
     syn_prob = np.full(P, np.nan, np.float32)
+    unsure = 0.0
     if synthetic.any():
         syn_pairs, prob = synthetic_pairs(r, k_syn, jnp.asarray(ids))
+        prob = np.asarray(prob, np.float32)
+        sure = np.maximum(prob, 1.0 - prob) >= min_confidence
+        unsure = float(np.mean(~sure[synthetic]))
+        if unconfident == "ask":
+            synthetic &= sure
+        elif unconfident != "drop":
+            raise ValueError(f"propose_pairs: unconfident must be 'ask' or 'drop', got {unconfident!r}")
         pairs[synthetic] = np.asarray(syn_pairs)[synthetic]
-        syn_prob[synthetic] = np.asarray(prob)[synthetic]
+        syn_prob[synthetic] = np.where(sure, prob, np.nan)[synthetic]
     t2 = time.perf_counter()
     rows = np.arange(P)
     identical = ids[rows, pairs[:, 0]] == ids[rows, pairs[:, 1]]
@@ -136,6 +148,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
                           from_reference=from_ref)
     diagnostics = {k: float(np.asarray(v)) for k, v in diag.items() if np.ndim(v) == 0}
     diagnostics.update(time_generate=t1 - t0, time_select=t2 - t1)
+    if mixed_active and gamma > 0:
+        diagnostics["erm_unsure"] = unsure  # share of the ERM's prompts whose label was too unsure
     return PairBatch(candidates=cand, pairs=pairs, identical=identical, synthetic=synthetic,
                      strategy=strategy, diagnostics=diagnostics,
                      pair_ids=[pair_id(prompts.step, prompts.index + i) for i in rows],

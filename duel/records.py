@@ -118,6 +118,11 @@ class LabeledBatch:
     from_ledger: np.ndarray | None = None  # [P] bool, reused from the ledger (not paid again)
 
     @property
+    def synthetic_labels(self) -> int:
+        """ERM labels this batch holds (synthetic rows dropped as unsure, P = NaN, hold none)."""
+        return int(np.sum(np.asarray(self.pairs.synthetic, bool) & ~np.isnan(np.asarray(self.prob_a, np.float32))))
+
+    @property
     def queries(self) -> int:
         """Oracle calls this batch paid for (invariant 1: synthetic and reused labels excluded)."""
         paid = ~self.pairs.synthetic

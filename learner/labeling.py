@@ -111,3 +111,25 @@ def draw_labels(prob, pb: PairBatch, reused, stored: dict, seed: int, step: int,
     for p in np.flatnonzero(reused):
         label[p] = int(stored[pb.pair_ids[p]]["label"])
     return label
+
+
+def synthetic_vs_gold(labeled: LabeledBatch, rewards) -> dict:
+    """The ERM's synthetic labels against a gold reward `rewards(prompts, responses) -> [n]`:
+    {"synthetic_gold_ties": share of synthetic pairs with equal gold rewards,
+     "synthetic_gold_agree": share of the others whose label (the response the policy is
+     trained towards) has the higher gold reward} over the synthetic rows with a label ({}
+     without any; no "agree" when every pair ties)."""
+    pb = labeled.pairs
+    syn = np.flatnonzero(np.asarray(pb.synthetic, bool) & ~np.isnan(np.asarray(labeled.prob_a, np.float32)))
+    if not len(syn):
+        return {}
+    c = pb.candidates
+    prompts = [c.prompts.texts[p] for p in syn]
+    ra = np.asarray(rewards(prompts, [c.texts[p][pb.pairs[p, 0]] for p in syn]), np.float64)
+    rb = np.asarray(rewards(prompts, [c.texts[p][pb.pairs[p, 1]] for p in syn]), np.float64)
+    label = np.asarray(labeled.label, bool)[syn]
+    differ = ra != rb
+    out = {"synthetic_gold_ties": float(np.mean(~differ))}
+    if differ.any():
+        out["synthetic_gold_agree"] = float(np.mean((ra > rb)[differ] == label[differ]))
+    return out

@@ -199,11 +199,33 @@ class Learner:
         real = ~np.asarray(pb.synthetic, bool) & answered & ~np.asarray(pb.identical, bool)  # oracle labels
         t_ledger = time.perf_counter() - t0
         metrics = self._update_erm(labeled, real, step)
+        metrics.update(self._synthetic_vs_gold(labeled))
         metrics.update(self._update_policy(labeled, answered, real, step))
         self.counters = self.counters.after(labeled, step)
         metrics["time_ledger"] = t_ledger
         metrics["time_learn"] = time.perf_counter() - t0
         return metrics
+
+    def _synthetic_vs_gold(self, labeled) -> dict:
+        """How right the ERM's synthetic labels are, where the oracle is a rule on the gold reward
+        (`oracle.kind: task` or `rule`, a simulated oracle: asking it is free and is no query):
+        `synthetic_gold_agree`, the share of this step's synthetic pairs whose label (the
+        response the policy is trained towards) has the higher gold reward, over pairs whose gold
+        rewards differ, and `synthetic_gold_ties`, the share with equal gold rewards. A
+        diagnostic only; nothing learns from it. {} without synthetic pairs or such an oracle."""
+        from duel.oracles.rule import RuleOracle
+        from learner.labeling import synthetic_vs_gold
+
+        if not np.any(labeled.pairs.synthetic) or self.rank > 0 or self.cfg.oracle.kind not in ("task", "rule"):
+            return {}
+        if self._evaluator is None:
+            from learner.evaluation import Evaluator
+
+            self._evaluator = Evaluator(self.cfg, self.model_dir)
+        oracle = self._evaluator.oracle
+        if not isinstance(oracle, RuleOracle):
+            return {}
+        return synthetic_vs_gold(labeled, oracle.rewards)
 
     def _update_erm(self, labeled, real: np.ndarray, step: int) -> dict:
         """ERM on oracle labels only (never its own synthetic ones), from the replay buffer."""

@@ -29,7 +29,7 @@ class RunCounters:
         reused = 0 if labeled.from_ledger is None else int(np.sum(labeled.from_ledger))
         return RunCounters(step=step + 1, version=self.version + 1,
                            queries=self.queries + labeled.queries + reused,
-                           synthetic=self.synthetic + int(np.sum(labeled.pairs.synthetic)),
+                           synthetic=self.synthetic + labeled.synthetic_labels,
                            reused=self.reused + reused)
 
     def as_dict(self) -> dict[str, int]:

@@ -169,3 +169,42 @@ def test_generate_key_is_the_step_key():
         want = np.asarray(jax.random.key_data(step_key(seed, step, KEY_GENERATE, index)))
         got = np.asarray(jax.random.key_data(generate_key(seed, step, index)))
         assert want.dtype == got.dtype and np.array_equal(want, got), (seed, step, index)
+
+
+def test_mixed_preference_uses_only_labels_the_ensemble_is_sure_of(core, model_dir):
+    """mixed.min_confidence: an ERM label with max(P, 1 - P) below it is not used; the prompt
+    goes to the oracle with the strategy's pair ("ask") or carries no label ("drop", P = NaN)."""
+    batch = _prompts(core, [f"{i}+{j}=" for i in range(1, 5) for j in (2, 7)])  # 8 prompts
+    mixed = dataclasses.replace(SPEC, gamma=0.5, burn_in=0)
+    runs = {}
+    for name, changes in {"plain": dict(gamma=0.0), "sea": {}, "ask": dict(unconfident="ask"),
+                          "drop": dict(unconfident="drop")}.items():
+        spec = dataclasses.replace(mixed, **changes)
+        if name in ("ask", "drop"):  # a threshold between the ERM's sure and unsure labels
+            spec = dataclasses.replace(spec, min_confidence=threshold)
+        g = GeneratorCore(model_dir, spec)
+        g.load(_weights(core, 1, scale=0.7), 1)
+        runs[name] = g.step(batch, 1, 0)
+        if name == "sea":
+            sea = runs["sea"]
+            assert sea.synthetic.sum() == 4 and np.isfinite(sea.synthetic_prob[sea.synthetic]).all()
+            conf = np.maximum(sea.synthetic_prob, 1 - sea.synthetic_prob)[sea.synthetic]
+            threshold = float(np.median(conf))
+            sure_rows = sea.synthetic & (np.maximum(sea.synthetic_prob, 1 - sea.synthetic_prob) >= threshold)
+            assert 0 < sure_rows.sum() < 4, conf  # both kinds present
+            assert sea.diagnostics["erm_unsure"] == 0.0
+    plain, sea, ask, drop = runs["plain"], runs["sea"], runs["ask"], runs["drop"]
+    np.testing.assert_array_equal(sea.candidates.tokens, plain.candidates.tokens)  # same samples
+    # ask: the unsure prompts are paid, with the strategy's pair (the pair without mixing)
+    np.testing.assert_array_equal(ask.synthetic, sure_rows)
+    np.testing.assert_array_equal(ask.pairs[~sure_rows], plain.pairs[~sure_rows])
+    np.testing.assert_array_equal(ask.pairs[sure_rows], sea.pairs[sure_rows])
+    np.testing.assert_array_equal(ask.synthetic_prob[sure_rows], sea.synthetic_prob[sure_rows])
+    # drop: the ERM's prompts stay off the oracle; the unsure ones carry no label
+    np.testing.assert_array_equal(drop.synthetic, sea.synthetic)
+    np.testing.assert_array_equal(drop.pairs, sea.pairs)
+    unsure = sea.synthetic & ~sure_rows
+    assert np.isnan(drop.synthetic_prob[unsure]).all()
+    np.testing.assert_array_equal(drop.synthetic_prob[sure_rows], sea.synthetic_prob[sure_rows])
+    share = unsure.sum() / 4
+    assert ask.diagnostics["erm_unsure"] == drop.diagnostics["erm_unsure"] == share

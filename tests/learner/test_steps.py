@@ -24,3 +24,10 @@ def test_after_counts_paid_synthetic_and_reused_once():
     c = c.after(_labeled([0, 1, 0, 0], [1, 0, 1, 0]), 1)
     assert c == RunCounters(step=2, version=2, queries=6, synthetic=2, reused=2)
     assert RunCounters.from_dict({**c.as_dict(), "position": 64}) == c  # a checkpoint's meta
+
+
+def test_a_synthetic_row_dropped_as_unsure_is_no_label():
+    lb = _labeled([1, 1, 0, 1], None)
+    lb.prob_a[1] = np.nan  # mixed.unconfident: drop
+    assert lb.synthetic_labels == 2 and lb.queries == 1
+    assert RunCounters().after(lb, 0) == RunCounters(step=1, version=1, queries=1, synthetic=2, reused=0)
