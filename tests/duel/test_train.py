@@ -29,7 +29,7 @@ from tests.helpers.pairs import pair_tensors
 V, B, TP, N = 61, 4, 5, 4
 # Adam eps = 1e-3 keeps the first update close to linear in the gradient (with 1e-8 it is
 # lr * sign(g), which turns rounding noise in near-zero gradients into whole steps)
-CFG = TrainConfig(loss="dpo", beta=1.0, label_smoothing=0.1, learning_rate=1e-2, clip_norm=10.0, eps=1e-3)
+CFG = TrainConfig(loss="dpo", beta=1.0, label_smoothing=0.1, lr=1e-2, clip_norm=10.0, eps=1e-3)
 
 
 @functools.cache
