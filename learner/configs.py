@@ -35,3 +35,12 @@ def erm_config(cfg):
     e = cfg.erm
     return ERMConfig(num_members=e.num_members, hidden=e.hidden, lr=e.lr, anchor_lambda=e.anchor_lambda,
                      steps_per_update=e.steps_per_update, bootstrap=e.bootstrap)
+
+
+def reference_schedule(cfg):
+    """The reference schedule (duel.reference.ReferenceSchedule) of a run config's `reference:`
+    section; `every: 0` (the key's default, read by stepwise only) is every step."""
+    from duel.reference import ReferenceSchedule
+
+    r = cfg.reference
+    return ReferenceSchedule(schedule=r.schedule, tau=r.tau, every=max(r.every, 1))
