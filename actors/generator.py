@@ -20,9 +20,19 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
+
+if TYPE_CHECKING:
+    from duel.sampling import SamplingParams
+
+
+def _sampling_params(**fields):
+    """A duel.sampling.SamplingParams (imported here: this module loads without JAX)."""
+    from duel.sampling import SamplingParams
+
+    return SamplingParams(**fields)
 
 
 class StaleWeights(RuntimeError):
@@ -42,12 +52,10 @@ class GeneratorSpec:
     min_confidence: float = 0.5  # ... where the ensemble is this sure (mixed.min_confidence)
     unconfident: str = "ask"  # ... else "ask" the oracle or "drop" the prompt (mixed.unconfident)
     beta: float = 0.1  # loss beta (apl's implicit reward margin)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 64
+    # duel.sampling.SamplingParams of the `sampling:` section; its stop_token_ids () = the model's
+    # eos tokens, pad_token_id None = the model's pad id, or 0 (the generator fills both in)
+    sampling: SamplingParams = dataclasses.field(default_factory=_sampling_params)
     compute_dtype: str = "float32"
-    stop_token_ids: tuple[int, ...] = ()  # () = the model's eos tokens
     encoder: str | None = None  # erm.encoder: HF directory of the features' frozen model; None = reference
     lora: Any = None  # duel.models.lora.LoraSpec: the learner publishes only the adapters; None = off
 
@@ -57,11 +65,12 @@ class GeneratorSpec:
         from duel.models.lora import from_config as lora_spec
 
         s = cfg.sampling
+        sampling = _sampling_params(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                                    max_new_tokens=s.max_new_tokens)
         spec = cls(seed=cfg.seed, candidates=cfg.candidates, strategy=cfg.explore.strategy,
                    explore_options=dict(cfg.explore.options), gamma=cfg.mixed.gamma,
                    burn_in=cfg.mixed.burn_in, min_confidence=cfg.mixed.min_confidence,
-                   unconfident=cfg.mixed.unconfident, beta=cfg.loss.beta, temperature=s.temperature,
-                   top_p=s.top_p, top_k=s.top_k, max_new_tokens=s.max_new_tokens,
+                   unconfident=cfg.mixed.unconfident, beta=cfg.loss.beta, sampling=sampling,
                    compute_dtype=cfg.policy.compute_dtype,
                    encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None,
                    lora=lora_spec(cfg.policy))
@@ -79,7 +88,6 @@ class GeneratorCore:
         from flax import nnx
 
         from duel.models import load_pretrained
-        from duel.sampling import SamplingParams
         from duel.transport import LocalTransport
 
         if not isinstance(spec, GeneratorSpec):
@@ -97,12 +105,11 @@ class GeneratorCore:
         self.feature_encoder = load_pretrained(spec.encoder, dtype=dtype)[0] if spec.encoder else None
         self.tokenizer = _tokenizer(model_dir)
         self.spec = spec
-        stops = tuple(spec.stop_token_ids or self.model_config.eos_token_id or ())
-        pad = self.model_config.pad_token_id
-        self.sampling = SamplingParams(
-            temperature=spec.temperature, top_p=spec.top_p, top_k=spec.top_k,
-            max_new_tokens=spec.max_new_tokens, stop_token_ids=stops,
-            pad_token_id=int(pad if pad is not None else 0))
+        stops = tuple(spec.sampling.stop_token_ids or self.model_config.eos_token_id or ())
+        pad = spec.sampling.pad_token_id
+        pad = self.model_config.pad_token_id if pad is None else pad
+        self.sampling = dataclasses.replace(spec.sampling, stop_token_ids=stops,
+                                            pad_token_id=int(pad if pad is not None else 0))
         self._params_template = nnx.state(self.policy, nnx.Param)
         self.dtype = dtype
         # Ray resolves the learner's ObjectRef into the Packed before `load` runs, so receiving

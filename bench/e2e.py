@@ -83,7 +83,7 @@ class Loop:
         cdt = jnp.dtype(a.dtype or dtype)
         self.policy = build_model(c, seed=0, dtype=cdt)  # generator's inference copy
         self.encoder = build_model(c, seed=0, dtype=cdt)  # frozen reference / encoder
-        self.tcfg = TrainConfig(loss="dpo", beta=0.1, learning_rate=1e-6, compute_dtype=cdt.name,
+        self.tcfg = TrainConfig(loss="dpo", beta=0.1, lr=1e-6, compute_dtype=cdt.name,
                                 vocab_chunk=a.vocab_chunk)
         self.state = init_train_state(build_model(c, seed=0, dtype=jnp.float32), self.tcfg)
         self.erm = ERM.create(c.hidden_size, ERMConfig(num_members=8, hidden=(64, 64)), jax.random.key(1))

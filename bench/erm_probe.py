@@ -434,8 +434,8 @@ def main(argv=None) -> dict:
     payload = {
         "config": args.config, "task": cfg.task, "model_dir": model_dir, "candidates": cfg.candidates,
         "erm_config": {"num_members": erm_cfg.num_members, "hidden": list(erm_cfg.hidden),
-                       "learning_rate": erm_cfg.learning_rate, "anchor_lambda": erm_cfg.anchor_lambda,
-                       "bootstrap_p": erm_cfg.bootstrap_p, "steps_per_update": cfg.erm.steps_per_update,
+                       "lr": erm_cfg.lr, "anchor_lambda": erm_cfg.anchor_lambda,
+                       "bootstrap": erm_cfg.bootstrap, "steps_per_update": cfg.erm.steps_per_update,
                        "batch": ERM_BATCH, "pairs_per_learner_step": cfg.prompts_per_step},
         "oracle_tau": tau, "train_prompts": n_train, "test_prompts": args.test_prompts,
         "test_pairs": int(len(t_rows)), "tie_stats": stats, "results": results, "encoders": encoders,

@@ -106,7 +106,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     c = tiny(QWEN3_8B) if args.check else QWEN3_8B
     shape = (4, 8, 8) if args.check else (args.pairs, args.prompt, args.response)
-    base = TrainConfig(loss="dpo", beta=0.1, learning_rate=1e-5, compute_dtype="bfloat16", micro_batches=1)
+    base = TrainConfig(loss="dpo", beta=0.1, lr=1e-5, compute_dtype="bfloat16", micro_batches=1)
     rows, results = [], []
     for target in args.targets.split(","):
         label, sharding = target_sharding(target)

@@ -96,7 +96,7 @@ def make_batch(c: ModelConfig, pairs: int, prompt: int, response: int, seed: int
 
 
 def run_jax(c: ModelConfig, b: dict, args, vocab_chunk: int | None) -> dict:
-    cfg = TrainConfig(loss="dpo", beta=0.1, learning_rate=1e-6, warmup_steps=10, total_steps=1000, clip_norm=1.0,
+    cfg = TrainConfig(loss="dpo", beta=0.1, lr=1e-6, warmup_steps=10, total_steps=1000, clip_norm=1.0,
                       compute_dtype="bfloat16", vocab_chunk=vocab_chunk, remat=False)
     model = build_model(c, seed=0, dtype=jnp.float32, remat=args.remat)
     state = init_train_state(model, cfg)

@@ -32,13 +32,16 @@ from flax import struct
 Params = list[dict[str, jax.Array]]  # per layer {"w": [K, in, out], "b": [K, out]}
 
 
+BOOTSTRAP_P = 0.5  # with `ERMConfig.bootstrap`: the probability that a member sees a pair
+
+
 @dataclasses.dataclass(frozen=True)
 class ERMConfig:
     num_members: int = 20  # K
     hidden: tuple[int, ...] = (128, 128)
-    learning_rate: float = 1e-3
+    lr: float = 1e-3  # Adam's learning rate
     anchor_lambda: float = 1.0  # lambda of the anchored regulariser
-    bootstrap_p: float = 1.0  # probability a member sees a pair (1.0 = no bootstrap masks)
+    bootstrap: bool = False  # per-member masks: each member sees each pair with probability BOOTSTRAP_P
     steps_per_update: int = 5  # Adam steps per `update` when given one batch
     init_scale: float = 1.0  # multiplies the He-normal init (the prior spread)
 
@@ -46,8 +49,8 @@ class ERMConfig:
         if self.num_members < 1:
             raise ValueError(f"ERMConfig.num_members must be >= 1, got {self.num_members}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if not 0.0 < self.bootstrap_p <= 1.0:
-            raise ValueError(f"ERMConfig.bootstrap_p must be in (0, 1], got {self.bootstrap_p}")
+        if not isinstance(self.bootstrap, bool):
+            raise TypeError(f"ERMConfig.bootstrap must be true/false, got {self.bootstrap!r}")
         if self.steps_per_update < 1:
             raise ValueError(f"ERMConfig.steps_per_update must be >= 1, got {self.steps_per_update}")
 
@@ -118,7 +121,7 @@ def erm_loss(params, anchor, fa, fb, prob_a, masks, num_queries, anchor_lambda):
 
 
 def _optimizer(config: ERMConfig) -> optax.GradientTransformation:
-    return optax.adam(config.learning_rate)
+    return optax.adam(config.lr)
 
 
 @struct.dataclass(eq=False)  # eq=False: compared by identity, as arrays have no one truth value
@@ -215,7 +218,8 @@ def _erm_loss_wide(params, anchor, fa, fb, prob_a, masks, num_queries, anchor_la
 
 def _masks(config: ERMConfig, key, i, batch: int) -> jax.Array:
     mk = jax.random.fold_in(key, i)
-    return jax.random.bernoulli(mk, config.bootstrap_p, (config.num_members, batch)).astype(jnp.float32)
+    p = BOOTSTRAP_P if config.bootstrap else 1.0  # p = 1: every mask is 1 (the key is drawn all the same)
+    return jax.random.bernoulli(mk, p, (config.num_members, batch)).astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))

@@ -33,18 +33,19 @@ SCHEDULES = ("fixed", "behavior", "ema", "stepwise")
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceSchedule:
-    """Which schedule, with its one parameter: `tau` for ema, `every` for stepwise."""
+    """Which schedule (the run config's `reference.schedule`), with its one parameter: `tau` for
+    ema, `every` for stepwise."""
 
-    kind: str = "fixed"
+    schedule: str = "fixed"
     tau: float = 0.01
     every: int = 100
 
     def __post_init__(self):
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"unknown reference schedule {self.kind!r}; valid schedules: {', '.join(SCHEDULES)}")
-        if self.kind == "ema" and not 0.0 <= self.tau <= 1.0:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown reference schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if self.schedule == "ema" and not 0.0 <= self.tau <= 1.0:
             raise ValueError(f"reference schedule 'ema' needs 0 <= tau <= 1, got {self.tau}")
-        if self.kind == "stepwise" and int(self.every) < 1:
+        if self.schedule == "stepwise" and int(self.every) < 1:
             raise ValueError(f"reference schedule 'stepwise' needs every >= 1, got {self.every}")
 
 
@@ -77,12 +78,13 @@ def ema(ref_params, policy_params, tau):
 def update_reference(schedule: ReferenceSchedule, state: ReferenceState, policy_params, step) -> ReferenceState:
     """The reference after learner step `step` produced `policy_params` (see the module doc)."""
     step = jnp.asarray(step, jnp.int32)
-    if schedule.kind == "fixed":
+    name = schedule.schedule
+    if name == "fixed":
         return state
-    if schedule.kind == "behavior":
+    if name == "behavior":
         params = jax.tree.map(lambda r, p: jnp.array(p, dtype=r.dtype, copy=True), state.params, policy_params)
         return ReferenceState(params=params, refreshed_at=step)
-    if schedule.kind == "ema":
+    if name == "ema":
         return ReferenceState(params=ema(state.params, policy_params, schedule.tau), refreshed_at=step)
     # stepwise: replace the reference when step is a positive multiple of `every`
     refresh = jnp.logical_and(step > 0, step % schedule.every == 0)

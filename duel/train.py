@@ -36,18 +36,17 @@ from duel.losses import KINDS, REFERENCE_FREE, preference_loss
 class TrainConfig:
     """Loss, optimizer and execution settings of the train step (hashable: a jit static arg)."""
 
-    loss: str = "dpo"  # one of duel.losses.KINDS
+    loss: str = "dpo"  # one of duel.losses.KINDS (the run config's loss.kind)
     beta: float = 0.1
     average: bool = False  # length-averaged log-probs instead of sums
-    label_smoothing: float = 0.0  # dpo / xpo (cDPO)
-    flip_rate: float = 0.0  # rdpo
-    gamma: float = 0.0  # simpo target margin
-    alpha: float = 0.0  # xpo exploration weight
+    label_smoothing: float = 0.0  # the labels' flip rate: dpo / xpo smoothing (cDPO), rdpo's known rate
+    simpo_gamma: float = 0.0  # simpo target margin
+    xpo_alpha: float = 0.0  # xpo exploration weight
     nll_weight: float = 0.0  # + nll_weight * per-token NLL of the chosen response (RPO)
-    learning_rate: float = 5e-7
+    lr: float = 5e-7  # peak learning rate
     warmup_steps: int = 0
     total_steps: int = 1000
-    min_lr_ratio: float = 0.0  # cosine decays to learning_rate * min_lr_ratio
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
     weight_decay: float = 0.0
     b1: float = 0.9
     b2: float = 0.999
@@ -69,13 +68,13 @@ class TrainConfig:
 
 
 def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
-    """Linear warmup from 0 to learning_rate over warmup_steps, then cosine to the floor."""
+    """Linear warmup from 0 to lr over warmup_steps, then cosine to the floor."""
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
-        peak_value=cfg.learning_rate,
+        peak_value=cfg.lr,
         warmup_steps=cfg.warmup_steps,
         decay_steps=max(cfg.total_steps, cfg.warmup_steps + 1),
-        end_value=cfg.learning_rate * cfg.min_lr_ratio,
+        end_value=cfg.lr * cfg.min_lr_ratio,
     )
 
 
@@ -277,9 +276,9 @@ def pair_loss(params, graphdef, rest, batch: PairTensors, cfg: TrainConfig, norm
         chosen_len=counts[:b],
         rejected_len=counts[b : 2 * b],
         label_smoothing=cfg.label_smoothing,
-        flip_rate=cfg.flip_rate,
-        gamma=cfg.gamma,
-        alpha=cfg.alpha,
+        flip_rate=cfg.label_smoothing,
+        gamma=cfg.simpo_gamma,
+        alpha=cfg.xpo_alpha,
         pi_ref_sample=pi_ref_sample,
         nll_weight=cfg.nll_weight,
     )
@@ -449,7 +448,7 @@ def sft_train(
     `on_step(steps_done, loss)` is called after each step (a progress display).
     """
     data = sft_tensors(examples, pad_id=pad_id, tokenizer=tokenizer)
-    cfg = cfg or TrainConfig(learning_rate=learning_rate, warmup_steps=warmup_steps, total_steps=max(steps, 1), clip_norm=1.0)
+    cfg = cfg or TrainConfig(lr=learning_rate, warmup_steps=warmup_steps, total_steps=max(steps, 1), clip_norm=1.0)
     dtype = jax.tree.leaves(nnx.state(model, nnx.Param))[0].dtype
     state = init_train_state(model, cfg)
     rng = np.random.default_rng(seed)

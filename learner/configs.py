@@ -1,4 +1,10 @@
-"""The run config (duel.config.Config) mapped onto the library's configs: TrainConfig, ERMConfig.
+"""The run config (duel.config.Config) as the library's configs: TrainConfig, ERMConfig.
+
+A library config's field has the name of the run config key it comes from (one name per concept:
+`erm.lr` is `ERMConfig.lr`, `optim.lr` is `TrainConfig.lr`); each is passed by that name here, so
+that tests/duel/test_config_leaves.py sees every key read. The only other names:
+`TrainConfig.loss` is `loss.kind`, `TrainConfig.total_steps` is the run's `steps` (the length of the
+learning-rate schedule) and `TrainConfig.compute_dtype` is `policy.compute_dtype`.
 
 No Ray here: bench/memory.py builds the learner's exact TrainConfig on a GPU image without Ray.
 """
@@ -7,25 +13,34 @@ from __future__ import annotations
 
 
 def train_config(cfg):
-    """The policy train step's TrainConfig for a run config (what the learner trains with)."""
+    """The policy train step's TrainConfig for a run config (what the learner trains with):
+    the `loss:` and `optim:` sections, the run's `steps`, `seed` and `policy.compute_dtype`."""
     from duel.train import TrainConfig
 
+    loss = cfg.loss
+    o = cfg.optim
     return TrainConfig(
-        loss=cfg.loss.kind, beta=cfg.loss.beta, label_smoothing=cfg.loss.label_smoothing,
-        flip_rate=cfg.loss.label_smoothing, gamma=cfg.loss.simpo_gamma, alpha=cfg.loss.xpo_alpha,
-        nll_weight=cfg.loss.nll_weight,
-        learning_rate=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps,
-        min_lr_ratio=cfg.optim.min_lr_ratio, weight_decay=cfg.optim.weight_decay,
-        clip_norm=cfg.optim.clip_norm or None, micro_batches=cfg.optim.micro_batches,
-        remat=cfg.optim.remat, compute_dtype=cfg.policy.compute_dtype, seed=cfg.seed)
+        loss=loss.kind, beta=loss.beta, label_smoothing=loss.label_smoothing,
+        simpo_gamma=loss.simpo_gamma, xpo_alpha=loss.xpo_alpha, nll_weight=loss.nll_weight,
+        lr=o.lr, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio,
+        weight_decay=o.weight_decay, clip_norm=o.clip_norm, micro_batches=o.micro_batches,
+        remat=o.remat, total_steps=cfg.steps, compute_dtype=cfg.policy.compute_dtype, seed=cfg.seed)
 
 
 def erm_config(cfg):
     """The ensemble reward model's duel.ensemble.ERMConfig for a run config's `erm:` section
-    (duel.config.ERMSection): bootstrap on = each member sees each pair with probability 1/2."""
+    (duel.config.ERMSection; its buffer_size and encoder are the learner's and the generators')."""
     from duel.ensemble import ERMConfig
 
     e = cfg.erm
-    return ERMConfig(num_members=e.num_members, hidden=tuple(e.hidden), learning_rate=e.lr,
-                     anchor_lambda=e.anchor_lambda, steps_per_update=e.steps_per_update,
-                     bootstrap_p=0.5 if e.bootstrap else 1.0)
+    return ERMConfig(num_members=e.num_members, hidden=e.hidden, lr=e.lr, anchor_lambda=e.anchor_lambda,
+                     steps_per_update=e.steps_per_update, bootstrap=e.bootstrap)
+
+
+def reference_schedule(cfg):
+    """The reference schedule (duel.reference.ReferenceSchedule) of a run config's `reference:`
+    section; `every: 0` (the key's default, read by stepwise only) is every step."""
+    from duel.reference import ReferenceSchedule
+
+    r = cfg.reference
+    return ReferenceSchedule(schedule=r.schedule, tau=r.tau, every=max(r.every, 1))

@@ -27,7 +27,7 @@ import ray
 
 from duel.digest import checksum, flat_weights
 from duel.keys import KEY_LEARN, step_key
-from learner.configs import erm_config, train_config  # noqa: F401  (train_config: also imported from here)
+from learner.configs import erm_config, reference_schedule, train_config  # noqa: F401  (train_config: also imported from here)
 from learner.steps import LearnerStep, RunCounters
 from learner.transport_ray import RayTransport
 
@@ -49,7 +49,7 @@ class Learner:
         from duel.ensemble import ERM, ReplayBuffer
         from duel.ledger import Ledger
         from duel.models import load_pretrained
-        from duel.reference import ReferenceSchedule, init_reference
+        from duel.reference import init_reference
         from duel.train import init_train_state
 
         self.cfg = cfg
@@ -74,9 +74,8 @@ class Learner:
         self.strategy = cfg.learner.sharding
         self.mesh, self._train_step = self._layout(cfg, readonly)
         self.state = self._on_mesh(init_train_state(model, self.tcfg))
-        r = cfg.reference
-        self.schedule = ReferenceSchedule(kind=r.schedule, tau=r.tau, every=max(r.every, 1))
-        self.reference = None if r.schedule == "fixed" else self._on_mesh(init_reference(self.state.params))
+        self.schedule = reference_schedule(cfg)
+        self.reference = None if self.schedule.schedule == "fixed" else self._on_mesh(init_reference(self.state.params))
         self.erm = ERM.create(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
         self.buffer = ReplayBuffer(cfg.erm.buffer_size, self.feature_dim)
         self.replay = None  # label replay for extra policy updates (duel.replay)

@@ -46,7 +46,7 @@ class LabConfig:
     arms: str = "gaussian"  # arm features: "gaussian" x ~ N(0, I) or "sphere" x / |x| * sqrt(d)
     relevant_dims: int = 0  # the utility reads only the first n features (0 = all), as an LLM
     #                         reward reads a small subspace of the encoder's features
-    erm: ERMConfig = ERMConfig(num_members=10, hidden=(64, 64), learning_rate=3e-3, anchor_lambda=30.0)
+    erm: ERMConfig = ERMConfig(num_members=10, hidden=(64, 64), lr=3e-3, anchor_lambda=30.0)
 
     def __post_init__(self):
         if self.utility not in UTILITIES:

@@ -9,10 +9,11 @@ from actors.generator import GeneratorCore, GeneratorSpec, StaleWeights
 from duel.digest import checksum as digest
 from duel.digest import flat_weights
 from duel.records import PromptBatch
+from duel.sampling import SamplingParams
 from duel.transport import LocalTransport, host
 from tests.helpers.tiny import tiny_model_dir
 
-SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", max_new_tokens=5)
+SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", sampling=SamplingParams(max_new_tokens=5))
 
 
 @pytest.fixture(scope="module")

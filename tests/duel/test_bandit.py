@@ -11,7 +11,7 @@ from duel.tasks.bandit import LAB_STRATEGIES, LabConfig, run_lab
 from launch.bandit import main
 
 TINY = LabConfig(rounds=8, num_arms=5, prompts_per_round=3, feature_dim=4, eval_contexts=32,
-                 erm=ERMConfig(num_members=4, hidden=(8,), learning_rate=3e-3))
+                 erm=ERMConfig(num_members=4, hidden=(8,), lr=3e-3))
 
 
 def test_passive_regret_matches_closed_form():

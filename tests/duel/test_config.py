@@ -182,6 +182,41 @@ def test_removed_keys_fail_with_what_to_set_and_old_run_configs_still_load(tmp_p
     assert load_config(p) == Config(seed=3)
 
 
+def test_library_configs_take_the_run_config_names():
+    """One name per concept: a section's field is the library config's field of the same name and
+    value (a renamed field would leave the library's default in place); the exceptions are listed."""
+    from actors.generator import GeneratorSpec
+    from duel.models.lora import from_config as lora_spec
+    from learner.configs import erm_config, reference_schedule, train_config
+
+    cfg = load_config(None, [
+        "steps=30", "seed=4", "erm.lr=0.002", "erm.bootstrap=false", "erm.hidden=[16, 8]",
+        "erm.anchor_lambda=2.0", "erm.num_members=3", "erm.steps_per_update=2",
+        "loss.kind=simpo", "loss.beta=0.3", "loss.label_smoothing=0.1", "loss.simpo_gamma=0.7",
+        "loss.xpo_alpha=0.01", "loss.nll_weight=0.2", "optim.lr=1e-4", "optim.warmup_steps=3",
+        "optim.weight_decay=0.01", "optim.clip_norm=0", "optim.min_lr_ratio=0.5",
+        "optim.micro_batches=2", "optim.remat=true", "policy.compute_dtype=bfloat16",
+        "sampling.temperature=0.7", "sampling.top_p=0.9", "sampling.top_k=5", "sampling.max_new_tokens=9",
+        "policy.lora.rank=4", "policy.lora.alpha=8.0", "policy.lora.dropout=0.1", "policy.lora.targets=[q, v]",
+        "reference.schedule=stepwise", "reference.tau=0.2", "reference.every=3"])
+
+    def same(section, lib, unused=()):
+        names = {f.name for f in dataclasses.fields(section)} - set(unused)
+        assert names <= {f.name for f in dataclasses.fields(lib)}, type(lib).__name__
+        for name in names:
+            assert getattr(lib, name) == getattr(section, name), (type(lib).__name__, name)
+
+    same(cfg.erm, erm_config(cfg), unused={"buffer_size", "encoder"})  # the learner's, the generators'
+    t = train_config(cfg)
+    same(cfg.loss, t, unused={"kind"})
+    same(cfg.optim, t)
+    assert (t.loss, t.total_steps, t.seed, t.compute_dtype) == ("simpo", 30, 4, "bfloat16")
+    same(cfg.sampling, GeneratorSpec.from_config(cfg).sampling)
+    same(cfg.policy.lora, lora_spec(cfg.policy))
+    same(cfg.reference, reference_schedule(cfg))
+    assert reference_schedule(load_config(None, ["reference.schedule=stepwise"])).every == 1  # every: 0
+
+
 def test_learning_rate_schedule_and_compute_dtype_are_explicit():
     from learner.configs import train_config
 

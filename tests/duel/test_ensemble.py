@@ -21,7 +21,7 @@ from duel.ensemble import (
 )
 
 F = 8
-CFG = ERMConfig(num_members=8, hidden=(32, 32), learning_rate=3e-3, anchor_lambda=1.0)
+CFG = ERMConfig(num_members=8, hidden=(32, 32), lr=3e-3, anchor_lambda=1.0)
 
 
 def _pairs(rng, theta, n):
@@ -124,10 +124,10 @@ def test_state_is_a_pytree_and_update_is_deterministic():
         update(erm, fa, fb, p[:3], 64, jax.random.key(5))
 
 
-def _identical_members(bootstrap_p):
+def _identical_members(bootstrap):
     """One update of an ensemble whose 4 members start as copies of member 0 (params and
     anchor): only the bootstrap masks can make them differ -> spread of each leaf over members."""
-    erm = ERM.create(F, ERMConfig(num_members=4, hidden=(16,), bootstrap_p=bootstrap_p), jax.random.key(0))
+    erm = ERM.create(F, ERMConfig(num_members=4, hidden=(16,), bootstrap=bootstrap), jax.random.key(0))
     copies = jax.tree.map(lambda p: jnp.broadcast_to(p[:1], p.shape), erm.params)
     erm = erm.replace(params=copies, anchor=jax.tree.map(jnp.copy, copies))  # Adam's state starts at 0 anyway
     rng = np.random.default_rng(0)
@@ -139,8 +139,8 @@ def _identical_members(bootstrap_p):
 def test_bootstrap_masks_change_members_differently():
     # with masks (p = 1/2) identical members see different pairs and part; without (p = 1) the
     # same data gives the same update and they stay copies: this test fails with bootstrap off
-    assert min(_identical_members(0.5)) > 1e-4
-    assert max(_identical_members(1.0)) < 1e-7
+    assert min(_identical_members(True)) > 1e-4
+    assert max(_identical_members(False)) < 1e-7
 
 
 def test_replay_buffer_ring_and_roundtrip():
@@ -178,7 +178,7 @@ def test_best_of_n_mean_worst_uwo():
 @pytest.mark.parametrize("hidden,S", [((32, 32), 1), ((16,), 3), ((), 2)])
 def test_fused_update_matches_reference(hidden, S):
     """The fast update (first layer of all members as one matmul) equals the plain vmapped one."""
-    cfg = ERMConfig(num_members=5, hidden=hidden, bootstrap_p=0.7, steps_per_update=4)
+    cfg = ERMConfig(num_members=5, hidden=hidden, bootstrap=True, steps_per_update=4)
     erm = ERM.create(F, cfg, jax.random.key(3))
     rng = np.random.default_rng(1)
     fa, fb = (rng.normal(size=(S, 16, F)).astype(np.float32) for _ in range(2))

@@ -23,7 +23,7 @@ from duel.train import (
 from tests.helpers.pairs import pair_tensors
 
 V, B, TP, N = 61, 4, 5, 4
-CFG = TrainConfig(loss="dpo", beta=1.0, learning_rate=1e-2, clip_norm=10.0, eps=1e-3)
+CFG = TrainConfig(loss="dpo", beta=1.0, lr=1e-2, clip_norm=10.0, eps=1e-3)
 SPEC = lora.LoraSpec(rank=3, alpha=6.0, targets=lora.TARGETS)
 
 

@@ -35,7 +35,7 @@ def _worker() -> dict:
     c = ModelConfig(family="llama", vocab_size=V, hidden_size=16, num_layers=2, num_heads=4, num_kv_heads=2,
                     head_dim=4, intermediate_size=32, max_position_embeddings=64)
     model = build_model(c, seed=3)
-    cfg = TrainConfig(loss="dpo", beta=0.5, learning_rate=1e-2, clip_norm=1.0)
+    cfg = TrainConfig(loss="dpo", beta=0.5, lr=1e-2, clip_norm=1.0)
     rng = np.random.default_rng(0)
 
     def batch(seed):

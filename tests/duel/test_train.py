@@ -29,7 +29,7 @@ from tests.helpers.pairs import pair_tensors
 V, B, TP, N = 61, 4, 5, 4
 # Adam eps = 1e-3 keeps the first update close to linear in the gradient (with 1e-8 it is
 # lr * sign(g), which turns rounding noise in near-zero gradients into whole steps)
-CFG = TrainConfig(loss="dpo", beta=1.0, label_smoothing=0.1, learning_rate=1e-2, clip_norm=10.0, eps=1e-3)
+CFG = TrainConfig(loss="dpo", beta=1.0, label_smoothing=0.1, lr=1e-2, clip_norm=10.0, eps=1e-3)
 
 
 @functools.cache
@@ -145,7 +145,7 @@ def test_with_reference_equals_response_logprob_sums():
 def test_xpo_bonus_from_separate_sample_equals_flag():
     graphdef, params, rest = split_model(tiny())
     batch = pairs(seed=4)
-    cfg = dataclasses.replace(CFG, loss="xpo", alpha=0.5)
+    cfg = dataclasses.replace(CFG, loss="xpo", xpo_alpha=0.5)
     flag = batch.replace(ref_sample_is_chosen=np.array([1, 0, 1, 0], np.float32))
     sep = batch.replace(ref_sample_ids=np.where(flag.ref_sample_is_chosen[:, None] > 0, batch.chosen_ids, batch.rejected_ids),
                         ref_sample_mask=np.where(flag.ref_sample_is_chosen[:, None] > 0, batch.chosen_mask, batch.rejected_mask))

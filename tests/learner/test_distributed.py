@@ -56,7 +56,7 @@ def _fsdp_over_processes(rank: int) -> dict:
     c = ModelConfig(family="llama", vocab_size=V, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1,
                     head_dim=8, intermediate_size=32, max_position_embeddings=32)
     model = build_model(c, seed=0)
-    cfg = TrainConfig(loss="dpo", beta=0.5, learning_rate=1e-2)
+    cfg = TrainConfig(loss="dpo", beta=0.5, lr=1e-2)
     rng = np.random.default_rng(0)  # the same global batch in both processes
     ids = lambda: rng.integers(1, V, (B, T)).astype(np.int32)
     ones = np.ones((B, T), np.int32)

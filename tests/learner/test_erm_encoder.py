@@ -18,10 +18,11 @@ import pytest
 from actors.generator import GeneratorCore, GeneratorSpec
 from duel.config import ConfigError
 from duel.records import LabeledBatch, PromptBatch
+from duel.sampling import SamplingParams
 from duel.transport import LocalTransport, host
 from tests.helpers.tiny import tiny_config, tiny_model_dir
 
-SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", max_new_tokens=5)
+SPEC = GeneratorSpec(seed=3, candidates=4, strategy="ee_ts", sampling=SamplingParams(max_new_tokens=5))
 POLICY_H, ENCODER_H = 16, 24
 
 
