@@ -255,16 +255,35 @@ def choose_metric(runs: Sequence[Run], metric: str | None = None) -> tuple[str, 
     return FALLBACK_METRIC, f"default: not every run logs {DEFAULT_METRIC}"
 
 
+def _config_defaults() -> dict:
+    """The flattened defaults of today's run config (duel.config.Config)."""
+    from duel.config import Config, to_dict
+
+    return _flatten(to_dict(Config()))
+
+
 def label_groups(runs: list[Run]) -> list[str]:
     """Set each run's group: its strategy, plus `key=value` for every setting that varies
-    across `runs` (e.g. `ee_ts mixed.gamma=0.5`); returns the varying keys. A key that only some
-    runs' config.yaml holds, all with one value, does not vary: it is a key added to the config
-    after the other runs were made (they ran with its default or without the feature)."""
+    across `runs` (e.g. `ee_ts mixed.gamma=0.5`); returns the varying keys. A run whose
+    config.yaml lacks a key was made before the key existed: it ran as the key's default does
+    (a key is added with a default that keeps the old behaviour), so it counts with that
+    default. A key the config no longer knows, held by only some runs with one value, does not
+    vary either."""
+    defaults = _config_defaults()
+
+    def value(r: Run, k: str):
+        return r.settings[k] if k in r.settings else defaults.get(k)
+
     keys = sorted({k for r in runs for k in r.settings})
-    varying = [k for k in keys if not k.startswith(NOT_SETTINGS)
-               and len({json.dumps(r.settings[k], default=str) for r in runs if k in r.settings}) > 1]
+    varying = []
+    for k in keys:
+        if k.startswith(NOT_SETTINGS):
+            continue
+        held = [r for r in runs if k in r.settings or k in defaults]
+        if len({json.dumps(value(r, k), default=str) for r in held}) > 1:
+            varying.append(k)
     for r in runs:
-        r.group = " ".join([r.strategy] + [f"{k}={r.settings.get(k)}" for k in varying])
+        r.group = " ".join([r.strategy] + [f"{k}={value(r, k)}" for k in varying])
     return varying
 
 

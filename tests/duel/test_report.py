@@ -488,7 +488,7 @@ def test_runs_that_differ_in_a_setting_form_separate_groups(tmp_path, no_plot):
     summary = rp.report([tmp_path], tmp_path / "out", targets=(0.4,))
     s = summary["tasks"]["toy"]
     assert s["varying"] == ["mixed.gamma"]  # logging.* never splits a group
-    assert list(s["strategies"]) == ["passive mixed.gamma=None", "ee_ts mixed.gamma=0.0",
+    assert list(s["strategies"]) == ["passive mixed.gamma=0.0", "ee_ts mixed.gamma=0.0",
                                      "ee_ts mixed.gamma=0.5"]
     g = s["strategies"]["ee_ts mixed.gamma=0.5"]
     assert g["seeds"] == [0, 1] and g["final"]["mean"] == pytest.approx(0.55)
@@ -497,18 +497,27 @@ def test_runs_that_differ_in_a_setting_form_separate_groups(tmp_path, no_plot):
 
 
 def test_a_key_only_newer_runs_hold_does_not_split_groups(tmp_path, no_plot):
-    """Runs made before a config key existed lack it in config.yaml; the newer runs all hold it
-    with one value: the same setting, not a varying one (a report over two rounds of sweeps)."""
+    """Runs made before a config key existed lack it in config.yaml: they ran as its default
+    does and count with it (the passive runs, without a `mixed` section, are mixed.gamma=0.0);
+    newer runs that all hold the default, or a key today's config does not know with one value,
+    do not vary (a report over two rounds of sweeps)."""
     q, w = [0, 200, 400], [0.1, 0.3, 0.5]
     for seed in (0, 1):
         write_run(tmp_path / "old", "passive", seed, q, w)
         write_run(tmp_path / "old", "ee_ts", seed, q, w, mixed={"gamma": 0.75})
-        write_run(tmp_path / "new", "ee_ts", seed, q, w, mixed={"gamma": 0.875},
+        write_run(tmp_path / "new", "ee_ts", seed, q, w, mixed={"gamma": 0.875, "min_confidence": 0.5},
                   data={"train": None}, policy={"lora": False})
+        write_run(tmp_path / "new2", "ee_ts", seed, q, w, mixed={"gamma": 0.875, "min_confidence": 0.75})
     s = rp.report([tmp_path / "old", tmp_path / "new"], tmp_path / "out", targets=(0.4,))["tasks"]["toy"]
     assert s["varying"] == ["mixed.gamma"]
-    assert list(s["strategies"]) == ["passive mixed.gamma=None", "ee_ts mixed.gamma=0.75",
+    assert list(s["strategies"]) == ["passive mixed.gamma=0.0", "ee_ts mixed.gamma=0.75",
                                      "ee_ts mixed.gamma=0.875"]
+    # a new key set away from its default in some runs: the runs without it show the default
+    s = rp.report([tmp_path / "old", tmp_path / "new2"], tmp_path / "out2", targets=(0.4,))["tasks"]["toy"]
+    assert s["varying"] == ["mixed.gamma", "mixed.min_confidence"]
+    assert list(s["strategies"]) == ["passive mixed.gamma=0.0 mixed.min_confidence=0.5",
+                                     "ee_ts mixed.gamma=0.75 mixed.min_confidence=0.5",
+                                     "ee_ts mixed.gamma=0.875 mixed.min_confidence=0.75"]
 
 
 def test_baseline_names_one_of_two_passive_groups(tmp_path, no_plot, capsys):
