@@ -119,10 +119,16 @@ def default_positions(attention_mask):
 
 
 def _attend(p, q, k, v, rope, mask, kv, scale=None):
-    """RoPE, (cache write + read), attention, output projection. kv = None or (ck, cv, layer, index)."""
+    """RoPE, (cache write + read), attention, output projection. kv = None, (ck, cv, layer, index)
+    with the stacked cache, or (ck, cv, None, index) with this layer's own cache."""
     cos, sin = rope
     q, k = F.apply_rope(q, cos, sin), F.apply_rope(k, cos, sin)
-    if kv is not None:
+    if kv is not None and kv[2] is None:  # this layer's own cache [B, S, K, D]
+        ck, cv, _, index = kv
+        ck = jax.lax.dynamic_update_slice(ck, k.astype(ck.dtype), (0, index, 0, 0))
+        cv = jax.lax.dynamic_update_slice(cv, v.astype(cv.dtype), (0, index, 0, 0))
+        k, v, kv = ck.astype(q.dtype), cv.astype(q.dtype), (ck, cv)
+    elif kv is not None:  # the stacked cache [L, B, S, K, D]
         ck, cv, layer, index = kv
         start = (layer, 0, index, 0, 0)
         ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), start)
@@ -263,8 +269,15 @@ class Transformer(nnx.Module):
             local = F.attention_mask(q_slots, k_slots, key_mask, self.config.sliding_window)
         return glob, local
 
-    def _run_layers(self, x, positions, masks, cache=None, index=None, unroll=False):
-        """masks: (global, local) from _masks; each layer gets its kind's mask and RoPE."""
+    def layer_slices(self) -> list[dict]:
+        """Each layer's parameters as arrays of their own ([L, ...] -> L x [...]; a copy): the
+        straight-line decode step reads these (`forward_cached(layers=...)`)."""
+        p = self._layer_params()
+        return [jax.tree.map(lambda a, i=i: a[i], p) for i in range(self.config.num_layers)]
+
+    def _run_layers(self, x, positions, masks, cache=None, index=None, unroll=False, layers=None):
+        """masks: (global, local) from _masks; each layer gets its kind's mask and RoPE. layers:
+        per-layer parameters (`layer_slices`), run as straight-line code with per-layer caches."""
         c = self.config
         kinds = c.local_layers
 
@@ -277,6 +290,17 @@ class Transformer(nnx.Module):
             same = glob_rope is not None and c.rope(True) == c.rope(False)
             local_rope = glob_rope if same else rope_tables(True)
         block = BLOCKS[c.family]
+
+        if layers is not None:
+            ks, vs = [], []
+            for i, p in enumerate(layers):
+                kv = None if cache is None else (cache["k"][i], cache["v"][i], None, index)
+                pick = local_rope if kinds[i] else glob_rope, masks[1] if kinds[i] else masks[0]
+                x, kv = block(c, p, x, pick[0], pick[1], kv)
+                if kv is not None:
+                    ks.append(kv[0])
+                    vs.append(kv[1])
+            return x, (None if cache is None else {"k": ks, "v": vs})
 
         def body(carry, xs):
             x, ck, cv = carry
@@ -364,23 +388,27 @@ class Transformer(nnx.Module):
         dtype = dtype or self.dtype
         return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
-    def forward_cached(self, input_ids, positions, cache, cache_mask, index, unroll_layers: bool = False):
+    def forward_cached(self, input_ids, positions, cache, cache_mask, index, unroll_layers: bool = False,
+                       layers: list | None = None):
         """Run t new tokens against the cache; writes slots [index, index + t).
 
         input_ids, positions [B, t]; cache_mask [B, S] (1 = valid slot, the t new slots included).
         Token i attends slot j iff cache_mask[b, j] and j <= index + i. Returns (logits [B, t, V]
         (reward model: per-token scores), hidden [B, t, H], cache). unroll_layers: the layers as
         straight-line code instead of a scan (same math; the decode step on an accelerator, where
-        XLA copies each layer's weights out of the stacked arrays under a scan).
+        XLA copies each layer's weights out of the stacked arrays under a scan). layers: each
+        layer's parameters as its own arrays (`layer_slices()`), run straight-line against a
+        per-layer cache {"k": [L x [B, S, K, D]], "v": [...]} (the decode step on an accelerator:
+        no kernel slices a layer's weights or its cache out of a stacked array).
         """
         input_ids = jnp.asarray(input_ids)
         index = jnp.asarray(index, jnp.int32)
-        s = cache["k"].shape[2]
+        s = cache["k"][0].shape[1] if layers is not None else cache["k"].shape[2]
         q_slots = index + jnp.arange(input_ids.shape[1], dtype=jnp.int32)
         masks = self._masks(q_slots, jnp.arange(s, dtype=jnp.int32), jnp.asarray(cache_mask))
         x, cache = self._run_layers(
-            self._embed(input_ids), jnp.asarray(positions), masks, cache, index, unroll=unroll_layers
-        )
+            self._embed(input_ids), jnp.asarray(positions), masks, cache, index, unroll=unroll_layers,
+            layers=layers)
         hidden = self._final_norm(x)
         return self.unembed(hidden), hidden, cache
 

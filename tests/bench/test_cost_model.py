@@ -63,7 +63,7 @@ def test_walk_counts_an_in_place_update_as_its_slice():
     assert full["bytes"] >= 8 * 2 * size, full["bytes"]
 
 
-def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat16):
+def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat16, unroll_layers=None):
     from flax import nnx
 
     from duel import sampling
@@ -80,18 +80,21 @@ def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat1
         graphdef, state, A((batch, prompt), jnp.int32), A((batch, prompt), jnp.int32), A((), jax.random.key(0).dtype),
         A((batch,), jnp.bool_), A((), jnp.float32), A((), jnp.int32), A((), jnp.float32), A((8,), jnp.int32),
         A((), jnp.int32), n=1, new_tokens=new_tokens, bounds=bounds if len(bounds) > 1 else (),
-        unroll_layers=sharding is not None).compile().as_text()  # as generate runs it there
+        unroll_layers=sharding is not None if unroll_layers is None else unroll_layers,  # as generate runs it there
+    ).compile().as_text()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["pythia-1b", "qwen2.5-0.5b"])
-@pytest.mark.parametrize("target", ["cpu-float32", "h100-bfloat16"])
+@pytest.mark.parametrize("target", ["cpu-float32", "cpu-float32-layers", "h100-bfloat16"])
 def test_decode_loop_updates_the_cache_in_place(family, target):
     """The compiled generate program: no kernel inside the decode loops writes a whole KV cache
-    [L, B, S, K, D] -- only the new slot is written (in-place dynamic-update-slice). Compiled as
-    each backend runs it: float32 on CPU (the CPU presets' dtype), bfloat16 for an H100 (deviceless,
-    needs the JAX CUDA plugin). Not checked: bfloat16 on XLA:CPU, which widens the cache update to
-    float32 and back, a full-cache read and write per layer per step (no preset runs it)."""
+    [L, B, S, K, D] (or, with the accelerator's per-layer caches, a whole layer's [B, S, K, D]) --
+    only the new slot is written (in-place dynamic-update-slice). Compiled as each backend runs
+    it: float32 on CPU (the CPU presets' dtype; "-layers": the accelerator's straight-line layers
+    with per-layer caches, forced), bfloat16 for an H100 (deviceless, needs the JAX CUDA plugin).
+    Not checked: bfloat16 on XLA:CPU, which widens the cache update to float32 and back, a
+    full-cache read and write per layer per step (no preset runs it)."""
     from bench.train_step import FULL, check_shape
 
     sharding, dtype = None, jnp.float32
@@ -103,7 +106,8 @@ def test_decode_loop_updates_the_cache_in_place(family, target):
 
         sharding, dtype = target_sharding("h100")[1], jnp.bfloat16
     c = check_shape(FULL[family])
-    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, sharding=sharding, dtype=dtype)
+    unroll = True if target.endswith("-layers") else None
+    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, sharding=sharding, dtype=dtype, unroll_layers=unroll)
     assert text.count(" while(") >= 2  # the decode segments are there to inspect
     assert cache_copies(text, c.num_layers, 4, c.num_kv_heads, c.head_dim) == []
 
@@ -134,6 +138,17 @@ def test_cache_copy_detector_sees_a_full_cache_write():
 
     text = jax.jit(good, donate_argnums=0).lower(cache, x, 3).compile().as_text()
     assert cache_copies(text, 2, 4, 2, 8) == []
+
+    def per_layer(caches, x, n):  # one layer's cache [B, S, K, D] rescaled each step is caught too
+        def body(s):
+            t, cs = s
+            return t + 1, [jax.lax.dynamic_update_slice(c, x[0], (0, t, 0, 0)) * (1.0 + t.astype(c.dtype)) for c in cs]
+
+        return jax.lax.while_loop(lambda s: s[0] < n, body, (jnp.int32(0), caches))[1]
+
+    caches = [jnp.zeros(shape[1:], jnp.float32) for _ in range(2)]
+    text = jax.jit(per_layer, donate_argnums=0).lower(caches, x, 3).compile().as_text()
+    assert cache_copies(text, 2, 4, 2, 8) != []
 
 
 @pytest.mark.slow
