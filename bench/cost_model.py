@@ -331,7 +331,7 @@ def is_kv_cache(dims, layers: int, batch: int, kv_heads: int, head_dim: int) -> 
 
 def cache_slots(type_str: str, layers: int, batch: int, kv_heads: int, head_dim: int) -> int:
     """The slots S of the first KV cache in an HLO type (a decode loop's carry)."""
-    return next(s[-3] for _, s in shapes_of(type_str) if is_kv_cache(s, layers, batch, kv_heads, head_dim))
+    return next(s[-3] for _, s in shapes_of(type_str) if is_kv_cache(s, layers, batch, kv_heads, head_dim) and s[-3] > 1)
 
 
 def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: int) -> list[str]:
@@ -341,14 +341,17 @@ def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: in
     cache is updated in place."""
     hc = HloCost(text)
     comps = hc.comps
+    # decode loops: entry-level whiles whose trip count is not known (they exit when all rows stop)
+    # and that carry a cache; a cache has the slot count of one the loops carry (so the step's new
+    # K [B, 1, K, D] is not taken for one layer's cache)
+    loops = [i for i in comps[hc.entry].insts if i.opcode == "while" and '"known_trip_count"' not in i.attrs]
+    slots = {s[-3] for i in loops for _, s in shapes_of(i.type)
+             if is_kv_cache(s, layers, batch, kv_heads, head_dim) and s[-3] > 1}
 
     def is_cache(dims):
-        return is_kv_cache(dims, layers, batch, kv_heads, head_dim)
+        return is_kv_cache(dims, layers, batch, kv_heads, head_dim) and dims[-3] in slots
 
-    # decode loops: entry-level whiles whose trip count is not known (they exit when all rows stop)
-    todo = [_called(i, "body")[0] for i in comps[hc.entry].insts
-            if i.opcode == "while" and '"known_trip_count"' not in i.attrs
-            and any(is_cache(s) for _, s in shapes_of(i.type))]
+    todo = [_called(i, "body")[0] for i in loops if any(is_cache(s) for _, s in shapes_of(i.type))]
     seen, bad = set(), []
     while todo:
         name = todo.pop()
