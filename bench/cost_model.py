@@ -337,8 +337,10 @@ def cache_slots(type_str: str, layers: int, batch: int, kv_heads: int, head_dim:
 def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: int) -> list[str]:
     """Kernels inside the decode loops that write a whole KV cache [layers, batch, S, kv_heads,
     head_dim] or a whole layer's [batch, S, kv_heads, head_dim] (any S, any layout): a copy, or a
-    fusion whose output is not an in-place dynamic-update-slice of its cache operand. Empty = the
-    cache is updated in place."""
+    fusion whose output is not an in-place dynamic-update-slice of its cache operand (for one
+    layer's shape: a fusion whose output the loop carries, not a temporary that merely has the
+    cache's shape, e.g. probabilities x V before the sum on small shapes). Empty = the cache is
+    updated in place."""
     hc = HloCost(text)
     comps = hc.comps
     # decode loops: entry-level whiles whose trip count is not known (they exit when all rows stop)
@@ -359,6 +361,14 @@ def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: in
             continue
         seen.add(name)
         comp = comps[name]
+        carried, stack = set(), [comp.root.name] if comp.root is not None else []
+        while stack:  # what the computation returns: a per-layer cache counts only there (not a temporary of its shape)
+            n = stack.pop()
+            if n in carried or n not in comp.by_name:
+                continue
+            carried.add(n)
+            if comp.by_name[n].opcode in ("tuple", "bitcast", "copy", "get-tuple-element"):
+                stack += comp.by_name[n].operands
         for i in comp.insts:
             if i.opcode == "while":
                 todo += _called(i, "body") + _called(i, "condition")
@@ -369,7 +379,8 @@ def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: in
                 continue
             if i.opcode in _FREE or i.opcode == "dynamic-update-slice":
                 continue
-            cache_out = [k for k, (_, s) in enumerate(shapes_of(i.type)) if is_cache(s)]
+            cache_out = [k for k, (_, s) in enumerate(shapes_of(i.type))
+                         if is_cache(s) and (len(s) == 5 or i.name in carried or i.opcode == "copy")]
             if not cache_out:
                 continue
             if i.opcode == "fusion":
