@@ -322,20 +322,38 @@ def hlo_cost(text: str) -> dict:
     return HloCost(text).total()
 
 
+def is_kv_cache(dims, layers: int, batch: int, kv_heads: int, head_dim: int) -> bool:
+    """A KV cache: the stacked [layers, batch, S, kv_heads, head_dim] or one layer's [batch, S,
+    kv_heads, head_dim] (the decode step on an accelerator, `duel.sampling.unroll_decode_layers`)."""
+    return tuple(dims[-2:]) == (kv_heads, head_dim) and (
+        (len(dims) == 5 and dims[0] == layers and dims[1] == batch) or (len(dims) == 4 and dims[0] == batch))
+
+
+def cache_slots(type_str: str, layers: int, batch: int, kv_heads: int, head_dim: int) -> int:
+    """The slots S of the first KV cache in an HLO type (a decode loop's carry)."""
+    return next(s[-3] for _, s in shapes_of(type_str) if is_kv_cache(s, layers, batch, kv_heads, head_dim) and s[-3] > 1)
+
+
 def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: int) -> list[str]:
     """Kernels inside the decode loops that write a whole KV cache [layers, batch, S, kv_heads,
-    head_dim] (any S, any layout): a copy, or a fusion whose output is not an in-place
-    dynamic-update-slice of its cache operand. Empty = the cache is updated in place."""
+    head_dim] or a whole layer's [batch, S, kv_heads, head_dim] (any S, any layout): a copy, or a
+    fusion whose output is not an in-place dynamic-update-slice of its cache operand (for one
+    layer's shape: a fusion whose output the loop carries, not a temporary that merely has the
+    cache's shape, e.g. probabilities x V before the sum on small shapes). Empty = the cache is
+    updated in place."""
     hc = HloCost(text)
     comps = hc.comps
+    # decode loops: entry-level whiles whose trip count is not known (they exit when all rows stop)
+    # and that carry a cache; a cache has the slot count of one the loops carry (so the step's new
+    # K [B, 1, K, D] is not taken for one layer's cache)
+    loops = [i for i in comps[hc.entry].insts if i.opcode == "while" and '"known_trip_count"' not in i.attrs]
+    slots = {s[-3] for i in loops for _, s in shapes_of(i.type)
+             if is_kv_cache(s, layers, batch, kv_heads, head_dim) and s[-3] > 1}
 
     def is_cache(dims):
-        return len(dims) == 5 and dims[0] == layers and dims[1] == batch and dims[3:] == (kv_heads, head_dim)
+        return is_kv_cache(dims, layers, batch, kv_heads, head_dim) and dims[-3] in slots
 
-    # decode loops: entry-level whiles whose trip count is not known (they exit when all rows stop)
-    todo = [_called(i, "body")[0] for i in comps[hc.entry].insts
-            if i.opcode == "while" and '"known_trip_count"' not in i.attrs
-            and any(is_cache(s) for _, s in shapes_of(i.type))]
+    todo = [_called(i, "body")[0] for i in loops if any(is_cache(s) for _, s in shapes_of(i.type))]
     seen, bad = set(), []
     while todo:
         name = todo.pop()
@@ -343,6 +361,14 @@ def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: in
             continue
         seen.add(name)
         comp = comps[name]
+        carried, stack = set(), [comp.root.name] if comp.root is not None else []
+        while stack:  # what the computation returns: a per-layer cache counts only there (not a temporary of its shape)
+            n = stack.pop()
+            if n in carried or n not in comp.by_name:
+                continue
+            carried.add(n)
+            if comp.by_name[n].opcode in ("tuple", "bitcast", "copy", "get-tuple-element"):
+                stack += comp.by_name[n].operands
         for i in comp.insts:
             if i.opcode == "while":
                 todo += _called(i, "body") + _called(i, "condition")
@@ -353,7 +379,8 @@ def cache_copies(text: str, layers: int, batch: int, kv_heads: int, head_dim: in
                 continue
             if i.opcode in _FREE or i.opcode == "dynamic-update-slice":
                 continue
-            cache_out = [k for k, (_, s) in enumerate(shapes_of(i.type)) if is_cache(s)]
+            cache_out = [k for k, (_, s) in enumerate(shapes_of(i.type))
+                         if is_cache(s) and (len(s) == 5 or i.name in carried or i.opcode == "copy")]
             if not cache_out:
                 continue
             if i.opcode == "fusion":
@@ -454,10 +481,20 @@ def kv_bytes_per_slot(c, dtype_bytes: int = 2) -> int:
 
 # ---- ideals (written out: the efficiency is ideal / compiled)
 
+def logits_bytes(c, batch: int, dtype_bytes: int = 2) -> float:
+    """The next-token logits [B, V] in bf16 written once by the LM head and read once by the
+    sampler. Not in the issue's ideal (weights + live KV) but inherent: the head's output has to
+    reach the sampling reductions (softmax normaliser, argmax of logits + Gumbel noise) through
+    memory. 0.16 GB for Qwen2.5-0.5B's 151,936-token vocabulary at batch 256."""
+    return 2.0 * batch * c.vocab_size * dtype_bytes
+
+
 def ideal_decode_step(c, batch: int, live_slots: float) -> dict:
-    """One decode step: the bf16 weights read once + the live KV read once (batch x live slots);
-    FLOPs 2 x matmul params per token + attention 4 x L x N x D per live slot."""
-    return {"bytes": 2.0 * weight_count(c, decode=True) + batch * live_slots * kv_bytes_per_slot(c),
+    """One decode step: the bf16 weights read once + the live KV read once (batch x live slots)
+    + the logits written and read once (`logits_bytes`; "bytes_weights_kv" is the issue's ideal
+    without them); FLOPs 2 x matmul params per token + attention 4 x L x N x D per live slot."""
+    weights_kv = 2.0 * weight_count(c, decode=True) + batch * live_slots * kv_bytes_per_slot(c)
+    return {"bytes": weights_kv + logits_bytes(c, batch), "bytes_weights_kv": weights_kv,
             "flops": batch * (2.0 * matmul_params(c) + 4.0 * c.num_layers * c.num_heads * c.head_dim * live_slots)}
 
 
@@ -560,12 +597,14 @@ def _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds):
     ideal_t = _predict(pi["flops"], pi["bytes"])
     ideal_sum = dict(pi)
     for j, lp in enumerate(dec):
-        cache = next(s for _, s in shapes_of(lp["type"]) if len(s) == 5 and s[0] == c.num_layers)
+        slots = cache_slots(lp["type"], c.num_layers, batch, c.num_kv_heads, c.head_dim)
         live = prompt + starts[j] + (steps[j] - 1) / 2.0  # mean attended slots over the segment
         ideal = ideal_decode_step(c, batch, live)
-        r = _row(f"decode step {name}", f"B={batch} KV={cache[2]}", {"walk": {"flops": lp["flops_per_iter"],
+        r = _row(f"decode step {name}", f"B={batch} KV={slots}", {"walk": {"flops": lp["flops_per_iter"],
                  "bytes": lp["bytes_per_iter"]}}, ideal)
         r["steps"] = steps[j]
+        r["ideal_bytes_weights_kv"] = ideal["bytes_weights_kv"]  # the issue's ideal, without the logits
+        r["bytes_ratio_weights_kv"] = r["bytes"] / ideal["bytes_weights_kv"]
         if j in (0, len(dec) - 1):
             rows.append(r)
         total_t += steps[j] * r["predicted_s"]
@@ -582,7 +621,8 @@ def _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds):
                  "peer_transformers_tok_s": peers.get("transformers", {}).get(batch),
                  "peer_jax_plain_tok_s": peers.get("jax_plain", {}).get(batch),
                  "segments": [{"kv_slots": s, "steps": n} for s, n in zip(
-                     [next(x for _, x in shapes_of(lp["type"]) if len(x) == 5)[2] for lp in dec], steps)]})
+                     [cache_slots(lp["type"], c.num_layers, batch, c.num_kv_heads, c.head_dim) for lp in dec],
+                     steps)]})
     return rows
 
 

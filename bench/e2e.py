@@ -150,24 +150,25 @@ class Loop:
         return times
 
 
-def publish_bandwidth(params, dtype, bucket_bytes: int, repeat: int) -> dict:
+def publish_bandwidth(params, dtype, bucket_bytes: int, repeat: int, warmup: int = 1) -> dict:
     """GB/s of published bytes: packed buckets (the loop's path), the removed per-leaf path, and
     a plain host memcpy of the same bytes. Packed = pack (fresh buckets, as LocalTransport) or
-    pack into a reused staging area (as RayTransport on CPU) + unpack onto the default device."""
+    pack into a reused staging area (as RayTransport on CPU) + unpack onto the default device.
+    Each path runs warmup + repeat times (--check: 0 + 1, every path once)."""
     from duel.transport import empty_buckets, pack, unpack
 
     template = jax.tree.map(lambda x: jnp.zeros(x.shape, dtype), params)
     buffers, spec = pack(params, dtype, bucket_bytes)
     nbytes = spec.total_bytes
     staging = empty_buckets(spec)
-    t_pack = timeit(lambda: pack(params, dtype, bucket_bytes), warmup=1, repeat=repeat)
-    t_staged = timeit(lambda: pack(params, dtype, bucket_bytes, out=staging), warmup=1, repeat=repeat)
-    t_unpack = timeit(lambda: jax.block_until_ready(unpack(buffers, spec)), warmup=1, repeat=repeat)
+    t_pack = timeit(lambda: pack(params, dtype, bucket_bytes), warmup=warmup, repeat=repeat)
+    t_staged = timeit(lambda: pack(params, dtype, bucket_bytes, out=staging), warmup=warmup, repeat=repeat)
+    t_unpack = timeit(lambda: jax.block_until_ready(unpack(buffers, spec)), warmup=warmup, repeat=repeat)
     t_leaf = {cast: timeit(lambda cast=cast: jax.block_until_ready(_per_leaf_publish(params, dtype, template, cast)),
-                           warmup=1, repeat=repeat) for cast in ("jax", "numpy")}
+                           warmup=warmup, repeat=repeat) for cast in ("jax", "numpy")}
     src = np.ones(nbytes, np.uint8)
     dst = np.empty_like(src)
-    t_copy = timeit(lambda: np.copyto(dst, src), warmup=1, repeat=repeat)
+    t_copy = timeit(lambda: np.copyto(dst, src), warmup=warmup, repeat=repeat)
     gbs = lambda t: nbytes / t / 1e9
     return {"bytes": nbytes, "buckets": len(buffers), "bucket_bytes": bucket_bytes,
             "packed_gbs": gbs(t_pack + t_unpack), "packed_staged_gbs": gbs(t_staged + t_unpack),
@@ -219,11 +220,12 @@ def main(argv=None):
     if args.check:
         args.steps = 1
 
+    reps = {"warmup": 0, "repeat": 1} if args.check else {"warmup": 1, "repeat": 5}  # check: each path once
     bw_layers = None
     if args.publish_layers:  # first, in a fresh process: after the loop the per-leaf baseline's
         # jax cast ran up to 4x slower on CPU (not investigated), which would flatter the packed path
         payload = layer_payload(FULL["pythia-1b"], args.publish_layers)
-        bw_layers = publish_bandwidth(payload, jnp.bfloat16, args.bucket_mb << 20, repeat=5)
+        bw_layers = publish_bandwidth(payload, jnp.bfloat16, args.bucket_mb << 20, **reps)
         del payload
     loop = Loop(args)
     t0 = time.perf_counter()
@@ -235,7 +237,7 @@ def main(argv=None):
     split = {k: med[k] / total for k in PHASES}
     pairs_per_s = loop.P / total
     pdt = jnp.dtype(args.dtype or PRESETS[args.shape][5])
-    bw_policy = publish_bandwidth(loop.state.params, pdt, args.bucket_mb << 20, repeat=5)
+    bw_policy = publish_bandwidth(loop.state.params, pdt, args.bucket_mb << 20, **reps)
 
     c = loop.config
     result = {

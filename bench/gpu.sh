@@ -7,7 +7,8 @@
 #   PYTHON=.venv/bin/python bash bench/gpu.sh --check   # here, on CPU: every stage's code path, tiny shapes
 #
 # --check runs without time limits (a check must pass however loaded the machine is) unless
-# DUEL_GPU_DEADLINE (the whole run) or DUEL_GPU_STAGE_LIMIT (each stage) are set.
+# DUEL_GPU_DEADLINE (the whole run) or DUEL_GPU_STAGE_LIMIT (each stage) are set, and compiles
+# with --xla_backend_optimization_level=0 (compile time was most of it).
 #
 # Stages, in priority order: memory e2e-pythia-1b train_step sampler e2e-qwen2.5-0.5b.
 # Python: $PYTHON, else python3 (on the device image, the one with JAX + CUDA and torch). If the
@@ -55,6 +56,10 @@ if [ "$CHECK" = 1 ]; then
   ARGS[train_step]="bench/train_step.py --check"
   ARGS[sampler]="bench/sampler.py --check --no-plain"
   for s in "${!LIMIT[@]}"; do LIMIT[$s]="${DUEL_GPU_STAGE_LIMIT:-0}"; done  # 0: no limit
+  # the check's shapes run in milliseconds and XLA's compiles were most of its time: compile with
+  # no LLVM optimisation (XLA's own HLO passes and buffer assignment still run: memory.json keeps
+  # its figures; only the kernels are slower, and check numbers mean nothing). XLA_FLAGS given win.
+  export XLA_FLAGS="--xla_backend_optimization_level=0${XLA_FLAGS:+ $XLA_FLAGS}"
 fi
 
 main() {

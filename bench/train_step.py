@@ -211,7 +211,9 @@ def main(argv=None) -> dict:
         args.repeat = 1
 
     on_gpu = jax.default_backend() == "gpu"
-    peak_tflops = matmul_tflops(8192 if on_gpu else 1024, "bfloat16")
+    # --check: a 256-cube (the rate only feeds mfu_pct, meaningless at check shapes; the 1024-cube took
+    # seconds in bf16 on a loaded 2-core CPU)
+    peak_tflops = matmul_tflops(8192 if on_gpu else 256 if args.check else 1024, "bfloat16")
     rows, results = [], []
     note = (
         "measured on GPU" if on_gpu else

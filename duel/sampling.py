@@ -30,6 +30,7 @@ import numpy as np
 from flax import nnx
 
 from duel.logprobs import response_logprobs
+from duel.models import kv_cache
 
 _NEG_INF = -jnp.inf
 
@@ -92,15 +93,21 @@ def filter_logits(logits, top_k, top_p):
     top_k = 0 keeps all; the nucleus is the smallest set of highest-probability tokens (after
     top-k) whose probability reaches top_p. Ties with the last kept logit are kept.
     """
+    return jnp.where(logits >= _cutoff(logits, top_k, top_p), logits, _NEG_INF)
+
+
+def _cutoff(logits, top_k, top_p, scale=lambda x: x):
+    """[..., 1] the smallest logit `filter_logits(scale(logits))` keeps, unscaled: scale (a
+    positive temperature's division) preserves the order, so the caller rescales this one value
+    instead of the [..., V] array leaving this function."""
     vocab = logits.shape[-1]
     ranked = -jnp.sort(-logits, axis=-1)  # descending
     k = jnp.where(top_k > 0, jnp.minimum(top_k, vocab), vocab)
     in_k = jnp.arange(vocab) < k
-    p = jax.nn.softmax(jnp.where(in_k, ranked, _NEG_INF), axis=-1)
+    p = jax.nn.softmax(jnp.where(in_k, scale(ranked), _NEG_INF), axis=-1)
     mass_before = jnp.cumsum(p, axis=-1) - p
     n_keep = jnp.sum(in_k & (mass_before < top_p), axis=-1, keepdims=True)
-    cut = jnp.take_along_axis(ranked, jnp.maximum(n_keep, 1) - 1, axis=-1)
-    return jnp.where(logits >= cut, logits, _NEG_INF)
+    return jnp.take_along_axis(ranked, jnp.maximum(n_keep, 1) - 1, axis=-1)
 
 
 def sample_tokens(logits, keys, temperature, top_k, top_p):
@@ -108,14 +115,25 @@ def sample_tokens(logits, keys, temperature, top_k, top_p):
 
     Returns token [B] int32, its log-prob under the sampling distribution [B] and under the raw
     policy (temperature 1, no truncation) [B]. temperature 0 is greedy (sampling log-prob 0).
+
+    Only the truncation's cut-off [B, 1] leaves the `cond` (a branch returning the [B, V] logits
+    would copy them every step); the mask is applied where the reductions read the logits.
     """
-    logits = logits.astype(jnp.float32)
     greedy = temperature <= 0
-    scaled = logits / jnp.where(greedy, 1.0, temperature)
+    temp = jnp.where(greedy, 1.0, temperature)
+
+    def scale(x):
+        return x.astype(jnp.float32) / temp
+
     truncate = (top_k > 0) | (top_p < 1.0)
-    filtered = jax.lax.cond(truncate, lambda x: filter_logits(x, top_k, top_p), lambda x: x, scaled)
+    cut = jax.lax.cond(truncate, lambda x: _cutoff(x.astype(jnp.float32), top_k, top_p, scale),
+                       lambda x: jnp.full((*x.shape[:-1], 1), _NEG_INF, jnp.float32), logits)
+    logits = logits.astype(jnp.float32)
+    scaled = scale(logits)
+    # = filter_logits(scaled) when truncating: the cut scaled by the same division as the logits
+    filtered = jnp.where(truncate & ~(scaled >= scale(cut)), _NEG_INF, scaled)
     gumbel = jax.vmap(lambda k: jax.random.gumbel(k, logits.shape[-1:], jnp.float32))(keys)
-    token = jnp.where(greedy, jnp.argmax(logits, -1), jnp.argmax(filtered + gumbel, -1))
+    token = jnp.argmax(jnp.where(greedy, logits, filtered + gumbel), -1)  # one pass over [B, V], not two
     token = token.astype(jnp.int32)
 
     def at_token(x):
@@ -151,8 +169,13 @@ def _segments(new_tokens: int, buckets: int) -> tuple[int, ...]:
 def unroll_decode_layers(state) -> bool:
     """Whether the decode step runs its layers unrolled: on an accelerator, yes. Under the layer
     scan XLA:GPU copies each layer's weights out of the stacked [L, ...] arrays every step before
-    the matmul reads them (the weights move 3 times instead of once: bench/cost_model.py); the
-    unrolled step reads them in place. On CPU the scan stays (compile time)."""
+    the matmul reads them (the weights move 3 times instead of once: bench/cost_model.py). Even
+    unrolled, a static slice of a stacked weight is copied whenever XLA:GPU merges two of its
+    matmuls (gate and up; q, k and v) or splits a contraction that the slice cannot be tiled
+    along, and each layer's K/V is copied out of the stacked cache after the update; so the
+    unrolled step gets each layer's weights and cache as arrays of their own, sliced once per
+    call, outside the decode loop (`Transformer.layer_slices`; one more copy of the layer weights
+    while `generate` runs). On CPU the scan stays (compile time)."""
     leaves = jax.tree.leaves(state)
     devices = getattr(leaves[0], "devices", None) if leaves else None
     return bool(devices) and any(d.platform != "cpu" for d in devices())
@@ -172,6 +195,10 @@ def _generate(graphdef, state, prompt_ids, prompt_mask, key, alive, temperature,
     prompt_len = prompt_ids.shape[1]
     cache, logits0 = _prefill(model, prompt_ids, prompt_mask, n,
                               prompt_len + (bounds[1] - 1 if len(bounds) > 1 else 0))
+    layers = None
+    if unroll_layers:  # each layer's weights and cache as arrays of their own (unroll_decode_layers)
+        layers = model.layer_slices()
+        cache = kv_cache.per_layer(cache)  # a local layer's own cache is its ring
     prompt_mask = jnp.repeat(prompt_mask, n, axis=0)
     batch = prompt_mask.shape[0]
     prompt_lengths = prompt_mask.sum(-1).astype(jnp.int32)
@@ -214,7 +241,7 @@ def _generate(graphdef, state, prompt_ids, prompt_mask, key, alive, temperature,
             ids = token[:, None]
             positions = (prompt_lengths + t - 1)[:, None]
             logits, _, cache = model.forward_cached(ids, positions, cache, cache_mask,
-                                                    prompt_len + t - 1, unroll_layers=unroll_layers)
+                                                    prompt_len + t - 1, layers=layers)
             nxt, slp, plp = sample(logits[:, -1], t)
             return t + 1, cache, nxt, emit(out, t, nxt, slp, plp)
 

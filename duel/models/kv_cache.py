@@ -19,8 +19,13 @@ tokens: a prompt longer than the window keeps only its last R slots.
 
 Under the layer scan a layer's kind is traced: with both kinds present (Gemma 3) every layer
 writes both stacks, the other kind's write a no-op, and a `lax.cond` runs only its own kind's
-attention over caches it only reads, so XLA updates the caches in place. Unrolled layers (the
-decode step on an accelerator) know their kind and touch only their own stack.
+attention over caches it only reads, so XLA updates the caches in place. Unrolled layers know
+their kind and touch only their own stack.
+
+Per layer (`per_layer`; the decode step on an accelerator, with `Transformer.layer_slices`): each
+entry a list of the layers' own arrays, {"k": [Lg x [B, S, Hkv, D]], "k_local": [Ll x [B, R, Hkv,
+D]], ...}, so no kernel reads or writes a layer's cache through a stacked array (a local layer's
+own cache is its ring). Same slots, same math; only unrolled layers take it.
 """
 
 from __future__ import annotations
@@ -56,18 +61,30 @@ def init(c: ModelConfig, batch: int, max_len: int, dtype) -> dict[str, jax.Array
     return cache
 
 
+def per_layer(cache: dict) -> dict[str, list[jax.Array]]:
+    """The stacked cache as each layer's own arrays: [L, B, S, Hkv, D] -> L x [B, S, Hkv, D] (a
+    copy; module docstring)."""
+    return {name: [a[i] for i in range(a.shape[0])] for name, a in cache.items()}
+
+
+def _slots(entry) -> int:
+    """Slots of a cache entry: a stack [L, B, S, Hkv, D] or a list of [B, S, Hkv, D]."""
+    return entry[0].shape[1] if isinstance(entry, list) else entry.shape[2]
+
+
 def grow(c: ModelConfig, cache: dict, max_len: int) -> dict:
-    """The cache with room for max_len absolute slots: global layers padded with empty slots; a
-    ring shorter than the window grows to min(window, max_len) (it never wrapped: slot j is still
-    at j, which is j mod the new length too)."""
+    """The cache (stacked or `per_layer`) with room for max_len absolute slots: global layers
+    padded with empty slots; a ring shorter than the window grows to min(window, max_len) (it
+    never wrapped: slot j is still at j, which is j mod the new length too)."""
 
     def pad(a, slots):
         widths = [(0, 0)] * a.ndim
-        widths[2] = (0, slots - a.shape[2])
+        widths[-3] = (0, slots - a.shape[-3])  # [(L,) B, S, Hkv, D]
         return jnp.pad(a, widths)
 
     ring = ring_length(c, max_len)
-    return {name: pad(a, ring if name.endswith("_local") else max_len) for name, a in cache.items()}
+    return {name: jax.tree.map(lambda a, n=name: pad(a, ring if n.endswith("_local") else max_len), entry)
+            for name, entry in cache.items()}
 
 
 def _held(last, ring: int):
@@ -94,15 +111,18 @@ def masks(c: ModelConfig, cache: dict, cache_mask, index, t: int):
     if "k" in cache:
         glob = F.attention_mask(q_slots, jnp.arange(s, dtype=jnp.int32), cache_mask)
     if "k_local" in cache:
-        keys = local_keys(index, t, cache["k_local"].shape[2])
+        keys = local_keys(index, t, _slots(cache["k_local"]))
         valid = (keys >= 0)[None] & (jnp.take(cache_mask, jnp.clip(keys, 0, s - 1), axis=1) != 0)
         local = F.attention_mask(q_slots, keys, valid, c.sliding_window)
     return glob, local
 
 
 def _write(c, slot, new, at, keep):
-    """c with new [B, n, Hkv, D] written at slots [at, at + n) of layer `slot`; where `keep` (a
-    traced bool, or None) the old values are written back instead (a no-op write)."""
+    """c with new [B, n, Hkv, D] written at slots [at, at + n) of layer `slot` (None: c is the
+    layer's own [B, S, Hkv, D]); where `keep` (a traced bool, or None) the old values are written
+    back instead (a no-op write)."""
+    if slot is None:
+        return jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, at, 0, 0))
     start = (slot, 0, at, 0, 0)
     new = new[None].astype(c.dtype)
     if keep is not None:
@@ -111,6 +131,8 @@ def _write(c, slot, new, at, keep):
 
 
 def _layer(c, slot, dtype):
+    if slot is None:
+        return c.astype(dtype)
     return jax.lax.dynamic_index_in_dim(c, slot, 0, keepdims=False).astype(dtype)
 
 
@@ -121,7 +143,16 @@ def attend(cache, slots, is_local, q, k, v, index, masks, scale=None):
     kind, a Python bool (unrolled layers: only that kind's cache is touched) or traced (the layer
     scan: with both kinds present every layer writes both stacks, the other kind's write a no-op,
     and `lax.cond` runs only its own kind's attention, over caches it only reads). masks: from
-    `masks`. Returns (attention output [B, t, N, D], cache)."""
+    `masks`. Returns (attention output [B, t, N, D], cache). A `per_layer` cache: only with a
+    Python bool is_local; the layer's own two arrays are written and read."""
+    if any(isinstance(e, list) for e in cache.values()):
+        names, slot = (("k_local", "v_local"), slots[1]) if is_local else (("k", "v"), slots[0])
+        own = {n: cache[n][slot] for n in names}
+        a, own = attend(own, (None, None), is_local, q, k, v, index, masks, scale)
+        cache = dict(cache)
+        for n in names:
+            cache[n] = [*cache[n][:slot], own[n], *cache[n][slot + 1 :]]
+        return a, cache
     static = isinstance(is_local, bool)
     mixed = "k" in cache and "k_local" in cache and not static
     write_global = "k" in cache and not (static and is_local)
@@ -135,7 +166,7 @@ def attend(cache, slots, is_local, q, k, v, index, masks, scale=None):
         cache["v"] = _write(cache["v"], slots[0], v, index, keep)
     if write_local:
         keep = ~is_local if mixed else None
-        ring = cache["k_local"].shape[2]
+        ring = cache["k_local"].shape[-3]
         if t == 1:  # write, then attend over the ring
             cache["k_local"] = _write(cache["k_local"], slots[1], k, jnp.mod(index, ring), keep)
             cache["v_local"] = _write(cache["v_local"], slots[1], v, jnp.mod(index, ring), keep)

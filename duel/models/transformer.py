@@ -264,9 +264,17 @@ class Transformer(nnx.Module):
             local = F.attention_mask(q_slots, k_slots, key_mask, self.config.sliding_window)
         return glob, local
 
-    def _run_layers(self, x, positions, masks, cache=None, index=None, unroll=False):
+    def layer_slices(self) -> list[dict]:
+        """Each layer's parameters as arrays of their own ([L, ...] -> L x [...]; a copy): the
+        straight-line decode step reads these (`forward_cached(layers=...)`)."""
+        p = self._layer_params()
+        return [jax.tree.map(lambda a, i=i: a[i], p) for i in range(self.config.num_layers)]
+
+    def _run_layers(self, x, positions, masks, cache=None, index=None, unroll=False, layers=None):
         """masks: (global, local) from _masks (from kv_cache.masks with a cache); each layer gets
-        its kind's mask and RoPE."""
+        its kind's mask and RoPE. layers: each layer's parameters as arrays of their own
+        (`layer_slices`), run as straight-line code (the cache may then be per layer:
+        `kv_cache.per_layer`)."""
         c = self.config
         kinds = c.local_layers
 
@@ -292,13 +300,17 @@ class Transformer(nnx.Module):
 
             return block(c, p, x, rope, None, kv)
 
-        params, slots = self._layer_params(), kv_cache.layer_slots(c)
-        if unroll:  # straight-line layers, each of a known kind (no lax.cond, no no-op cache writes)
+        slots = kv_cache.layer_slots(c)
+        if unroll or layers is not None:  # straight-line layers, each of a known kind (no lax.cond,
+            # no no-op cache writes); with `layers`, no kernel slices a layer out of a stacked weight
+            if layers is None:
+                params = self._layer_params()
+                layers = [jax.tree.map(lambda a, i=i: a[i], params) for i in range(c.num_layers)]
             for i in range(c.num_layers):
                 f = functools.partial(layer, slots=tuple(int(s) for s in slots[i]), is_local=kinds[i])
                 if self.remat:
                     f = jax.checkpoint(f, prevent_cse=False)
-                x, cache = f((x, cache), jax.tree.map(lambda a, i=i: a[i], params))
+                x, cache = f((x, cache), layers[i])
             return x, cache
 
         def body(carry, xs):
@@ -306,7 +318,7 @@ class Transformer(nnx.Module):
 
         if self.remat:
             body = jax.checkpoint(body, prevent_cse=False)
-        xs = (params, jnp.asarray(slots), jnp.asarray(kinds, dtype=bool))
+        xs = (self._layer_params(), jnp.asarray(slots), jnp.asarray(kinds, dtype=bool))
         (x, cache), _ = jax.lax.scan(body, (x, cache), xs)
         return x, cache
 
@@ -378,7 +390,8 @@ class Transformer(nnx.Module):
         """The cache with room for max_len slots (what it holds kept; rings stop at the window)."""
         return kv_cache.grow(self.config, cache, max_len)
 
-    def forward_cached(self, input_ids, positions, cache, cache_mask, index, unroll_layers: bool = False):
+    def forward_cached(self, input_ids, positions, cache, cache_mask, index, unroll_layers: bool = False,
+                       layers: list | None = None):
         """Run t new tokens against the cache; writes slots [index, index + t).
 
         input_ids, positions [B, t]; cache_mask [B, S] (1 = valid slot, the t new slots included;
@@ -386,14 +399,18 @@ class Transformer(nnx.Module):
         (and, on a sliding-window layer, index + i - j < window). Returns (logits [B, t, V]
         (reward model: per-token scores), hidden [B, t, H], cache). unroll_layers: the layers as
         straight-line code instead of a scan (same math; the decode step on an accelerator, where
-        XLA copies each layer's weights out of the stacked arrays under a scan).
+        XLA copies each layer's weights out of the stacked arrays under a scan). layers: each
+        layer's parameters as its own arrays (`layer_slices()`), run straight-line, usually
+        against a per-layer cache (`kv_cache.per_layer`: {"k": [Lg x [B, S, Hkv, D]], "k_local":
+        [Ll x [B, R, Hkv, D]], ...}; the decode step on an accelerator: no kernel slices a layer's
+        weights or its cache out of a stacked array).
         """
         input_ids = jnp.asarray(input_ids)
         index = jnp.asarray(index, jnp.int32)
         masks = kv_cache.masks(self.config, cache, cache_mask, index, input_ids.shape[1])
         x, cache = self._run_layers(
-            self._embed(input_ids), jnp.asarray(positions), masks, cache, index, unroll=unroll_layers
-        )
+            self._embed(input_ids), jnp.asarray(positions), masks, cache, index, unroll=unroll_layers,
+            layers=layers)
         hidden = self._final_norm(x)
         return self.unembed(hidden), hidden, cache
 

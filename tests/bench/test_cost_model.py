@@ -85,13 +85,15 @@ def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat1
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["pythia-1b", "qwen2.5-0.5b"])
-@pytest.mark.parametrize("target", ["cpu-float32", "h100-bfloat16"])
+@pytest.mark.parametrize("target", ["cpu-float32", "cpu-float32-layers", "h100-bfloat16"])
 def test_decode_loop_updates_the_cache_in_place(family, target):
     """The compiled generate program: no kernel inside the decode loops writes a whole KV cache
-    [L, B, S, K, D] -- only the new slot is written (in-place dynamic-update-slice). Compiled as
-    each backend runs it: float32 on CPU (the CPU presets' dtype), bfloat16 for an H100 (deviceless,
-    needs the JAX CUDA plugin). Not checked: bfloat16 on XLA:CPU, which widens the cache update to
-    float32 and back, a full-cache read and write per layer per step (no preset runs it)."""
+    [L, B, S, K, D] (or, with the accelerator's per-layer caches, a whole layer's [B, S, K, D]) --
+    only the new slot is written (in-place dynamic-update-slice). Compiled as each backend runs
+    it: float32 on CPU (the CPU presets' dtype; "-layers": the accelerator's straight-line layers
+    with per-layer caches, forced), bfloat16 for an H100 (deviceless, needs the JAX CUDA plugin).
+    Not checked: bfloat16 on XLA:CPU, which widens the cache update to float32 and back, a
+    full-cache read and write per layer per step (no preset runs it)."""
     from bench.train_step import FULL, check_shape
 
     sharding, dtype = None, jnp.float32
@@ -103,27 +105,46 @@ def test_decode_loop_updates_the_cache_in_place(family, target):
 
         sharding, dtype = target_sharding("h100")[1], jnp.bfloat16
     c = check_shape(FULL[family])
-    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, sharding=sharding, dtype=dtype)
+    unroll = True if target.endswith("-layers") else None
+    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, sharding=sharding, dtype=dtype, unroll=unroll)
     assert text.count(" while(") >= 2  # the decode segments are there to inspect
     assert cache_copies(text, c.num_layers, 4, c.num_kv_heads, c.head_dim) == []
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("unroll", [False, True])
-def test_decode_loop_updates_ring_and_full_caches_in_place(unroll):
+@pytest.mark.parametrize("target", ["cpu-scan", "cpu-layers", "h100-layers"])
+def test_decode_loop_updates_ring_and_full_caches_in_place(target):
     """Gemma 3 style: 2 sliding-window layers (window 4 < prompt 8 + 32 new tokens) and 2 global
     ones. No kernel in the decode loops writes a whole ring [2, B, 4, K, D] or global cache
-    [2, B, S, K, D], under the layer scan (a lax.cond per layer picks its kind's attention) or
-    unrolled. (Two layers of each kind: XLA:CPU copies a one-layer stack [1, B, S, K, D] in the
-    decode loop, the plain Llama cache of a one-layer model too.)"""
+    [2, B, S, K, D], nor (per layer) one layer's ring [B, 4, K, D] or cache [B, S, K, D]: under the
+    layer scan on CPU (a lax.cond per layer picks its kind's attention), or with each layer's
+    weights and cache as arrays of their own (the accelerator's decode step; forced on CPU, and
+    as compiled for an H100, deviceless, needs the JAX CUDA plugin). (Two layers of each kind:
+    XLA:CPU copies a one-layer stack [1, B, S, K, D] in the decode loop, the plain Llama cache of
+    a one-layer model too. "cpu-layers" has 2 KV heads: with one, XLA:CPU reads each layer's
+    updated cache through a bitcast and duplicates the update into that read, a copy per layer
+    per step; the H100 program of the one-KV-head model, checked here, updates in place.)"""
     from duel.models import ModelConfig
 
-    c = ModelConfig(family="gemma", vocab_size=64, hidden_size=32, num_layers=4, num_heads=2, num_kv_heads=1,
-                    head_dim=16, intermediate_size=32, qk_norm=True, hidden_act="gelu_pytorch_tanh",
-                    tie_word_embeddings=True, sliding_window=4, layer_types=("sliding_attention", "full_attention") * 2)
-    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, dtype=jnp.float32, unroll=unroll)
+    sharding, dtype, kv_heads = None, jnp.float32, 2 if target == "cpu-layers" else 1
+    if target.startswith("h100"):
+        pytest.importorskip("jax_plugins.xla_cuda12")
+        if os.environ.get("JAX_PLATFORMS") != "cpu":
+            pytest.skip("the deviceless H100 compile needs JAX_PLATFORMS=cpu on a machine without a GPU")
+        from bench.memory import target_sharding
+
+        sharding, dtype = target_sharding("h100")[1], jnp.bfloat16
+    c = ModelConfig(family="gemma", vocab_size=64, hidden_size=32, num_layers=4, num_heads=2,
+                    num_kv_heads=kv_heads, head_dim=16, intermediate_size=32, qk_norm=True,
+                    hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True, sliding_window=4,
+                    layer_types=("sliding_attention", "full_attention") * 2)
+    text = _generate_hlo(c, batch=4, prompt=8, new_tokens=32, sharding=sharding, dtype=dtype,
+                         unroll=target.endswith("-layers"))
     assert text.count(" while(") >= 2
-    assert "f32[2,4,4,1,16]" in text  # the rings are there, window long
+    dt = "f32" if dtype == jnp.float32 else "bf16"
+    assert f"{dt}[2,4,4,{kv_heads},16]" in text  # the rings are there, window long (the prefill's stack)
+    if target.endswith("-layers"):
+        assert f"{dt}[4,4,{kv_heads},16]" in text  # and each local layer's own ring
     assert cache_copies(text, 2, 4, c.num_kv_heads, c.head_dim) == []
 
 
@@ -153,6 +174,17 @@ def test_cache_copy_detector_sees_a_full_cache_write():
 
     text = jax.jit(good, donate_argnums=0).lower(cache, x, 3).compile().as_text()
     assert cache_copies(text, 2, 4, 2, 8) == []
+
+    def per_layer(caches, x, n):  # one layer's cache [B, S, K, D] rescaled each step is caught too
+        def body(s):
+            t, cs = s
+            return t + 1, [jax.lax.dynamic_update_slice(c, x[0], (0, t, 0, 0)) * (1.0 + t.astype(c.dtype)) for c in cs]
+
+        return jax.lax.while_loop(lambda s: s[0] < n, body, (jnp.int32(0), caches))[1]
+
+    caches = [jnp.zeros(shape[1:], jnp.float32) for _ in range(2)]
+    text = jax.jit(per_layer, donate_argnums=0).lower(caches, x, 3).compile().as_text()
+    assert cache_copies(text, 2, 4, 2, 8) != []
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from duel.models import ModelConfig, Transformer, param_shapes
+from duel.models import ModelConfig, Transformer, kv_cache, param_shapes
 
 CONFIGS = {
     "llama": ModelConfig(
@@ -142,14 +142,21 @@ def full_logits(model, ids, mask):
     return np.asarray(jax.jit(lambda s, i, m: nnx.merge(graphdef, s)(i, m))(state, ids, mask))
 
 
-@pytest.mark.parametrize("unroll", [False, True], ids=["scan", "unrolled"])
+def cache_shapes(cache):
+    """{name: shape} of a stacked cache, or of a per-layer one (`kv_cache.per_layer`) as if stacked."""
+    return {k: (len(a), *a[0].shape) if isinstance(a, list) else a.shape for k, a in cache.items()}
+
+
+@pytest.mark.parametrize("unroll", [False, True, "layers"], ids=["scan", "unrolled", "layers"])
 @pytest.mark.parametrize("family", ["gemma", "mistral"])
 def test_ring_cache_chunks_and_growth_match_full_forward(family, unroll):
     """Sliding-window layers on a ring of the window (3): a 7-token prompt (> window) prefilled in
     chunks of 2 and 5 tokens (the second longer than the ring) on a cache of 2 slots (a ring of 2,
     under the window) grown to 9 and then 12 slots, then decoded one token at a time: the logits
     equal the full forward over all 12 tokens, with the layers scanned (a lax.cond picks each
-    layer's kind) or unrolled (each layer's kind known: the accelerator's decode step)."""
+    layer's kind) or unrolled (each layer's kind known), or unrolled with each layer's weights
+    and cache as arrays of their own (`layer_slices`, `kv_cache.per_layer`: the accelerator's
+    decode step; a local layer's own cache is its ring)."""
     c = CONFIGS[family]
     model = random_model(c, seed=5)
     rng = np.random.default_rng(2)
@@ -161,15 +168,20 @@ def test_ring_cache_chunks_and_growth_match_full_forward(family, unroll):
     want = full_logits(model, ids, mask)
 
     graphdef, state = nnx.split(model)
-    step = jax.jit(lambda s, i, p, c, m, k: nnx.merge(graphdef, s).forward_cached(i, p, c, m, k, unroll))
+    layers = model.layer_slices() if unroll == "layers" else None
+    step = jax.jit(lambda s, i, p, c, m, k: nnx.merge(graphdef, s).forward_cached(
+        i, p, c, m, k, unroll_layers=unroll is True, layers=layers))
     # a cache of 2 slots (a ring of 2 < window), grown to 9 before the second chunk
     cache = model.init_cache(b, 2)
-    assert {k: a.shape for k, a in cache.items()} == expected_cache_shapes(c, b, 2)
+    if layers is not None:
+        cache = kv_cache.per_layer(cache)
+        assert all(isinstance(a, list) for a in cache.values())
+    assert cache_shapes(cache) == expected_cache_shapes(c, b, 2)
     got = []
     logits, _, cache = step(state, ids[:, :2], positions[:, :2], cache, mask[:, :2], 0)
     got.append(np.asarray(logits))
     cache = model.grow_cache(cache, 9)
-    assert {k: a.shape for k, a in cache.items()} == expected_cache_shapes(c, b, 9)
+    assert cache_shapes(cache) == expected_cache_shapes(c, b, 9)
     cm = np.pad(mask[:, :tp], ((0, 0), (0, 2)))
     logits, _, cache = step(state, ids[:, 2:tp], positions[:, 2:tp], cache, cm, 2)
     got.append(np.asarray(logits))
@@ -184,7 +196,8 @@ def test_ring_cache_chunks_and_growth_match_full_forward(family, unroll):
     real = mask.astype(bool)
     assert np.abs(got - want)[real].max() <= 1e-4
     shapes = expected_cache_shapes(c, b, total)
-    assert {k: a.shape for k, a in cache.items()} == shapes
+    assert cache_shapes(cache) == shapes
+    assert all(isinstance(a, list) for a in cache.values()) == (layers is not None)
     assert shapes["k_local"][2] == c.sliding_window  # O(window), not O(sequence)
 
 

@@ -293,8 +293,14 @@ CONFIGS.update({
 })
 
 
+@pytest.mark.parametrize("per_layer", [False, True], ids=["scan", "per-layer"])
 @pytest.mark.parametrize("family", ["qwen3", "gemma"])
-def test_greedy_cached_decode_equals_full_recompute_new_families(family):
+def test_greedy_cached_decode_equals_full_recompute_new_families(family, per_layer, monkeypatch):
+    """per-layer: the accelerator's decode step, forced on CPU (each layer's weights and cache as
+    arrays of their own; Gemma's local layers each on its own ring of the window)."""
+    import duel.sampling
+
+    monkeypatch.setattr(duel.sampling, "unroll_decode_layers", lambda state: per_layer)
     model = _model(family)
     ids, mask = _prompts()
     out = generate(model, (ids, mask), jax.random.key(0),
@@ -303,3 +309,19 @@ def test_greedy_cached_decode_equals_full_recompute_new_families(family):
     for j in range(2):
         np.testing.assert_array_equal(out.tokens[:, j], want)
     assert len({tuple(r) for r in want}) == 3 and min(len(set(r)) for r in want) >= 3
+
+
+def test_per_layer_decode_samples_what_the_scan_samples_on_rings(monkeypatch):
+    """Gemma 3 (rings of the window on the local layers), sampled with top-p in 3 length buckets:
+    the accelerator's per-layer decode step (forced on CPU) gives the scan's tokens and log-probs."""
+    import duel.sampling
+
+    model = _model("gemma")
+    ids, mask = _prompts()
+    params = SamplingParams(temperature=0.8, top_p=0.9, max_new_tokens=NEW)
+    scan = generate(model, (ids, mask), jax.random.key(5), params, n=2, length_buckets=3)
+    monkeypatch.setattr(duel.sampling, "unroll_decode_layers", lambda state: True)
+    layers = generate(model, (ids, mask), jax.random.key(5), params, n=2, length_buckets=3)
+    np.testing.assert_array_equal(scan.tokens, layers.tokens)
+    np.testing.assert_allclose(scan.logprobs, layers.logprobs, atol=1e-5)
+    np.testing.assert_allclose(scan.policy_logprobs, layers.policy_logprobs, atol=1e-5)
