@@ -177,24 +177,21 @@ def test_mixed_preference_uses_only_labels_the_ensemble_is_sure_of(core, model_d
     goes to the oracle with the strategy's pair ("ask") or carries no label ("drop", P = NaN)."""
     batch = _prompts(core, [f"{i}+{j}=" for i in range(1, 5) for j in (2, 7)])  # 8 prompts
     mixed = dataclasses.replace(SPEC, gamma=0.5, burn_in=0)
-    runs = {}
-    for name, changes in {"plain": dict(gamma=0.0), "sea": {}, "ask": dict(unconfident="ask"),
-                          "drop": dict(unconfident="drop")}.items():
-        spec = dataclasses.replace(mixed, **changes)
-        if name in ("ask", "drop"):  # a threshold between the ERM's sure and unsure labels
-            spec = dataclasses.replace(spec, min_confidence=threshold)
-        g = GeneratorCore(model_dir, spec)
+
+    def step(**changes):
+        g = GeneratorCore(model_dir, dataclasses.replace(mixed, **changes))
         g.load(_weights(core, 1, scale=0.7), 1)
-        runs[name] = g.step(batch, 1, 0)
-        if name == "sea":
-            sea = runs["sea"]
-            assert sea.synthetic.sum() == 4 and np.isfinite(sea.synthetic_prob[sea.synthetic]).all()
-            conf = np.maximum(sea.synthetic_prob, 1 - sea.synthetic_prob)[sea.synthetic]
-            threshold = float(np.median(conf))
-            sure_rows = sea.synthetic & (np.maximum(sea.synthetic_prob, 1 - sea.synthetic_prob) >= threshold)
-            assert 0 < sure_rows.sum() < 4, conf  # both kinds present
-            assert sea.diagnostics["erm_unsure"] == 0.0
-    plain, sea, ask, drop = runs["plain"], runs["sea"], runs["ask"], runs["drop"]
+        return g.step(batch, 1, 0)
+
+    plain, sea = step(gamma=0.0), step()
+    assert sea.synthetic.sum() == 4 and np.isfinite(sea.synthetic_prob[sea.synthetic]).all()
+    assert sea.diagnostics["erm_unsure"] == 0.0
+    conf = np.maximum(sea.synthetic_prob, 1 - sea.synthetic_prob)
+    threshold = float(np.median(conf[sea.synthetic]))  # between the ERM's sure and unsure labels
+    sure_rows = sea.synthetic & (conf >= threshold)
+    assert 0 < sure_rows.sum() < 4, conf  # both kinds present
+    ask = step(min_confidence=threshold, unconfident="ask")
+    drop = step(min_confidence=threshold, unconfident="drop")
     np.testing.assert_array_equal(sea.candidates.tokens, plain.candidates.tokens)  # same samples
     # ask: the unsure prompts are paid, with the strategy's pair (the pair without mixing)
     np.testing.assert_array_equal(ask.synthetic, sure_rows)
