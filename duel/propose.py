@@ -106,6 +106,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     from duel.ensemble import rewards
     from duel.explore import select_pairs, synthetic_mask, synthetic_pairs
 
+    if unconfident not in ("ask", "drop"):
+        raise ValueError(f"propose_pairs: unconfident must be 'ask' or 'drop', got {unconfident!r}")
     k_gen, k_sel, k_syn, k_mask = jax.random.split(key, 4)
     t0 = time.perf_counter()
     out, from_ref = _sample(policy, encoder, prompts, k_gen, sampling, candidates, strategy)
@@ -135,8 +137,6 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
         unsure = float(np.mean(~sure[synthetic]))
         if unconfident == "ask":
             synthetic &= sure
-        elif unconfident != "drop":
-            raise ValueError(f"propose_pairs: unconfident must be 'ask' or 'drop', got {unconfident!r}")
         pairs[synthetic] = np.asarray(syn_pairs)[synthetic]
         syn_prob[synthetic] = np.where(sure, prob, np.nan)[synthetic]
     t2 = time.perf_counter()

@@ -118,9 +118,14 @@ class LabeledBatch:
     from_ledger: np.ndarray | None = None  # [P] bool, reused from the ledger (not paid again)
 
     @property
+    def erm_labelled(self) -> np.ndarray:
+        """[P] bool: the rows the ERM labelled (synthetic rows dropped as unsure, P = NaN, are not)."""
+        return np.asarray(self.pairs.synthetic, bool) & ~np.isnan(np.asarray(self.prob_a, np.float32))
+
+    @property
     def synthetic_labels(self) -> int:
-        """ERM labels this batch holds (synthetic rows dropped as unsure, P = NaN, hold none)."""
-        return int(np.sum(np.asarray(self.pairs.synthetic, bool) & ~np.isnan(np.asarray(self.prob_a, np.float32))))
+        """ERM labels this batch holds."""
+        return int(self.erm_labelled.sum())
 
     @property
     def queries(self) -> int:

@@ -120,7 +120,7 @@ def synthetic_vs_gold(labeled: LabeledBatch, rewards) -> dict:
      trained towards) has the higher gold reward} over the synthetic rows with a label ({}
      without any; no "agree" when every pair ties)."""
     pb = labeled.pairs
-    syn = np.flatnonzero(np.asarray(pb.synthetic, bool) & ~np.isnan(np.asarray(labeled.prob_a, np.float32)))
+    syn = np.flatnonzero(labeled.erm_labelled)
     if not len(syn):
         return {}
     c = pb.candidates

@@ -212,7 +212,6 @@ class Learner:
         response the policy is trained towards) has the higher gold reward, over pairs whose gold
         rewards differ, and `synthetic_gold_ties`, the share with equal gold rewards. A
         diagnostic only; nothing learns from it. {} without synthetic pairs or such an oracle."""
-        from duel.oracles.rule import RuleOracle
         from learner.labeling import synthetic_vs_gold
 
         if not np.any(labeled.pairs.synthetic) or self.rank > 0 or self.cfg.oracle.kind not in ("task", "rule"):
@@ -221,10 +220,7 @@ class Learner:
             from learner.evaluation import Evaluator
 
             self._evaluator = Evaluator(self.cfg, self.model_dir)
-        oracle = self._evaluator.oracle
-        if not isinstance(oracle, RuleOracle):
-            return {}
-        return synthetic_vs_gold(labeled, oracle.rewards)
+        return synthetic_vs_gold(labeled, self._evaluator.oracle.rewards)  # kinds task/rule: a RuleOracle
 
     def _update_erm(self, labeled, real: np.ndarray, step: int) -> dict:
         """ERM on oracle labels only (never its own synthetic ones), from the replay buffer."""

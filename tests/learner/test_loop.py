@@ -56,6 +56,9 @@ def test_sync_run_two_generators_with_mixed_preference(tmp_path, model):
     # queries == oracle calls; steps 0-1 are all oracle (burn-in), steps 2-3 half synthetic
     assert [r["queries"] for r in rows] == [4, 8, 10, 12]
     assert [r["synthetic"] for r in rows] == [0, 0, 2, 4]
+    # the task's gold reward scores the ERM's labels (free: no query), on the steps that have them
+    assert [("synthetic_gold_ties" in r) for r in rows] == [False, False, True, True]
+    assert all(0.0 <= r[k] <= 1.0 for r in rows[2:] for k in ("synthetic_gold_ties", "synthetic_gold_agree") if k in r)
     assert [s["oracle_calls"] for s in seen] == [4, 8, 10, 12]
     assert res["queries"] == 12 and res["synthetic"] == 4
     # one owner: the loop's counters are the learner's answer, step by step
