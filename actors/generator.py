@@ -58,6 +58,7 @@ class GeneratorSpec:
     compute_dtype: str = "float32"
     encoder: str | None = None  # erm.encoder: HF directory of the features' frozen model; None = reference
     lora: Any = None  # duel.models.lora.LoraSpec: the learner publishes only the adapters; None = off
+    gold_task: str | None = None  # erm.features gold (a diagnostic): phi = this task's gold reward
 
     @classmethod
     def from_config(cls, cfg, **changes) -> "GeneratorSpec":
@@ -73,7 +74,8 @@ class GeneratorSpec:
                    unconfident=cfg.mixed.unconfident, beta=cfg.loss.beta, sampling=sampling,
                    compute_dtype=cfg.policy.compute_dtype,
                    encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None,
-                   lora=lora_spec(cfg.policy))
+                   lora=lora_spec(cfg.policy),
+                   gold_task=cfg.task if cfg.erm.features == "gold" else None)
         return dataclasses.replace(spec, **changes)
 
     def mixed_active(self, step: int) -> bool:
@@ -103,6 +105,11 @@ class GeneratorCore:
             self.encoder = base_model(self.policy)  # shares the frozen arrays: no second copy
         # erm.encoder: the features phi come from this frozen model (same tokenizer); None = encoder
         self.feature_encoder = load_pretrained(spec.encoder, dtype=dtype)[0] if spec.encoder else None
+        self.gold_features = None
+        if spec.gold_task:  # erm.features gold: phi = the gold reward the task's oracle sees
+            from duel.tasks import get_task
+
+            self.gold_features = gold_feature_fn(get_task(spec.gold_task))
         self.tokenizer = _tokenizer(model_dir)
         self.spec = spec
         stops = tuple(spec.sampling.stop_token_ids or self.model_config.eos_token_id or ())
@@ -169,13 +176,24 @@ class GeneratorCore:
             tokenizer=self.tokenizer, explore_options=s.explore_options,
             gamma=s.gamma, mixed_active=s.mixed_active(step), min_confidence=s.min_confidence,
             unconfident=s.unconfident, beta=s.beta,
-            feature_encoder=self.feature_encoder)
+            feature_encoder=self.feature_encoder, feature_fn=self.gold_features)
         pb.diagnostics["time_load"] = t_load
         return pb
 
     def info(self) -> dict:
         return {"version": self.version, "checksum": self.checksum, "pid": os.getpid(),
                 "node_id": _node_id()}
+
+
+def gold_feature_fn(task):
+    """`erm.features: gold`: phi(x, y) = [gold reward of y], the number the task's oracle reads
+    (prompt text as shown to the oracle, decoded response): [P, M, 1] float32."""
+    import numpy as np
+
+    def phi(prompts: list[str], texts: list[list[str]]) -> np.ndarray:
+        return np.asarray([[[task.gold_reward(p, y)] for y in ys] for p, ys in zip(prompts, texts)], np.float32)
+
+    return phi
 
 
 def generate_key(seed: int, step: int, index: int):

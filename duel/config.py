@@ -168,6 +168,10 @@ class ERMSection:
     # HF directory whose frozen hidden states are the features phi(x, y) (same tokenizer as the
     # policy); None = the frozen starting policy. Reference log-probs always come from the latter.
     encoder: Str | None = None
+    # "hidden": phi from the frozen model above. "gold" (a diagnostic, oracle.kind task only):
+    # phi = the task's gold reward of the response, one number: an ERM that can know what the
+    # oracle knows, the ceiling of what better features could give the exploration
+    features: Literal["hidden", "gold"] = "hidden"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -543,6 +547,10 @@ def _check_rules(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
                           f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "
                           f"{cfg.explore.strategy!r}")
+    if cfg.erm.features == "gold" and (cfg.oracle.kind != "task" or not cfg.task or cfg.erm.encoder):
+        raise ConfigError(f"{source}: key 'erm.features' is 'gold', a diagnostic that reads the task's gold "
+                          f"reward: it needs the task's simulated oracle (oracle.kind 'task' and a task; got "
+                          f"{cfg.oracle.kind!r}, task {cfg.task!r}) and no erm.encoder (got {cfg.erm.encoder!r})")
     if "max_retries" in cfg.oracle.options:
         raise ConfigError(f"{source}: key 'oracle.options.max_retries' moved: the one retry budget of "
                           "an oracle (its HTTP requests and the oracle pool alike) is 'oracle.max_retries'")

@@ -92,7 +92,7 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
                   candidates: int, strategy: str, version: int, tokenizer=None,
                   explore_options: dict | None = None, gamma: float = 0.0,
                   mixed_active: bool = False, min_confidence: float = 0.5, unconfident: str = "ask",
-                  beta: float = 0.1, feature_encoder=None) -> PairBatch:
+                  beta: float = 0.1, feature_encoder=None, feature_fn=None) -> PairBatch:
     """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
 
     With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
@@ -101,7 +101,9 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     Where the ensemble is less sure than `min_confidence` (max(P, 1 - P) below it), the prompt
     keeps the strategy's pair for the oracle (`unconfident="ask"`) or stays synthetic with
     P = NaN (`"drop"`: no label, the learner gives it weight 0 and no counter counts it).
-    `feature_encoder`: the model whose hidden states are phi (None = `encoder`).
+    `feature_encoder`: the model whose hidden states are phi (None = `encoder`). `feature_fn`
+    (prompt texts, response texts [P][M]) -> phi [P, M, D] replaces the hidden states (the
+    `erm.features: gold` diagnostic).
     """
     from duel.ensemble import rewards
     from duel.explore import select_pairs, synthetic_mask, synthetic_pairs
@@ -115,6 +117,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     if feature_encoder is not None:  # erm.encoder: phi from another frozen model
         _, feats = frozen_pass(feature_encoder, prompts, out.tokens, out.mask, finished=out.finished)
     texts = decode(tokenizer, out.tokens, out.mask)
+    if feature_fn is not None:
+        feats = np.asarray(feature_fn(list(prompts.texts), texts), np.float32)
     t1 = time.perf_counter()
     ids = candidate_ids(out.tokens, out.mask)
     r = rewards(erm_params, jnp.asarray(feats))  # [K, P, M]

@@ -135,7 +135,10 @@ def encoder_dir(cfg) -> str | None:
 
 
 def feature_dim(cfg, model_config) -> int:
-    """Width of phi(x, y), the ERM's input: the `erm.encoder`'s hidden size, else the policy's."""
+    """Width of phi(x, y), the ERM's input: the `erm.encoder`'s hidden size, else the policy's
+    (1 with `erm.features: gold`: the gold reward)."""
+    if cfg.erm.features == "gold":
+        return 1
     if not cfg.erm.encoder:
         return int(model_config.hidden_size)
     from duel.models.hf import read_config
