@@ -19,7 +19,8 @@ Feature choices: `last` (post-norm hidden state at the last response token, the 
 duel.propose used before this probe), `last_digit` (the token before the stop token), `mean` (mean over
 response tokens), `mean_nostop` (mean without the stop token: duel.logprobs.response_feature, what
 duel.propose uses now; checked equal to the generator's phi), their z-scored versions (mean/std of the training candidates), and a
-`gold_onehot` ceiling (one-hot |y - sum| bucket: what a perfect feature would give this ERM).
+`gold_onehot` ceiling (one-hot |y - sum| bucket: what a perfect feature would give this ERM;
+arithmetic only), and `gold` (any task: the gold reward itself, as `erm.features: gold` gives it).
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
 `--encoder NAME=PATH` (repeatable) adds the feature `enc:NAME`: phi from that model directory as
 `erm.encoder: PATH` gives it (duel.propose.frozen_pass on the same candidates; checked with
@@ -368,7 +369,11 @@ def main(argv=None) -> dict:
             raise AssertionError(f"bench/erm_probe.py: recomputed `mean_nostop` differs from duel.propose "
                                  f"features by {gap} ({name})")
         alt["mean_nostop"] = d["phi"]
-        alt["gold_onehot"] = gold_onehot(d["prompts"], d["texts"])
+        if "gold_onehot" in args.features.split(","):  # arithmetic's answers only
+            alt["gold_onehot"] = gold_onehot(d["prompts"], d["texts"])
+        # any task: phi = [gold reward], what `erm.features: gold` gives the ERM
+        alt["gold"] = np.asarray([[[task.gold_reward(p, y)] for y in ys] for p, ys in zip(d["prompts"], d["texts"])],
+                                 np.float32)
         feats[name] = alt
     encoders = {}
     for item in args.encoder:
