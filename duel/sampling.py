@@ -118,8 +118,8 @@ def sample_tokens(logits, keys, temperature, top_k, top_p):
 
     The logits are read once: one variadic reduction over the vocabulary gives the Gumbel-max
     token (`jnp.argmax`'s comparator: same token) and the two log-softmax normalisers, each as
-    an online (running max, rescaled sum) pair; the sampled token's logit is gathered from the
-    raw logits. `sample_tokens_reference` is the plain version (two `logsumexp`s, an argmax and
+    an online (running max, rescaled sum, its rounding error) triple (`_lse_combine`); the
+    sampled token's logit is gathered from the raw logits. `sample_tokens_reference` is the plain version (two `logsumexp`s, an argmax and
     two gathers over [B, V]: six passes over the logits on XLA:GPU), kept beside it and tested
     against it (same tokens; log-probs to float32 rounding). Only the truncation's cut-off
     [B, 1] leaves the `cond` (a branch returning the [B, V] logits would copy them every step).
