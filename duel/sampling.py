@@ -111,6 +111,17 @@ def _cutoff(logits, top_k, top_p, scale=lambda x: x):
 
 
 def sample_tokens(logits, keys, temperature, top_k, top_p):
+    """One sampling step. logits [B, V]; keys [B] (one per row): `sample_tokens_one_pass` on
+    accelerators, `sample_tokens_reference` on the CPU backend (chosen when the program is
+    lowered: `jax.lax.platform_dependent`). Both give the same tokens and log-probs to float32
+    rounding; XLA:CPU runs the one-pass variadic reduction ~2x slower at small vocabularies
+    (2.4 vs 1.3 ms at B 512, V 32), and the CPU path stays the one every CPU run used before."""
+    args = [jnp.asarray(a) for a in (temperature, top_k, top_p)]
+    return jax.lax.platform_dependent(logits, keys, *args, cpu=sample_tokens_reference,
+                                      default=sample_tokens_one_pass)
+
+
+def sample_tokens_one_pass(logits, keys, temperature, top_k, top_p):
     """One sampling step. logits [B, V]; keys [B] (one per row).
 
     Returns token [B] int32, its log-prob under the sampling distribution [B] and under the raw
