@@ -13,7 +13,8 @@ the JAX CUDA plugin installed, not a GPU). From the compiled program:
   kernel (fusion, cuBLAS call, copy...) of the scheduled program: FLOPs of every dot (2 x output
   elements x contracted size; elementwise work is not counted) and bytes = operands read + outputs
   written, where a fused operand used only through slices counts the slices and an in-place
-  dynamic-update-slice counts the update (HloCostAnalysis's own rules for both). A conditional
+  dynamic-update-slice counts the update (HloCostAnalysis's own rules for both), plus the reads of
+  the updated array when the same fusion reads it again. A conditional
   counts its cheaper branch: in the decode step that is sampling without top-k/top-p (the
   presets' and the peers' setting; the truncating branch sorts the vocabulary, its bytes are
   kept in the JSON under "conditionals").
@@ -247,15 +248,21 @@ class HloCost:
             i = fc.by_name.get(i.operands[0])
         return i is not None and i.opcode == "parameter"
 
-    def _param_read(self, fc: Comp, name: str, full: float) -> float:
+    def _param_read(self, fc: Comp, name: str, full: float, updated: bool = False) -> float:
+        """Bytes of a fusion operand read (`full` at most): only the slices when used only
+        through slices; nothing for the target of an in-place dynamic-update-slice, unless the
+        updated array is read again inside the fusion (then those reads count). updated: `name`
+        is such an updated array, so reaching the fusion's output tuple reads nothing."""
         total = 0.0
         for u in fc.users.get(name, []):
             if u.opcode == "bitcast":
-                total += self._param_read(fc, u.name, full)
+                total += self._param_read(fc, u.name, full, updated)
             elif u.opcode == "dynamic-update-slice" and u.operands[0] == name:
-                continue  # the in-place target is not read
+                total += self._param_read(fc, u.name, full, True)  # the in-place target is not read
             elif u.opcode in _SLICES and u.operands[0] == name:
                 total += nbytes(u.type)
+            elif updated and u.opcode == "tuple":
+                continue
             else:
                 return full
         return total

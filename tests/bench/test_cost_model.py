@@ -63,6 +63,59 @@ def test_walk_counts_an_in_place_update_as_its_slice():
     assert full["bytes"] >= 8 * 2 * size, full["bytes"]
 
 
+_UPDATE_THEN_READ = """HloModule m
+
+%add (a: f32[], b: f32[]) -> f32[] {
+  %a = f32[] parameter(0)
+  %b = f32[] parameter(1)
+  ROOT %s = f32[] add(%a, %b)
+}
+
+%fused_update (p0: f32[1024,1024], p1: f32[1,1024], p2: s32[]) -> f32[1024,1024] {
+  %p0 = f32[1024,1024]{1,0} parameter(0)
+  %p1 = f32[1,1024]{1,0} parameter(1)
+  %p2 = s32[] parameter(2)
+  %z = s32[] constant(0)
+  ROOT %u = f32[1024,1024]{1,0} dynamic-update-slice(%p0, %p1, %p2, %z)
+}
+
+%fused_update_read (p0: f32[1024,1024], p1: f32[1,1024], p2: s32[]) -> (f32[1024,1024], f32[1024]) {
+  %p0 = f32[1024,1024]{1,0} parameter(0)
+  %b0 = f32[1024,1024]{1,0} bitcast(%p0)
+  %p1 = f32[1,1024]{1,0} parameter(1)
+  %p2 = s32[] parameter(2)
+  %z = s32[] constant(0)
+  %u = f32[1024,1024]{1,0} dynamic-update-slice(%b0, %p1, %p2, %z)
+  %zero = f32[] constant(0)
+  %r = f32[1024]{0} reduce(%u, %zero), dimensions={0}, to_apply=%add
+  ROOT %t = (f32[1024,1024]{1,0}, f32[1024]{0}) tuple(%u, %r)
+}
+
+ENTRY %main (buf: f32[1024,1024], row: f32[1,1024], i: s32[]) -> (f32[1024,1024], f32[1024]) {
+  %buf = f32[1024,1024]{1,0} parameter(0)
+  %row = f32[1,1024]{1,0} parameter(1)
+  %i = s32[] parameter(2)
+  ROOT %f = (f32[1024,1024]{1,0}, f32[1024]{0}) FUSION(%buf, %row, %i), kind=kLoop, calls=%CALLED
+}
+"""
+
+
+@pytest.mark.parametrize("called", ["fused_update", "fused_update_read"])
+def test_walk_counts_reads_of_an_updated_operand(called):
+    """An in-place dynamic-update-slice reads nothing of its target; when the fusion reads the
+    updated array again (a layer's cache written, then attended over in the same kernel), that
+    read counts: the whole 4 MiB buffer, not zero."""
+    text = _UPDATE_THEN_READ.replace("CALLED", called).replace("FUSION", "fusion")
+    if called == "fused_update":
+        text = text.replace("(f32[1024,1024]{1,0}, f32[1024]{0}) fusion", "f32[1024,1024]{1,0} fusion")
+    cost = hlo_cost(text)
+    row, size, index = 4 * 1024, 4 * 1024 * 1024, 4
+    if called == "fused_update":
+        assert cost["bytes"] == row + index + row  # the update (and its index) read, written in place
+    else:
+        assert cost["bytes"] == size + row + index + row + 4 * 1024  # + the buffer read back, the reduce written
+
+
 def _generate_hlo(c, batch, prompt, new_tokens, sharding=None, dtype=jnp.bfloat16, unroll=None):
     from flax import nnx
 
