@@ -23,4 +23,9 @@ sweep ee_ts ee_ts                 # the pair choice alone, no ERM labels
 sweep bai_ts bai_ts
 sweep ee_ts ee_ts-r4 $R4          # with the round-4 ERM labels
 sweep passive passive-r4 $R4      # the same labels, random pairs
-duel report "runs/sweeps2/$task" "$out/ee_ts" "$out/bai_ts" "$out/ee_ts-r4" "$out/passive-r4" --out "docs/results/$task-gold"
+# beside them: round 2's passive (the baseline), round 4's ee_ts (runs/sweeps5, run_final4.sh) and its
+# ablation (runs/sweeps2/TASK-passive-mixed-r4), and on sort round 2's ee_ts without ERM labels
+plain=(); [ "$task" = sort ] && plain=(runs/sweeps2/sort-ee_ts-plain)
+duel report runs/sweeps2/"$task"/passive-s{0,1,2,3,4} "runs/sweeps5/$task" "runs/sweeps2/$task-passive-mixed-r4" \
+  "${plain[@]}" "$out/ee_ts" "$out/bai_ts" "$out/ee_ts-r4" "$out/passive-r4" \
+  --baseline "passive erm.features=hidden eval.every=5" --out "docs/results/$task-gold"
