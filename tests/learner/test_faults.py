@@ -12,6 +12,7 @@ import re
 import signal
 
 import pytest
+import ray
 import yaml
 
 from duel.checkpoint import all_steps
@@ -50,6 +51,10 @@ def generator_killed(tmp_path_factory, config, oracle_dir):
 
     def kill(loop, job):
         if job.step == 2:  # 0-based: the third step's generation was just submitted
+            # with the weights it samples with: sent with the learner's update (the loop's
+            # pipeline), the call leaves for the generator once the update returned them; a
+            # generator that died before that would simply take it after its restart
+            ray.wait([loop.refs[job.version]], fetch_local=False)
             seen["old"] = loop.gen_pids[0]
             os.kill(loop.gen_pids[0], signal.SIGKILL)
 
