@@ -10,8 +10,8 @@
   plus the learner's whole ERM stage as it runs it (buffer sample + update + metrics)
 
 Old against new: the plain reference (`update(..., reference=True)`, the old code path) and the
-fast path, interleaved in one process, `--reps` repetitions of `--repeat` calls each; each
-repetition records the load average; the rows are the medians over repetitions (a 2-core machine
+fast path, interleaved call by call in one process, `--reps` repetitions of `--repeat` calls
+each; each repetition records the load average; the rows are the medians over repetitions (a 2-core machine
 shared with other jobs). Also splits the K = 20 update into its parts (forward only, one step)
 and gives its floor at the machine's measured float32 matmul rate, so a miss can be explained.
 Run: .venv/bin/python -m bench.explore [--feature-dim F] [--repeat N] [--reps R] [--config demo]
@@ -36,17 +36,26 @@ from duel.explore import STRATEGIES, select_pairs
 
 
 def interleaved(fns: dict, reps: int, repeat: int) -> dict:
-    """{name: fn} timed in turn, `reps` times (the order reversed every other time), each a
-    median of `repeat` calls -> {name: {"ms": median over reps, "ms_reps": [...]}, "load": [...]}."""
+    """{name: fn} timed call by call in turn (the order reversed every other round), `reps`
+    repetitions of `repeat` rounds -> {name: {"ms": median over repetitions of the median call,
+    "ms_reps": [...]}, "load": [...]}: a burst of load from other jobs hits all of them alike."""
+    import time
+
     for fn in fns.values():
         fn()
         fn()  # compiled and warm
     out = {k: [] for k in fns}
     load = []
     names = list(fns)
-    for r in range(reps):
-        for k in (names if r % 2 == 0 else names[::-1]):
-            out[k].append(1e3 * timeit(fns[k], warmup=0, repeat=repeat))
+    for _ in range(reps):
+        times = {k: [] for k in names}
+        for i in range(repeat):
+            for k in (names if i % 2 == 0 else names[::-1]):
+                t = time.perf_counter()
+                fns[k]()
+                times[k].append(time.perf_counter() - t)
+        for k in names:
+            out[k].append(1e3 * float(np.median(times[k])))
         load.append(os.getloadavg()[0])
     return {**{k: {"ms": float(np.median(v)), "ms_reps": v} for k, v in out.items()}, "load": load}
 
@@ -163,7 +172,7 @@ def main(argv=None) -> int:
     rate = matmul_tflops(1024, "float32") * 1e12
     rows.append({"op": "matmul f32 GFLOP/s (1024^3)", "shape": "", "ms": rate / 1e9, "target_ms": float("nan")})
     rows.append({"op": "erm_update floor at that rate", "shape": shape, "ms": 1e3 * 5 * flops / rate, "target_ms": 20.0})
-    demo, demo_info = demo_rows(args.config, args.reps, args.repeat)
+    demo, demo_info = demo_rows(args.config, args.reps, 5 * args.repeat)  # ~3 ms a call: more calls
     rows.extend(demo)
 
     write_result("explore", {"rows": rows, "step_flops": flops, "matmul_f32_flops": rate,
