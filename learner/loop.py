@@ -420,11 +420,7 @@ class Loop:
                 while next_gen < self.cfg.steps and next_gen <= step + 1 + self.depth:
                     pending.append(self._submit(next_gen, self.version + 1))
                     next_gen += 1
-                try:
-                    learned = self._learn_wait(answer, labeled, step)
-                except Exception:
-                    self._discard(pending)
-                    raise
+                learned = self._learn_wait(answer, labeled, step)  # an error fails the calls sent with it
             else:
                 learned = self._learn(labeled, step)
             step += 1
@@ -503,18 +499,6 @@ class Loop:
     def _drop_old_refs(self) -> None:
         for v in [v for v in self.refs if v < self.version - self.depth]:
             del self.refs[v]
-
-    @staticmethod
-    def _discard(pending, timeout_s: float = 30.0) -> None:
-        """Read the results of generation jobs the run will not use (sent with an update that
-        failed, their calls fail with it), so Ray does not report their errors as unhandled."""
-        futs = [f for job in pending for f in job.futs]
-        if not futs:
-            return
-        done, _ = ray.wait(futs, num_returns=len(futs), timeout=timeout_s)
-        for f in done:
-            with contextlib.suppress(Exception):
-                ray.get(f)
 
     def _log_step(self, step: int, gen: Generated, info: dict, learned: LearnerStep) -> dict:
         """The train row of metrics.jsonl (docs/run_dir.md) -> the step's times for the progress display."""
