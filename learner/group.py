@@ -68,6 +68,13 @@ class LearnerGroup:
         args = tuple(a if a is None or isinstance(a, (bool, int, float, str)) else ray.put(a) for a in args)
         return wait_all([getattr(a, name).remote(*args) for a in self.actors])[0]
 
+    def submit_update(self, labeled, step: int):
+        """`Learner.update_and_pack` on the one learner process, not waited for -> (ObjectRef of
+        the new version's Packed, ObjectRef of the LearnerStep)."""
+        if len(self.actors) != 1:
+            raise RuntimeError("LearnerGroup.submit_update: one learner process only")
+        return self.actors[0].update_and_pack.options(num_returns=2).remote(labeled, step)
+
     def kill(self) -> None:
         for a in self.actors:
             try:

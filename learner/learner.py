@@ -289,6 +289,23 @@ class Learner:
         metrics["time_put"] = time.perf_counter() - t0
         return LearnerStep(metrics=metrics, counters=self.counters, refs=refs)
 
+    def update_and_pack(self, labeled, step: int) -> tuple:
+        """`update`, then the new version's weights as this call's own first return ->
+        (duel.transport.Packed, LearnerStep with refs []); one learner process only.
+
+        The loop calls it with `num_returns=2` and passes the first ObjectRef to the
+        generators' next `step` before this call ends: Ray stores the Packed as the call
+        returns and hands it to the generators from there, without a stop in the driver
+        (learner/loop.py, `pipeline`). time_put is the pack alone (the copy into the object
+        store is Ray's, after the return)."""
+        if self.processes > 1:
+            raise RuntimeError("update_and_pack: a learner of several processes publishes with update_and_publish")
+        metrics = self.update(labeled, step)
+        t0 = time.perf_counter()
+        packed = self._pack()
+        metrics["time_put"] = time.perf_counter() - t0
+        return packed, LearnerStep(metrics=metrics, counters=self.counters, refs=[])
+
     def publish_group(self):
         """`publish` for a learner of any number of processes -> [ObjectRef] on rank 0, [] on
         the others. With fsdp over several processes every rank first takes part in gathering
@@ -308,9 +325,18 @@ class Learner:
         {"erm": ERM params (NumPy), "checksum": digest of the published weights or ""}.
 
         One `ray.put` per version (a second call returns the same object)."""
-        from duel.transport import host
         if self._published is not None and self._published[0] == self.version:
             return [self._published[1]]
+        packed = self._pack()
+        ref = ray.put(packed) if self.rank == 0 else None
+        self._published = (self.version, ref)
+        return [ref]
+
+    def _pack(self):
+        """The current version's duel.transport.Packed (see `publish`); every rank must call it
+        (gathering a sharded policy is a collective)."""
+        from duel.transport import host
+
         params = self.host_params()
         extras = {"erm": host(self.erm.params), "checksum": ""}
         if self.checksums:  # tests: which weights a generator must hold after loading this version
@@ -318,10 +344,9 @@ class Learner:
 
             extras["checksum"] = checksum(flat_weights(
                 params if self.publish_dtype is None else cast_floating(params, self.publish_dtype)))
-        ref = self._transport.put(params, self.version, extras)
+        packed = self._transport.pack(params, self.version, extras)
         self.publish_bytes = self._transport.last_bytes
-        self._published = (self.version, ref)
-        return [ref]
+        return packed
 
     def weights_checksum(self) -> str:
         """Digest of the float32 policy (several processes: after this version's publish, or on

@@ -5,7 +5,11 @@ pass, pair selection) -> label stage (ledger reuse, oracle pool, ERM-labelled sy
 -> learner update (ledger fsync first) -> publish version v+1 -> generators load it.
 
 Sync mode is this pipeline with depth 0: generation for step t+1 starts after version t+1 is
-published, so every sample is on-policy and a fixed seed gives a deterministic run. Async mode
+published, so every sample is on-policy and a fixed seed gives a deterministic run. With one
+learner process the loop sends step t+1's generation together with the update of step t: the
+learner returns the new weights as an ObjectRef the generators' calls already hold, so Ray hands
+them over the moment the update ends, while the driver reads the learner's answer, writes the
+metrics and checkpoints (`pipeline`; the samples and the run are the same either way). Async mode
 keeps up to `max_staleness` steps of generation in flight while the learner learns: a sample
 used at learner version v was drawn from version >= v - max_staleness (checked, invariant 4).
 Every key derives from (seed, step) with fold_in; a checkpoint stores the prompt position of
@@ -102,7 +106,8 @@ def quiet_ray_start():
 
 
 def run_experiment(config, run_dir, *, address: str | None = None, resume: bool | None = None,
-                   placement: dict | None = None, hooks: dict | None = None) -> dict:
+                   placement: dict | None = None, hooks: dict | None = None,
+                   pipeline: bool = True) -> dict:
     """Run (or continue) an experiment; -> summary {"step", "queries", "synthetic", "final_eval", ...}.
 
     resume: None = continue when RUN_DIR has a checkpoint, True = require one, False = refuse one.
@@ -110,6 +115,9 @@ def run_experiment(config, run_dir, *, address: str | None = None, resume: bool 
     "num_gpus", "resources"}} on top of `config.resources`.
     hooks: test hooks, {"after_step": fn(loop, step), "after_submit": fn(loop, job)} (a job
     is one step's generation in flight: {"step", "batch", "futs", ...}).
+    pipeline: send the next step's generation with the learner's update (see the module
+    docstring; used with one learner process). False: wait for the learner's answer first (the
+    order before issue 17, kept for bench/loop.py's comparison).
     """
     inputs = prepare_inputs(config, Path(run_dir), resume=resume)  # fails before Ray starts
     say(f"starting Ray ({'at ' + address if address else 'local'})")
@@ -123,7 +131,7 @@ def run_experiment(config, run_dir, *, address: str | None = None, resume: bool 
         r = config.resources
         say(f"starting the actors: {config.learner.processes} learner, {r.generators} "
             f"generator{'s' * (r.generators != 1)}, {r.oracle_actors} oracle")
-        loop = Loop(inputs, placement=placement, hooks=hooks or {})
+        loop = Loop(inputs, placement=placement, hooks=hooks or {}, pipeline=pipeline)
         say("step 1 compiles first (minutes on a fresh compile cache, seconds once cached)")
         return loop.run()
     finally:
@@ -167,10 +175,12 @@ def _interrupt_on_sigterm():
 
 
 class Loop:
-    def __init__(self, inputs: RunInputs, *, placement=None, hooks=None):
+    def __init__(self, inputs: RunInputs, *, placement=None, hooks=None, pipeline: bool = True):
         self.inp = inputs
         cfg = self.cfg = inputs.cfg
         self.hooks = hooks or {}
+        # the learner's update and the next generation sent together (one learner process)
+        self.pipeline = bool(pipeline) and cfg.learner.processes == 1
         self.layout = Layout(role_specs(cfg, placement), strategy=cfg.resources.placement)
         run_dir = str(inputs.run_dir)
         # learner.processes JAX processes (one jax.distributed group); calls go to every rank
@@ -209,12 +219,15 @@ class Loop:
 
     # -- weights -------------------------------------------------------------------------------
 
-    def publish(self, ref) -> None:
-        """Make the learner's published object of the current version the one generators use.
+    def publish(self, ref, version: int | None = None) -> None:
+        """Make the learner's published object of `version` (default: the current one) the one
+        generators use.
 
         The ObjectRef travels with each generator's next `step` call (one round trip, no
-        barrier); the generator loads it and checks the version before sampling."""
-        self.refs[self.version] = ref
+        barrier); the generator loads it and checks the version before sampling. It may be the
+        pending return of the learner's update (`pipeline`): Ray then sends the call on once
+        the update has returned."""
+        self.refs[self.version if version is None else version] = ref
 
     def _weights_for(self, i: int, version: int):
         """The ObjectRef generator i still needs for `version`, or None when it holds it."""
@@ -225,14 +238,16 @@ class Loop:
 
     # -- one step's pieces ---------------------------------------------------------------------
 
-    def _submit(self, step: int) -> Job:
+    def _submit(self, step: int, version: int | None = None) -> Job:
+        """Send step `step`'s generation, sampled with weights `version` (default: the current)."""
+        version = self.version if version is None else version
         index, rows = self.stream.take(self.cfg.prompts_per_step)
         batch = self.inp.prompt_batch(rows, step=step, index=index)
         shards = shard_bounds(len(batch), len(self.generators))
-        futs = [self.generators[i].step.remote(batch.slice(lo, hi), self.version, step,
-                                               self._weights_for(i, self.version))
+        futs = [self.generators[i].step.remote(batch.slice(lo, hi), version, step,
+                                               self._weights_for(i, version))
                 for i, (lo, hi) in enumerate(shards)]
-        job = Job(step=step, batch=batch, shards=shards, futs=futs, version=self.version,
+        job = Job(step=step, batch=batch, shards=shards, futs=futs, version=version,
                   t0=time.perf_counter())
         if "after_submit" in self.hooks:
             self.hooks["after_submit"](self, job)
@@ -398,7 +413,16 @@ class Loop:
             job = pending.popleft()
             gen = self._generated(job, step)
             labeled, info = self._label_or_stop(gen.pairs, job, step)
-            learned = self._learn(labeled, step)
+            if self.pipeline:
+                answer = self._learn_submit(labeled, step)
+                # the generation that will sample with the version this update makes, sent now
+                # (a step the budget then turns out not to allow is dropped unasked: no query)
+                while next_gen < self.cfg.steps and next_gen <= step + 1 + self.depth:
+                    pending.append(self._submit(next_gen, self.version + 1))
+                    next_gen += 1
+                learned = self._learn_wait(answer, labeled, step)  # an error fails the calls sent with it
+            else:
+                learned = self._learn(labeled, step)
             step += 1
             times = self._log_step(step, gen, info, learned)
             self._after_step(step, pending[0].batch.index if pending else self.stream.position, times)
@@ -449,9 +473,32 @@ class Loop:
             raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
         self.counters = learned.counters
         self.publish(learned.refs[0])
+        self._drop_old_refs()
+        return learned
+
+    def _learn_submit(self, labeled, step: int):
+        """`pipeline`: send the learner's update; its weights return, not there yet, is
+        published as version + 1 at once -> the ObjectRef of its LearnerStep (`_learn_wait`)."""
+        weights, answer = self.learners.submit_update(labeled, step)
+        self.publish(weights, self.version + 1)  # each update makes exactly one version
+        return answer
+
+    def _learn_wait(self, answer, labeled, step: int) -> LearnerStep:
+        """The LearnerStep of `_learn_submit`; its counters become the loop's."""
+        try:
+            learned = ray.get(answer)
+        except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing
+            raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
+        if learned.counters.version != self.version + 1:
+            raise RuntimeError(f"learner answered version {learned.counters.version} for step "
+                               f"{step + 1}, expected {self.version + 1}")
+        self.counters = learned.counters
+        self._drop_old_refs()
+        return learned
+
+    def _drop_old_refs(self) -> None:
         for v in [v for v in self.refs if v < self.version - self.depth]:
             del self.refs[v]
-        return learned
 
     def _log_step(self, step: int, gen: Generated, info: dict, learned: LearnerStep) -> dict:
         """The train row of metrics.jsonl (docs/run_dir.md) -> the step's times for the progress display."""

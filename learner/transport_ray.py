@@ -33,6 +33,15 @@ class RayTransport:
         self._staging = None  # (spec, host buckets) of the CPU path, reused across versions
 
     def put(self, params, version: int, extras: dict | None = None) -> ray.ObjectRef | None:
+        packed = self.pack(params, version, extras)
+        if jax.process_index() != 0:
+            return None
+        return ray.put(packed)
+
+    def pack(self, params, version: int, extras: dict | None = None) -> Packed:
+        """The Packed that `put` stores, without storing it (a Ray actor method may return it:
+        Ray copies a return into the object store as the method ends, before the actor's next
+        call can overwrite the CPU staging buffers)."""
         out = None
         if packs_on_host(jax.tree.leaves(params)):
             spec = layout(params, self.dtype, self.bucket_bytes)
@@ -42,9 +51,7 @@ class RayTransport:
         buffers, spec = pack(params, self.dtype, self.bucket_bytes, out=out)
         packed = Packed(int(version), buffers, spec, dict(extras or {}))
         self.last_bytes = packed.nbytes
-        if jax.process_index() != 0:
-            return None
-        return ray.put(packed)
+        return packed
 
     def get(self, handle, dtype=None, sharding=None):
         packed: Packed = ray.get(handle) if isinstance(handle, ray.ObjectRef) else handle

@@ -12,6 +12,7 @@ import re
 import signal
 
 import pytest
+import ray
 import yaml
 
 from duel.checkpoint import all_steps
@@ -50,6 +51,10 @@ def generator_killed(tmp_path_factory, config, oracle_dir):
 
     def kill(loop, job):
         if job.step == 2:  # 0-based: the third step's generation was just submitted
+            # with the weights it samples with: sent with the learner's update (the loop's
+            # pipeline), the call leaves for the generator once the update returned them; a
+            # generator that died before that would simply take it after its restart
+            ray.wait([loop.refs[job.version]], fetch_local=False)
             seen["old"] = loop.gen_pids[0]
             os.kill(loop.gen_pids[0], signal.SIGKILL)
 
@@ -158,6 +163,36 @@ def test_ledger_disk_full_stops_cleanly_and_resume_finishes(tmp_path, config, or
     assert (c["queries"], c["reused"]) == (QUERIES, 4)
     entries = Ledger(run_dir, readonly=True).entries()
     assert len({e.pair_id for e in entries}) == len(entries) == QUERIES
+    killed = generator_killed[0]
+    assert digests(run_dir, 4) == digests(killed, 4)
+    assert ledger_rows(run_dir) == ledger_rows(killed)
+    assert rows(run_dir) == rows(killed)
+
+
+def test_ledger_disk_full_with_the_next_generation_in_flight(tmp_path, config, oracle_dir,
+                                                            generator_killed, capsys, monkeypatch):
+    """The ledger fails at step 2 while step 3's generation, sent with that update (the loop's
+    pipeline), waits for its weights: the run stops with the ledger message alone (that
+    generation fails with the update and is dropped), and resume ends as the run without the fault."""
+    run_dir = tmp_path / "disk-full-early"
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(to_dict(config)))
+    full_disk.install(monkeypatch)
+    flag = oracle_dir / full_disk.FLAG
+    flag.write_text("1")  # the 2nd step's ledger append
+    try:
+        capsys.readouterr()
+        assert cli.main(["run", str(tmp_path / "run.yaml"), "--run-dir", str(run_dir)]) == 3
+        err = capsys.readouterr().err
+    finally:
+        flag.unlink()
+    stop = [x for x in err.splitlines() if x.startswith("duel: stopped:")]
+    assert len(stop) == 1 and stop[0].startswith("duel: stopped: ledger write failed at step 2: "), err
+    assert "Traceback" not in err and "RayTaskError" not in err, err
+    assert sorted(e.step for e in Ledger(run_dir, readonly=True).entries()) == [0] * 4
+    assert [r["step"] for r in read_metrics(run_dir, "train")] == [1]
+
+    assert cli.main(["resume", str(run_dir)]) == 0
+    assert f"steps: 4  queries: {QUERIES}" in capsys.readouterr().out
     killed = generator_killed[0]
     assert digests(run_dir, 4) == digests(killed, 4)
     assert ledger_rows(run_dir) == ledger_rows(killed)

@@ -1,7 +1,5 @@
 """The distributed loop on CPU with tiny models: 2 generators, an oracle actor, the learner actor."""
 
-import itertools
-
 import pytest
 import ray
 
@@ -44,11 +42,15 @@ def test_sync_run_two_generators_with_mixed_preference(tmp_path, model):
     seen = []
     res = run_experiment(cfg, tmp_path, hooks={"after_step": _watch(seen), "checksums": True})
     assert res["step"] == 4 and res["version"] == 4
-    # the weights a step sampled with are exactly those the learner published one step before
+    # the weights a generator holds are exactly those the learner published for that version
     assert [s["version"] for s in seen] == [1, 2, 3, 4]
     assert len({s["learner"] for s in seen}) == 4  # every update changed the policy
-    for prev, s in itertools.pairwise(seen):
-        assert s["generators"] == [(prev["version"], prev["learner"])] * 2, s
+    published = {s["version"]: s["learner"] for s in seen}
+    for s in seen:
+        assert [(v, published[v]) for v, _ in s["generators"]] == s["generators"], s
+    # the next step's generation leaves with the learner's update (the loop's pipeline): after
+    # steps 1-3 both generators already loaded the new version; after the last step none is sent
+    assert [[v for v, _ in s["generators"]] for s in seen] == [[1, 1], [2, 2], [3, 3], [3, 3]]
     # every sample was drawn with the version just published (sync: on-policy)
     rows = read_metrics(tmp_path, "train")
     assert [r["sample_version"] for r in rows] == [0, 1, 2, 3]
@@ -93,10 +95,10 @@ def test_async_run_overlaps_within_max_staleness(tmp_path, model):
 def test_a_skipped_publish_fails_the_next_step(tmp_path, monkeypatch, model):
     real = loop_mod.Loop.publish
 
-    def skip_once(self, ref):
-        if self.version == 2:  # the learner published version 2, but the loop drops it
-            return None
-        return real(self, ref)
+    def skip_once(self, ref, version=None):
+        if (self.version if version is None else version) == 2:  # the learner published version 2,
+            return None  # but the loop drops it
+        return real(self, ref, version)
 
     monkeypatch.setattr(loop_mod.Loop, "publish", skip_once)
     with pytest.raises(StaleWeights, match="holds weights version 1 but was asked to sample with version 2"):
