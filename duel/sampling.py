@@ -114,11 +114,33 @@ def sample_tokens(logits, keys, temperature, top_k, top_p):
     """One sampling step. logits [B, V]; keys [B] (one per row): `sample_tokens_one_pass` on
     accelerators, `sample_tokens_reference` on the CPU backend (chosen when the program is
     lowered: `jax.lax.platform_dependent`). Both give the same tokens and log-probs to float32
-    rounding; XLA:CPU runs the one-pass variadic reduction ~2x slower at small vocabularies
-    (2.4 vs 1.3 ms at B 512, V 32), and the CPU path stays the one every CPU run used before."""
+    rounding; XLA:CPU runs the one-pass variadic reduction 1.12-1.18x slower (bench/sample_step.py),
+    and the CPU path stays the one every CPU run used before."""
     args = [jnp.asarray(a) for a in (temperature, top_k, top_p)]
     return jax.lax.platform_dependent(logits, keys, *args, cpu=sample_tokens_reference,
                                       default=sample_tokens_one_pass)
+
+
+def _sampling_parts(logits, keys, temperature, top_k, top_p):
+    """What both samplers share -> (greedy, filtered_of, gumbel): `filtered_of(x)` is
+    filter_logits(x / temperature) for logits x (the truncation's cut-off scaled like the logits;
+    only that [B, 1] cut-off leaves the `cond`), gumbel the [B, V] noise of the Gumbel-max draw."""
+    greedy = temperature <= 0
+    temp = jnp.where(greedy, 1.0, temperature)
+
+    def scale(x):
+        return x.astype(jnp.float32) / temp
+
+    truncate = (top_k > 0) | (top_p < 1.0)
+    cut = jax.lax.cond(truncate, lambda x: _cutoff(x.astype(jnp.float32), top_k, top_p, scale),
+                       lambda x: jnp.full((*x.shape[:-1], 1), _NEG_INF, jnp.float32), logits)
+
+    def filtered_of(x):
+        scaled = scale(x)
+        return jnp.where(truncate & ~(scaled >= scale(cut)), _NEG_INF, scaled)
+
+    gumbel = jax.vmap(lambda k: jax.random.gumbel(k, logits.shape[-1:], jnp.float32))(keys)
+    return greedy, filtered_of, gumbel
 
 
 def sample_tokens_one_pass(logits, keys, temperature, top_k, top_p):
@@ -135,23 +157,9 @@ def sample_tokens_one_pass(logits, keys, temperature, top_k, top_p):
     against it (same tokens; log-probs to float32 rounding). Only the truncation's cut-off
     [B, 1] leaves the `cond` (a branch returning the [B, V] logits would copy them every step).
     """
-    greedy = temperature <= 0
-    temp = jnp.where(greedy, 1.0, temperature)
-
-    def scale(x):
-        return x.astype(jnp.float32) / temp
-
-    truncate = (top_k > 0) | (top_p < 1.0)
-    cut = jax.lax.cond(truncate, lambda x: _cutoff(x.astype(jnp.float32), top_k, top_p, scale),
-                       lambda x: jnp.full((*x.shape[:-1], 1), _NEG_INF, jnp.float32), logits)
-
-    def filtered_of(x):  # = filter_logits(scale(x)) when truncating (the cut scaled like the logits)
-        scaled = scale(x)
-        return jnp.where(truncate & ~(scaled >= scale(cut)), _NEG_INF, scaled)
-
+    greedy, filtered_of, gumbel = _sampling_parts(logits, keys, temperature, top_k, top_p)
     x = logits.astype(jnp.float32)
     filtered = filtered_of(x)
-    gumbel = jax.vmap(lambda k: jax.random.gumbel(k, logits.shape[-1:], jnp.float32))(keys)
     score = jnp.where(greedy, x, filtered + gumbel)
     index = jax.lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
     ones, zeros = jnp.ones_like(x), jnp.zeros_like(x)  # each element: (max, sum, error) = (value, 1, 0)
@@ -202,19 +210,9 @@ def _sample_combine(acc, op):
 def sample_tokens_reference(logits, keys, temperature, top_k, top_p):
     """The plain `sample_tokens` (the previous one, the reference it is tested against): an
     argmax, two `jax.nn.logsumexp`s and two gathers, each over the [B, V] logits."""
-    greedy = temperature <= 0
-    temp = jnp.where(greedy, 1.0, temperature)
-
-    def scale(x):
-        return x.astype(jnp.float32) / temp
-
-    truncate = (top_k > 0) | (top_p < 1.0)
-    cut = jax.lax.cond(truncate, lambda x: _cutoff(x.astype(jnp.float32), top_k, top_p, scale),
-                       lambda x: jnp.full((*x.shape[:-1], 1), _NEG_INF, jnp.float32), logits)
+    greedy, filtered_of, gumbel = _sampling_parts(logits, keys, temperature, top_k, top_p)
     logits = logits.astype(jnp.float32)
-    scaled = scale(logits)
-    filtered = jnp.where(truncate & ~(scaled >= scale(cut)), _NEG_INF, scaled)
-    gumbel = jax.vmap(lambda k: jax.random.gumbel(k, logits.shape[-1:], jnp.float32))(keys)
+    filtered = filtered_of(logits)
     token = jnp.argmax(jnp.where(greedy, logits, filtered + gumbel), -1).astype(jnp.int32)
 
     def at_token(x):
