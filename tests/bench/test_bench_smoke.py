@@ -184,3 +184,19 @@ def test_memory_analytic_split():
     tcfg4, _ = variant_config(train_config(load_config("pythia-1b")), "preset")
     a4 = analytic_memory(c, tcfg4, False, 8, 256, 256)
     assert a4["activations"] * 4 == a["activations"] and a4["grads_f32"] == 8 * n  # + the accumulator
+
+
+def test_sample_step_check_writes_both_samplers(tmp_path, monkeypatch):
+    """bench/sample_step.py --check times both samplers and writes their ratio, not the committed results."""
+    import json
+
+    from bench import sample_step
+
+    monkeypatch.setenv("DUEL_BENCH_RESULTS", str(tmp_path))
+    assert sample_step.main(["--check"]) == 0
+    out = json.loads((tmp_path / "sample_step.json").read_text())
+    assert out["check"] and out["backend"] == "cpu" and len(out["rows"]) == 1
+    r = out["rows"][0]
+    assert (r["B"], r["V"], r["calls"]) == (8, 32, 3)
+    assert r["one_pass_ms"] > 0 and r["reference_ms"] > 0
+    assert r["one_pass/reference"] == r["one_pass_ms"] / r["reference_ms"]
