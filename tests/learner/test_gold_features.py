@@ -74,9 +74,12 @@ def test_learner_erm_is_one_wide_and_learns_from_gold(policy, tmp_path):
     pb = core.step(_prompts(core, ["1+2=", "13+4=", "7+7=", "20+9="]), 0, 0)
     rows = np.flatnonzero(~pb.identical)
     assert len(rows) >= 2
+    before = jax.tree.leaves(lrn.erm.params)
     lrn.update(LabeledBatch(pb, np.full(4, 0.7, np.float32), np.ones(4, np.int8), [{} for _ in range(4)]), 0)
     f = pb.candidates.features
     np.testing.assert_array_equal(lrn.buffer.fa[:len(rows)], f[rows, pb.pairs[rows, 0]])
+    np.testing.assert_array_equal(lrn.buffer.fb[:len(rows)], f[rows, pb.pairs[rows, 1]])
+    assert any(np.abs(np.asarray(a) - np.asarray(b)).max() > 0 for a, b in zip(before, jax.tree.leaves(lrn.erm.params)))
 
 
 @pytest.mark.parametrize("over, word", [({"oracle.kind": "rule", "oracle.options": {"reward": "x"}}, "'rule'"),
