@@ -288,8 +288,9 @@ def label_groups(runs: list[Run]) -> list[str]:
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
-    """Run directories among `paths`; a path without config.yaml is searched for runs one level down."""
-    found = []
+    """Run directories among `paths`; a path without config.yaml is searched for runs one level down.
+    A run directory reached twice (a sweep and one of its runs, a glob that repeats) counts once."""
+    found: list[Path] = []
     for p in map(Path, paths):
         if (p / "config.yaml").is_file():
             found.append(p)
@@ -299,7 +300,8 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"{p}: not a run directory (no config.yaml) and not a sweep "
                                     "directory (no sub-directory with config.yaml)")
         found.extend(subs)
-    return found
+    seen: set[Path] = set()
+    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
 # ----------------------------------------------------------------------------- summary
@@ -442,7 +444,12 @@ def summarize_task(runs: list[Run], metric: str, targets: Sequence | None = None
     varying = label_groups(runs)
     groups: dict[str, list[tuple[Run, Series]]] = {}
     for r in sorted(runs, key=lambda r: (_strategy_key(r.strategy), r.group, r.seed)):
-        groups.setdefault(r.group, []).append((r, r.series(metric)))
+        g = groups.setdefault(r.group, [])
+        twin = next((o for o, _ in g if o.seed == r.seed), None)
+        if twin is not None:  # one seed counted twice would narrow every interval
+            raise ValueError(f"{twin.path} and {r.path}: two runs of group '{r.group}' with seed "
+                             f"{r.seed} (task {r.task}); give each seed of a group once")
+        g.append((r, r.series(metric)))
     out: dict[str, Any] = {"budget": budget, "grid": grid.tolist(), "varying": varying,
                            "strategies": {n: _group_summary(g, grid) for n, g in groups.items()}}
     strat = out["strategies"]

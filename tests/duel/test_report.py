@@ -536,3 +536,17 @@ def test_baseline_names_one_of_two_passive_groups(tmp_path, no_plot, capsys):
     assert report_cli.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "o2"),
                             "--baseline", "passive"]) == 2
     assert "matches 2 groups" in capsys.readouterr().err
+
+
+def test_a_run_given_twice_counts_once_and_a_repeated_seed_is_an_error(tmp_path, no_plot):
+    q, w = [0, 200, 400], [0.1, 0.3, 0.5]
+    a = write_run(tmp_path / "s", "passive", 0, q, w)
+    write_run(tmp_path / "s", "passive", 1, q, [0.1, 0.2, 0.3])
+    # the sweep and one of its runs again: seed 0 once, so the final mean is (0.5 + 0.3) / 2
+    s = rp.report([tmp_path / "s", a], tmp_path / "o", targets=(0.4,))["tasks"]["toy"]
+    assert s["strategies"]["passive"]["seeds"] == [0, 1]
+    assert s["strategies"]["passive"]["final"]["mean"] == pytest.approx(0.4)
+    # another directory holding the same group and seed (a copy, a rerun) is refused
+    write_run(tmp_path / "t", "passive", 0, q, w)
+    with pytest.raises(ValueError, match=r"seed 0 .*give each seed of a group once"):
+        rp.report([tmp_path / "s", tmp_path / "t"], tmp_path / "o2")
