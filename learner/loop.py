@@ -119,7 +119,15 @@ def run_experiment(config, run_dir, *, address: str | None = None, resume: bool 
     docstring; used with one learner process). False: wait for the learner's answer first (the
     order before issue 17, kept for bench/loop.py's comparison).
     """
-    inputs = prepare_inputs(config, Path(run_dir), resume=resume)  # fails before Ray starts
+    # one process per run directory: prepare_inputs takes RUN_DIR/.lock before its first write
+    # (bad input writes nothing), `held` keeps it until the run ends
+    with contextlib.ExitStack() as held:
+        inputs = prepare_inputs(config, Path(run_dir), resume=resume, hold=held)  # before Ray starts
+        return _run(inputs, address, placement, hooks, pipeline)
+
+
+def _run(inputs, address, placement, hooks, pipeline) -> dict:
+    config = inputs.cfg
     say(f"starting Ray ({'at ' + address if address else 'local'})")
     started = init_ray(address)
     # SIGTERM during start-up (actors starting, restore) ends like Ctrl-C: KeyboardInterrupt,

@@ -16,10 +16,12 @@ them; the eval rows are what every eval of the run is measured on).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,47 @@ class InputError(ValueError):
 
 class RunDirError(InputError):
     """The run directory does not fit what was asked (new run vs resume)."""
+
+
+class RunDirBusy(RunDirError):
+    """Another process is running this run directory (its RUN_DIR/.lock is held)."""
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: Path):
+    """Hold RUN_DIR/.lock (an exclusive advisory lock) while a process runs the directory.
+
+    Two processes on one run directory (a sweep launched twice, a resume while the run is alive)
+    would each pay the oracle for every pair and write every label twice into one ledger. The
+    second one fails here instead, before anything is written. The kernel drops the lock when its
+    holder exits, however it exits, so a crashed run resumes without clean-up; the file stays.
+    """
+    import fcntl
+    import socket
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+        os.close(fd)
+        raise RunDirBusy(f"{run_dir}: another process is running this run directory ({holder}); "
+                         "a second one would pay the oracle again for each pair and write each "
+                         "label twice into its ledger. Wait for it to end or stop it, or choose "
+                         "another run directory") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def cache_dir() -> Path:
@@ -409,7 +452,11 @@ def _started_only(run_dir: Path) -> bool:
     return (run_dir / "config.yaml").is_file()
 
 
-def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInputs:
+def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None,
+                   hold: contextlib.ExitStack | None = None) -> RunInputs:
+    """Check everything about a run before Ray starts, then write RUN_DIR's config (and prompts
+    record). `hold`: take RUN_DIR/.lock (run_dir_lock) before the first write and keep it in this
+    ExitStack, for the caller to hold while the run lasts."""
     from duel.checkpoint import all_steps
     from duel.config import save_config, to_dict, validate
     from duel.tasks.tokenizer import load_tokenizer
@@ -448,6 +495,8 @@ def prepare_inputs(cfg, run_dir: Path, *, resume: bool | None = None) -> RunInpu
               f"data.truncation: {cfg.data.truncation})", file=sys.stderr, flush=True)
     ids, mask = batch.input_ids, batch.attention_mask
     pad = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
+    if hold is not None:
+        hold.enter_context(run_dir_lock(run_dir))  # makes run_dir; refuses a busy one
     run_dir.mkdir(parents=True, exist_ok=True)
     if record is not None:  # before config.yaml: a run directory with a config has its record
         tmp = run_dir / f".{PROMPTS_RECORD}.tmp"
