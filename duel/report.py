@@ -300,8 +300,10 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"{p}: not a run directory (no config.yaml) and not a sweep "
                                     "directory (no sub-directory with config.yaml)")
         found.extend(subs)
-    seen: set[Path] = set()
-    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique: dict[Path, Path] = {}  # resolved -> as given, first occurrence, in order
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 # ----------------------------------------------------------------------------- summary

@@ -4,6 +4,10 @@
 # replay, runs/sweeps2/TASK-passive-mixed-r4-rp3, where run) and round 2's plain passive and xpo
 # (runs/sweeps2/TASK, no replay) for reference; the baseline is passive + replay 10.
 #   bash docs/results/report6.sh sort|style|arithmetic   # -> docs/results/TASK-sweeps6/
+# The ablation (run for `sort` and `style`; R4 = run_final6.sh's mixed setting):
+#   PARALLEL=2 bash docs/results/run_ablation2.sh sort passive "$R4 replay.updates=3" passive-mixed-r4-rp3
+#   PARALLEL=2 bash docs/results/run_ablation2.sh style passive \
+#     "$R4 replay.updates=3 sampling.max_new_tokens=16 eval.greedy=false" passive-mixed-r4-rp3
 set -euo pipefail
 task=$1
 B="passive eval.every=5 loss.beta=0.1 mixed.burn_in=0 mixed.gamma=0.0 mixed.min_confidence=0.5 mixed.unconfident=ask replay.updates=10"
