@@ -59,6 +59,7 @@ class GeneratorSpec:
     encoder: str | None = None  # erm.encoder: HF directory of the features' frozen model; None = reference
     lora: Any = None  # duel.models.lora.LoraSpec: the learner publishes only the adapters; None = off
     gold_task: str | None = None  # erm.features gold (a diagnostic): phi = this task's gold reward
+    token_probs: bool = False  # erm.features hidden_probs: phi also holds per-token probabilities
 
     @classmethod
     def from_config(cls, cfg, **changes) -> "GeneratorSpec":
@@ -75,7 +76,8 @@ class GeneratorSpec:
                    compute_dtype=cfg.policy.compute_dtype,
                    encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None,
                    lora=lora_spec(cfg.policy),
-                   gold_task=cfg.task if cfg.erm.features == "gold" else None)
+                   gold_task=cfg.task if cfg.erm.features == "gold" else None,
+                   token_probs=cfg.erm.features == "hidden_probs")
         return dataclasses.replace(spec, **changes)
 
     def mixed_active(self, step: int) -> bool:
@@ -176,7 +178,8 @@ class GeneratorCore:
             tokenizer=self.tokenizer, explore_options=s.explore_options,
             gamma=s.gamma, mixed_active=s.mixed_active(step), min_confidence=s.min_confidence,
             unconfident=s.unconfident, beta=s.beta,
-            feature_encoder=self.feature_encoder, feature_fn=self.gold_features)
+            feature_encoder=self.feature_encoder, feature_fn=self.gold_features,
+            token_probs=self.spec.token_probs)
         pb.diagnostics["time_load"] = t_load
         return pb
 

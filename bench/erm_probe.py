@@ -165,6 +165,7 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
         w = (rm > 0).astype(h.dtype)[..., None]
         return {"last": take(n - 1), "last_digit": take(n - 2),
                 "mean": (h * w).sum(1) / jnp.maximum(w.sum(1), 1.0),
+                "h_pos": (h * w).reshape(h.shape[0], -1),  # per-position states, flattened [B, N*H]
                 # the library's phi: stop token out (kept when it is the only token)
                 "mean_nostop": response_feature(h_all, Tp, rm, fin)}
 
@@ -181,7 +182,7 @@ def sample_candidates(core, rows: list[dict], tokenizer, seed: int, candidates: 
     from duel.propose import _sample, candidate_ids, decode, frozen_pass
 
     batch, _ = encode_prompts(tokenizer, rows, max_prompt_len=1024)
-    out = {k: [] for k in ("tokens", "mask", "phi", "ids", "logprob", "finished")}
+    out = {k: [] for k in ("tokens", "mask", "phi", "ids", "logprob", "finished", "ref_lp")}
     texts = []
     for lo in range(0, len(rows), chunk):
         pr = SimpleNamespace(input_ids=batch.input_ids[lo:lo + chunk],  # PromptBatch-like
@@ -195,10 +196,11 @@ def sample_candidates(core, rows: list[dict], tokenizer, seed: int, candidates: 
         out["phi"].append(phi)
         out["ids"].append(candidate_ids(np.asarray(g.tokens), np.asarray(g.mask)))
         out["logprob"].append((ref_lp * g.mask).sum(-1))
+        out["ref_lp"].append(ref_lp * g.mask)
         texts += decode(tokenizer, np.asarray(g.tokens), np.asarray(g.mask))
     N = max(t.shape[-1] for t in out["tokens"])
     pad = lambda x: np.pad(x, [(0, 0), (0, 0), (0, N - x.shape[-1])])
-    res = {k: np.concatenate([pad(x) for x in v] if k in ("tokens", "mask") else v) for k, v in out.items()}
+    res = {k: np.concatenate([pad(x) for x in v] if k in ("tokens", "mask", "ref_lp") else v) for k, v in out.items()}
     prompts = [r["prompt"] for r in rows]
     P, M = res["ids"].shape
     res["gold"] = oracle.rewards(np.repeat(prompts, M).tolist(), sum(texts, [])).reshape(P, M)
@@ -324,7 +326,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--ns", default="64,256,1024", help="labelled training pairs")
     ap.add_argument("--seeds", type=int, default=3, help="ERM seeds (data order, labels, init)")
     ap.add_argument("--test-prompts", type=int, default=1000)
-    ap.add_argument("--long-steps", type=int, default=2000, help="extra Adam steps of the `long` rows")
+    ap.add_argument("--long-steps", type=int, default=2000, help="extra Adam steps of the `long` rows (0: no long rows)")
     ap.add_argument("--features", default="last,last_z,last_digit,last_digit_z,mean,mean_z,mean_nostop,gold_onehot")
     ap.add_argument("--encoder", action="append", default=[], metavar="NAME=PATH",
                     help="also measure phi from this model directory (erm.encoder), as feature enc:NAME")
@@ -351,12 +353,16 @@ def main(argv=None) -> dict:
     ns = [int(x) for x in args.ns.split(",")]
     rows = list(task.train_prompts)
     n_train = int(max(ns) * 1.15) + 16
-    if n_train + args.test_prompts > len(rows):
-        raise ValueError(f"{args.config}: task {cfg.task!r} has {len(rows)} training prompts; the probe "
-                         f"needs {n_train} + --test-prompts {args.test_prompts}")
-    tr = sample_candidates(core, rows[:n_train], core.tokenizer, 1, cfg.candidates, oracle)
-    te = sample_candidates(core, rows[n_train:n_train + args.test_prompts], core.tokenizer, 2,
-                           cfg.candidates, oracle)
+    if n_train + args.test_prompts <= len(rows):
+        train_rows, test_rows = rows[:n_train], rows[n_train:n_train + args.test_prompts]
+    else:  # a small prompt set (style: 144): train prompts repeat (fresh samples each time, as a
+        # run's do), the held-out pairs come from the task's eval prompts, which training never sees
+        train_rows = (rows * -(-n_train // len(rows)))[:n_train]
+        test_rows = list(task.eval_prompts)[:args.test_prompts]
+        print(f"{cfg.task}: {len(rows)} training prompts, repeated to {n_train}; held-out pairs from "
+              f"{len(test_rows)} eval prompts", flush=True)
+    tr = sample_candidates(core, train_rows, core.tokenizer, 1, cfg.candidates, oracle)
+    te = sample_candidates(core, test_rows, core.tokenizer, 2, cfg.candidates, oracle)
     t_sample = time.perf_counter() - t0
 
     # feature variants [P, M, F]; the generator's phi must equal our `mean_nostop`
@@ -374,6 +380,17 @@ def main(argv=None) -> dict:
         # any task: phi = [gold reward], what `erm.features: gold` gives the ERM
         alt["gold"] = np.asarray([[[task.gold_reward(p, y)] for y in ys] for p, ys in zip(d["prompts"], d["texts"])],
                                  np.float32)
+        # the frozen starting policy's per-token log-probs of the response, by position (0 past its end)
+        alt["lp_pos"] = np.asarray(d["ref_lp"], np.float32)
+        alt["mean_nostop+lp_pos"] = np.concatenate([alt["mean_nostop"], alt["lp_pos"]], -1)
+        # the same as probabilities, centred without statistics: 2 p - 1 in [-1, 1], 0 past the end
+        alt["p_pos"] = np.where(d["mask"] > 0, 2.0 * np.exp(alt["lp_pos"]) - 1.0, 0.0).astype(np.float32)
+        alt["mean_nostop+p_pos"] = np.concatenate([alt["mean_nostop"], alt["p_pos"]], -1)
+        # the library's `erm.features: hidden_probs` (both blocks at equal weight)
+        from duel.logprobs import token_prob_features
+
+        alt["hidden_probs"] = token_prob_features(alt["mean_nostop"], d["ref_lp"], d["mask"],
+                                                  cfg.sampling.max_new_tokens)
         feats[name] = alt
     encoders = {}
     for item in args.encoder:
@@ -381,7 +398,7 @@ def main(argv=None) -> dict:
         name = name or Path(path).name
         encoders[name] = encoder_features(cfg, args.config, model_dir, name, path, tr, te, feats)
     features = args.features.split(",") + [f"enc:{n}" for n in encoders]
-    for base in ("last", "last_digit", "mean"):
+    for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "mean_nostop+lp_pos", "p_pos"):  # _z: train-set statistics
         flat = feats["train"][base].reshape(-1, feats["train"][base].shape[-1])
         mu, sd = flat.mean(0), flat.std(0) + 1e-6
         for name in feats:
@@ -402,7 +419,7 @@ def main(argv=None) -> dict:
     results.append({"feature": "policy_logprob", "n": 0, "training": "none", **base})
     for feat in features:
         for n in ns:
-            for training, extra in (("learner", 0), ("long", args.long_steps)):
+            for training, extra in (("learner", 0), ("long", args.long_steps))[:2 if args.long_steps else 1]:
                 per_seed = []
                 for seed in range(args.seeds):
                     rng = np.random.default_rng(1000 + seed)

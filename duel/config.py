@@ -170,8 +170,10 @@ class ERMSection:
     encoder: Str | None = None
     # "hidden": phi from the frozen model above. "gold" (a diagnostic, oracle.kind task only):
     # phi = the task's gold reward of the response, one number: an ERM that can know what the
-    # oracle knows, the ceiling of what better features could give the exploration
-    features: Literal["hidden", "gold"] = "hidden"
+    # oracle knows, the ceiling of what better features could give the exploration.
+    # "hidden_probs": the hidden phi and, per response position, the frozen starting policy's
+    # probability of the token there (duel.logprobs.token_prob_features; H + max_new_tokens wide)
+    features: Literal["hidden", "gold", "hidden_probs"] = "hidden"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def concat_prompt_response(prompt_ids, prompt_mask, response_ids, response_mask):
@@ -161,6 +162,29 @@ def response_feature(hidden_all, prompt_len: int, response_mask, finished=None):
     keep = (jnp.arange(N)[None, :] < content[:, None]).astype(h.dtype)[..., None]  # [B, N, 1]
     pooled = jnp.sum(h[:, Tp:] * keep, axis=1) / jnp.maximum(jnp.sum(keep, axis=1), 1.0)
     return jnp.where((content > 0)[:, None], pooled, last)
+
+
+def token_prob_features(hidden_phi, ref_logprobs, response_mask, max_new_tokens: int) -> np.ndarray:
+    """`erm.features: hidden_probs`: phi(x, y) = [hidden phi (H), sqrt(H / N) * (2 p_t - 1) for t < N].
+
+    p_t = exp(ref_logprobs[..., t]) is the frozen starting policy's probability of the response's
+    t-th token (stop token included), 0 past the response's end; N = max_new_tokens (shorter
+    responses are padded). 2 p - 1 is centred without statistics, and sqrt(H / N) gives the block
+    the weight of the H hidden units (each of unit scale): without it the tiny ensembles learn from
+    the hidden block alone (bench/erm_probe.py). hidden_phi [..., H], ref_logprobs and
+    response_mask [..., n] with n <= N -> [..., H + N] float32.
+    """
+    hidden_phi = np.asarray(hidden_phi, np.float32)
+    lp, m = np.asarray(ref_logprobs, np.float32), np.asarray(response_mask)
+    N, n = int(max_new_tokens), lp.shape[-1]
+    if lp.shape != m.shape or n > N or hidden_phi.shape[:-1] != lp.shape[:-1]:
+        raise ValueError(f"token_prob_features: ref_logprobs {lp.shape} and response_mask {m.shape} must "
+                         f"match, with at most max_new_tokens={N} positions and the leading shape of "
+                         f"hidden_phi {hidden_phi.shape}")
+    probs = np.where(m > 0, 2.0 * np.exp(np.minimum(lp, 0.0)) - 1.0, 0.0)
+    probs = np.pad(probs, [(0, 0)] * (lp.ndim - 1) + [(0, N - n)])
+    scale = np.sqrt(hidden_phi.shape[-1] / N)
+    return np.concatenate([hidden_phi, (scale * probs).astype(np.float32)], -1)
 
 
 def masked_sum(x, mask):

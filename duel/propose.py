@@ -92,7 +92,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
                   candidates: int, strategy: str, version: int, tokenizer=None,
                   explore_options: dict | None = None, gamma: float = 0.0,
                   mixed_active: bool = False, min_confidence: float = 0.5, unconfident: str = "ask",
-                  beta: float = 0.1, feature_encoder=None, feature_fn=None) -> PairBatch:
+                  beta: float = 0.1, feature_encoder=None, feature_fn=None,
+                  token_probs: bool = False) -> PairBatch:
     """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
 
     With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
@@ -103,7 +104,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     P = NaN (`"drop"`: no label, the learner gives it weight 0 and no counter counts it).
     `feature_encoder`: the model whose hidden states are phi (None = `encoder`). `feature_fn`
     (prompt texts, response texts [P][M]) -> phi [P, M, D] replaces the hidden states (the
-    `erm.features: gold` diagnostic).
+    `erm.features: gold` diagnostic). `token_probs` (`erm.features: hidden_probs`): phi also holds
+    the starting policy's per-token probabilities of the response (`duel.logprobs.token_prob_features`).
     """
     from duel.ensemble import rewards
     from duel.explore import select_pairs, synthetic_mask, synthetic_pairs
@@ -119,6 +121,10 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     texts = decode(tokenizer, out.tokens, out.mask)
     if feature_fn is not None:
         feats = np.asarray(feature_fn(list(prompts.texts), texts), np.float32)
+    elif token_probs:
+        from duel.logprobs import token_prob_features
+
+        feats = token_prob_features(feats, ref_lp, out.mask, sampling.max_new_tokens)
     t1 = time.perf_counter()
     ids = candidate_ids(out.tokens, out.mask)
     r = rewards(erm_params, jnp.asarray(feats))  # [K, P, M]

@@ -179,14 +179,15 @@ def encoder_dir(cfg) -> str | None:
 
 def feature_dim(cfg, model_config) -> int:
     """Width of phi(x, y), the ERM's input: the `erm.encoder`'s hidden size, else the policy's
-    (1 with `erm.features: gold`: the gold reward)."""
+    (1 with `erm.features: gold`: the gold reward; + sampling.max_new_tokens with `hidden_probs`)."""
     if cfg.erm.features == "gold":
         return 1
+    extra = int(cfg.sampling.max_new_tokens) if cfg.erm.features == "hidden_probs" else 0
     if not cfg.erm.encoder:
-        return int(model_config.hidden_size)
+        return int(model_config.hidden_size) + extra
     from duel.models.hf import read_config
 
-    return int(read_config(encoder_dir(cfg)).hidden_size)
+    return int(read_config(encoder_dir(cfg)).hidden_size) + extra
 
 
 def check_encoder(cfg, model_dir) -> None:
