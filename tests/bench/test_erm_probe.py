@@ -95,12 +95,12 @@ def test_probe_runs_end_to_end(tmp_path, monkeypatch):
     from bench import erm_probe
 
     monkeypatch.setenv("DUEL_BENCH_RESULTS", str(tmp_path))
-    out = erm_probe.main(["--check", "--features", "last,mean,gold_onehot"])
+    out = erm_probe.main(["--check", "--features", "last,mean,gold_onehot,p_pos,hidden_probs"])
     saved = json.loads((tmp_path / "erm_probe.json").read_text())
     assert saved["erm_config"]["batch"] == ERM_BATCH
     rows = [r for r in out["results"] if r["training"] == "learner"]
-    assert {(r["feature"], r["n"]) for r in rows} == {(f, n) for f in ("last", "mean", "gold_onehot")
-                                                     for n in (16, 32)}
+    feats = ("last", "mean", "gold_onehot", "p_pos", "hidden_probs")
+    assert {(r["feature"], r["n"]) for r in rows} == {(f, n) for f in feats for n in (16, 32)}
     assert all(0.0 <= r["acc_gold"] <= 1.0 and r["pairs"] == out["test_pairs"] for r in rows)
 
 
