@@ -163,7 +163,10 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
         n = jnp.sum(rm > 0, axis=1)
         take = lambda i: jnp.take_along_axis(h, jnp.clip(i, 0, N - 1)[:, None, None], axis=1)[:, 0]
         w = (rm > 0).astype(h.dtype)[..., None]
+        e = jnp.take(encoder.embed[...], rt, axis=0).astype(h.dtype)  # input embeddings [B, N, H]
         return {"last": take(n - 1), "last_digit": take(n - 2),
+                # a bag of words through the embedding table: mean input embedding of the response
+                "emb_mean": (e * w).sum(1) / jnp.maximum(w.sum(1), 1.0),
                 "mean": (h * w).sum(1) / jnp.maximum(w.sum(1), 1.0),
                 "h_pos": (h * w).reshape(h.shape[0], -1),  # per-position states, flattened [B, N*H]
                 # the library's phi: stop token out (kept when it is the only token)
@@ -389,6 +392,7 @@ def main(argv=None) -> dict:
         # the library's `erm.features: hidden_probs` (both blocks at equal weight)
         from duel.logprobs import token_prob_features
 
+        alt["hidden+emb"] = np.concatenate([alt["mean_nostop"], alt["emb_mean"]], -1)
         alt["hidden_probs"] = token_prob_features(alt["mean_nostop"], d["ref_lp"], d["mask"],
                                                   cfg.sampling.max_new_tokens)
         feats[name] = alt
@@ -398,7 +402,7 @@ def main(argv=None) -> dict:
         name = name or Path(path).name
         encoders[name] = encoder_features(cfg, args.config, model_dir, name, path, tr, te, feats)
     features = args.features.split(",") + [f"enc:{n}" for n in encoders]
-    for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "mean_nostop+lp_pos", "p_pos"):  # _z: train-set statistics
+    for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "mean_nostop+lp_pos", "p_pos", "emb_mean", "hidden+emb"):  # _z: train-set statistics
         flat = feats["train"][base].reshape(-1, feats["train"][base].shape[-1])
         mu, sd = flat.mean(0), flat.std(0) + 1e-6
         for name in feats:
