@@ -483,7 +483,8 @@ class Loop:
 
     def _learn(self, labeled, step: int) -> LearnerStep:
         """The learner's update and publish; its counters become the loop's."""
-        learned = self._learned(lambda: self.learners.call("update_and_publish", labeled, step), labeled, step)
+        learned = self._learned(lambda: self.learners.call("update_and_publish", labeled, step),
+                                labeled, step)
         self.counters = learned.counters
         self.publish(learned.refs[0])
         self._drop_old_refs()
