@@ -473,12 +473,18 @@ class Loop:
                     resumable=False) from e
             raise RunStopped(f"oracle unavailable: {e}; {saved}") from e
 
+    def _learned(self, fetch, labeled, step: int) -> LearnerStep:
+        """`fetch()`'s LearnerStep; a ledger failure (full disk: the learner wrote nothing and
+        learned nothing) stops the run with what it had."""
+        try:
+            return fetch()
+        except LedgerError as e:
+            raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
+
     def _learn(self, labeled, step: int) -> LearnerStep:
         """The learner's update and publish; its counters become the loop's."""
-        try:
-            learned = self.learners.call("update_and_publish", labeled, step)
-        except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing
-            raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
+        learned = self._learned(lambda: self.learners.call("update_and_publish", labeled, step),
+                                labeled, step)
         self.counters = learned.counters
         self.publish(learned.refs[0])
         self._drop_old_refs()
@@ -493,10 +499,7 @@ class Loop:
 
     def _learn_wait(self, answer, labeled, step: int) -> LearnerStep:
         """The LearnerStep of `_learn_submit`; its counters become the loop's."""
-        try:
-            learned = ray.get(answer)
-        except LedgerError as e:  # full disk: the learner wrote nothing and learned nothing
-            raise RunStopped(self._ledger_failed(e, step, labeled.queries)) from None
+        learned = self._learned(lambda: ray.get(answer), labeled, step)
         if learned.counters.version != self.version + 1:
             raise RuntimeError(f"learner answered version {learned.counters.version} for step "
                                f"{step + 1}, expected {self.version + 1}")
