@@ -14,7 +14,7 @@ for s in ee_ts apl xpo; do
     [ -e "runs/sweeps6/$task/$s-s$seed/config.yaml" ] && dirs+=("runs/sweeps6/$task/$s-s$seed")
   done
 done
-# the ablation: passive with the same hidden_probs ERM labels and replay 3 (run for sort and style:
+# the ablation: passive with the same hidden_probs ERM labels and replay 3 (run for all three tasks:
 #   PARALLEL=2 bash docs/results/run_ablation2.sh sort passive "$R4 replay.updates=3 erm.features=hidden_probs" \
 #     passive-mixed-r4-rp3-hp   # style: add sampling.max_new_tokens=16 eval.greedy=false)
 abl="runs/sweeps2/$task-passive-mixed-r4-rp3-hp"
