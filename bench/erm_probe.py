@@ -21,6 +21,10 @@ response tokens), `mean_nostop` (mean without the stop token: duel.logprobs.resp
 duel.propose uses now; checked equal to the generator's phi), their z-scored versions (mean/std of the training candidates), and a
 `gold_onehot` ceiling (one-hot |y - sum| bucket: what a perfect feature would give this ERM;
 arithmetic only), and `gold` (any task: the gold reward itself, as `erm.features: gold` gives it).
+From the starting policy's per-token log-probs by position: `lp_pos`, `p_pos` (2 p - 1, what
+`erm.features: hidden_probs` adds), `mean_nostop+p_pos` (unweighted) and `hidden_probs` (the
+library's, weighted); `h_pos` (per-position hidden states, flattened), `emb_mean` (mean input
+embedding), `hidden+emb`; NAME_z for the z-scored ones.
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
 `--encoder NAME=PATH` (repeatable) adds the feature `enc:NAME`: phi from that model directory as
 `erm.encoder: PATH` gives it (duel.propose.frozen_pass on the same candidates; checked with
@@ -343,6 +347,7 @@ def main(argv=None) -> dict:
     from launch.presets import load_config
     from duel.oracles.rule import RuleOracle
     from duel.tasks import get_task
+    from duel.logprobs import centred_token_probs, token_prob_features
     from learner.setup import model_dir_for
 
     t0 = time.perf_counter()
@@ -385,16 +390,13 @@ def main(argv=None) -> dict:
                                  np.float32)
         # the frozen starting policy's per-token log-probs of the response, by position (0 past its end)
         alt["lp_pos"] = np.asarray(d["ref_lp"], np.float32)
-        alt["mean_nostop+lp_pos"] = np.concatenate([alt["mean_nostop"], alt["lp_pos"]], -1)
-        # the same as probabilities, centred without statistics: 2 p - 1 in [-1, 1], 0 past the end
-        alt["p_pos"] = np.where(d["mask"] > 0, 2.0 * np.exp(alt["lp_pos"]) - 1.0, 0.0).astype(np.float32)
-        alt["mean_nostop+p_pos"] = np.concatenate([alt["mean_nostop"], alt["p_pos"]], -1)
+        # the same as probabilities centred without statistics (2 p - 1), the block `hidden_probs` adds
+        alt["p_pos"] = centred_token_probs(d["ref_lp"], d["mask"], cfg.sampling.max_new_tokens)
+        alt["mean_nostop+p_pos"] = np.concatenate([alt["mean_nostop"], alt["p_pos"]], -1)  # unweighted
         # the library's `erm.features: hidden_probs` (both blocks at equal weight)
-        from duel.logprobs import token_prob_features
-
-        alt["hidden+emb"] = np.concatenate([alt["mean_nostop"], alt["emb_mean"]], -1)
         alt["hidden_probs"] = token_prob_features(alt["mean_nostop"], d["ref_lp"], d["mask"],
                                                   cfg.sampling.max_new_tokens)
+        alt["hidden+emb"] = np.concatenate([alt["mean_nostop"], alt["emb_mean"]], -1)
         feats[name] = alt
     encoders = {}
     for item in args.encoder:
@@ -402,7 +404,8 @@ def main(argv=None) -> dict:
         name = name or Path(path).name
         encoders[name] = encoder_features(cfg, args.config, model_dir, name, path, tr, te, feats)
     features = args.features.split(",") + [f"enc:{n}" for n in encoders]
-    for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "mean_nostop+lp_pos", "p_pos", "emb_mean", "hidden+emb"):  # _z: train-set statistics
+    # NAME_z: NAME z-scored with the training candidates' statistics
+    for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "p_pos", "emb_mean", "hidden+emb"):
         flat = feats["train"][base].reshape(-1, feats["train"][base].shape[-1])
         mu, sd = flat.mean(0), flat.std(0) + 1e-6
         for name in feats:
@@ -414,6 +417,7 @@ def main(argv=None) -> dict:
     stats = {"train": tie_stats(tr["gold"], tr["ids"]), "test": tie_stats(te["gold"], te["ids"])}
     t_rows, t_pairs = all_pairs(te["ids"])
     results, table = [], []
+    trainings = [("learner", 0)] + ([("long", args.long_steps)] if args.long_steps else [])
     # no-ERM baseline: the starting policy's own log-likelihood as the reward
     base = held_out_metrics(te["logprob"][None], te["gold"], t_rows, t_pairs, tau)
     table.append({"feature": "logprob (no ERM)", "n": 0, "train": "-",
@@ -423,7 +427,7 @@ def main(argv=None) -> dict:
     results.append({"feature": "policy_logprob", "n": 0, "training": "none", **base})
     for feat in features:
         for n in ns:
-            for training, extra in (("learner", 0), ("long", args.long_steps))[:2 if args.long_steps else 1]:
+            for training, extra in trainings:
                 per_seed = []
                 for seed in range(args.seeds):
                     rng = np.random.default_rng(1000 + seed)

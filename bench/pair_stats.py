@@ -8,7 +8,9 @@ responses in each entry's metadata: reward_a, reward_b) and prints, per strategy
 seeds): paid pairs, the share with equal gold rewards (a label that carries no information
 about which response is better), the mean gold reward of the pair and of its better response,
 the mean gap |r_a - r_b|, and the share of pairs that hold the best reward any response can get
-on the task (`--top`, the arithmetic task's exact answer: 5).
+on the task (`--top`, the arithmetic task's exact answer: 5). Runs with mixed preference learning
+also get `erm_label_agree`: how often the ERM's synthetic labels point at the response with the
+higher gold reward (the train rows' `synthetic_gold_agree`, mean over the steps that have one).
 """
 
 from __future__ import annotations
@@ -19,6 +21,18 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+
+def erm_label_agree(run_dir: Path) -> float | None:
+    """Mean of the train rows' `synthetic_gold_agree` in RUN_DIR/metrics.jsonl (rows without one,
+    or NaN: steps with no ERM label or only gold ties, are left out); None when no row has one."""
+    vals = []
+    path = Path(run_dir) / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        v = json.loads(line).get("synthetic_gold_agree")
+        if v is not None and v == v:
+            vals.append(float(v))
+    return float(np.mean(vals)) if vals else None
 
 
 def run_stats(run_dir: Path, top: float | None = None) -> dict | None:
@@ -36,6 +50,9 @@ def run_stats(run_dir: Path, top: float | None = None) -> dict | None:
            "mean_gap": float(np.mean(np.abs(ra - rb)))}
     if top is not None:
         out["has_top"] = float(np.mean(np.maximum(ra, rb) >= top))
+    agree = erm_label_agree(run_dir)
+    if agree is not None:
+        out["erm_label_agree"] = agree
     return out
 
 
@@ -46,8 +63,8 @@ def sweep_stats(sweep_dir: Path, top: float | None = None) -> dict:
         s = run_stats(d, top)
         if s is not None:
             per[d.name.rsplit("-s", 1)[0]].append(s)
-    return {k: {**{f: float(np.mean([r[f] for r in v])) for f in v[0]}, "seeds": len(v)}
-            for k, v in per.items()}
+    return {k: {**{f: float(np.mean([r[f] for r in v])) for f in v[0] if all(f in r for r in v)},
+                "seeds": len(v)} for k, v in per.items()}
 
 
 def main(argv=None) -> int:
@@ -62,11 +79,12 @@ def main(argv=None) -> int:
         result[sd] = stats
         print(f"\n{sd}")
         cols = ["pairs", "equal_reward", "mean_reward", "mean_best", "mean_gap"] + (["has_top"] if a.top else [])
+        cols += ["erm_label_agree"] if any("erm_label_agree" in v for v in stats.values()) else []
         print("| strategy | seeds | " + " | ".join(cols) + " |")
         print("|---" * (len(cols) + 2) + "|")
+        cell = lambda v, c: "–" if c not in v else f"{v[c]:.0f}" if c == "pairs" else f"{v[c]:.3f}"
         for k, v in sorted(stats.items()):
-            print(f"| {k} | {v['seeds']} | " + " | ".join(f"{v[c]:.3f}" if c != "pairs" else f"{v[c]:.0f}"
-                                                          for c in cols) + " |")
+            print(f"| {k} | {v['seeds']} | " + " | ".join(cell(v, c) for c in cols) + " |")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(result, indent=1) + "\n")

@@ -31,5 +31,7 @@ if [ -d "$abl" ]; then
   duel report "${dirs[@]}" --baseline "$A" --out "docs/results/$task-sweeps7-vs-mixed" > /dev/null
 fi
 top=5; [ "$task" = style ] && top=6
-python bench/pair_stats.py "runs/sweeps7/$task" --top "$top" \
+# the paid pairs and how right the ERM's labels are (erm_label_agree), this round's and round 6's
+p6=(); [ -d "runs/sweeps6/$task" ] && p6=("runs/sweeps6/$task")
+python bench/pair_stats.py "runs/sweeps7/$task" "${p6[@]}" --top "$top" \
   --json "docs/results/$task-sweeps7/pair_stats.json" > "docs/results/$task-sweeps7/pair_stats.md"

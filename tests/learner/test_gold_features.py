@@ -63,14 +63,15 @@ def test_generator_features_are_the_gold_rewards(policy):
     assert len(np.unique(c.features)) > 1  # the untrained policy's answers differ in reward
 
 
-def test_learner_erm_is_one_wide_and_learns_from_gold(policy, tmp_path):
+def check_learner_learns_from_features(policy, cfg, learner_dir, width):
+    """The learner's ERM and replay buffer are `width` wide; after one update on a passive
+    generator's step the buffer holds exactly the labelled pairs' features and the ERM moved."""
     from learner.learner import Learner
 
-    cfg = tiny_config(policy, **{"erm.features": "gold"})
-    lrn = Learner(cfg, policy, tmp_path / "gold")
-    assert lrn.feature_dim == 1 and lrn.buffer.fa.shape[1] == 1
+    lrn = Learner(cfg, policy, learner_dir)
+    assert lrn.feature_dim == width and lrn.buffer.fa.shape[1] == width
     core = GeneratorCore(policy, GeneratorSpec.from_config(cfg, strategy="passive"))
-    core.load(_publish(core, 0, 1), 0)
+    core.load(_publish(core, 0, width), 0)
     pb = core.step(_prompts(core, ["1+2=", "13+4=", "7+7=", "20+9="]), 0, 0)
     rows = np.flatnonzero(~pb.identical)
     assert len(rows) >= 2
@@ -80,6 +81,11 @@ def test_learner_erm_is_one_wide_and_learns_from_gold(policy, tmp_path):
     np.testing.assert_array_equal(lrn.buffer.fa[:len(rows)], f[rows, pb.pairs[rows, 0]])
     np.testing.assert_array_equal(lrn.buffer.fb[:len(rows)], f[rows, pb.pairs[rows, 1]])
     assert any(np.abs(np.asarray(a) - np.asarray(b)).max() > 0 for a, b in zip(before, jax.tree.leaves(lrn.erm.params)))
+
+
+def test_learner_erm_is_one_wide_and_learns_from_gold(policy, tmp_path):
+    cfg = tiny_config(policy, **{"erm.features": "gold"})
+    check_learner_learns_from_features(policy, cfg, tmp_path / "gold", 1)
 
 
 @pytest.mark.parametrize("over, word", [({"oracle.kind": "rule", "oracle.options": {"reward": "x"}}, "'rule'"),

@@ -8,16 +8,14 @@ learner's ERM is H + max_new_tokens wide and learns from them.
 import dataclasses
 import math
 
-import jax
 import numpy as np
 import pytest
 
 from actors.generator import GeneratorCore, GeneratorSpec
 from duel.config import ConfigError, validate
 from duel.logprobs import token_prob_features
-from duel.records import LabeledBatch
 from tests.helpers.tiny import tiny_config, tiny_model_dir
-from tests.learner.test_gold_features import _prompts, _publish
+from tests.learner.test_gold_features import _prompts, _publish, check_learner_learns_from_features
 
 N_NEW = 4
 
@@ -52,6 +50,8 @@ def test_token_prob_features_refuses_bad_shapes():
         token_prob_features(np.zeros((1, 3)), np.zeros((1, 4)), np.ones((1, 4)), 2)
     with pytest.raises(ValueError, match="must match"):
         token_prob_features(np.zeros((1, 3)), np.zeros((1, 4)), np.ones((1, 3)), 4)
+    with pytest.raises(ValueError, match="leading shape"):
+        token_prob_features(np.zeros((2, 3)), np.zeros((1, 4)), np.ones((1, 4)), 4)
 
 
 def test_generator_features_are_hidden_then_token_probs(policy):
@@ -77,21 +77,8 @@ def test_generator_features_are_hidden_then_token_probs(policy):
 
 
 def test_learner_erm_is_wider_and_learns_from_them(policy, tmp_path):
-    from learner.learner import Learner
-
     cfg = tiny_config(policy, **{"erm.features": "hidden_probs", "sampling.max_new_tokens": N_NEW})
-    lrn = Learner(cfg, policy, tmp_path / "probs")
-    assert lrn.feature_dim == 16 + N_NEW and lrn.buffer.fa.shape[1] == 16 + N_NEW
-    core = GeneratorCore(policy, GeneratorSpec.from_config(cfg, strategy="passive"))
-    core.load(_publish(core, 0, 16 + N_NEW), 0)
-    pb = core.step(_prompts(core, ["1+2=", "13+4=", "7+7=", "20+9="]), 0, 0)
-    rows = np.flatnonzero(~pb.identical)
-    assert len(rows) >= 2
-    before = jax.tree.leaves(lrn.erm.params)
-    lrn.update(LabeledBatch(pb, np.full(4, 0.7, np.float32), np.ones(4, np.int8), [{} for _ in range(4)]), 0)
-    f = pb.candidates.features
-    np.testing.assert_array_equal(lrn.buffer.fa[:len(rows)], f[rows, pb.pairs[rows, 0]])
-    assert any(np.abs(np.asarray(a) - np.asarray(b)).max() > 0 for a, b in zip(before, jax.tree.leaves(lrn.erm.params)))
+    check_learner_learns_from_features(policy, cfg, tmp_path / "probs", 16 + N_NEW)
 
 
 def test_unknown_feature_kind_is_refused(policy):
