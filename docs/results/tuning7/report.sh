@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Eighth round: reports over the tuning runs (seeds 100-103) against passive + replay 10 (round 7's
+# tuning runs), with round 7's ee_ts beside them.
+#   bash docs/results/tuning7/report.sh   # -> docs/results/tuning7/{sort,style}-combined
+set -euo pipefail
+B="passive erm.features=hidden eval.every=5 loss.beta=0.1 mixed.burn_in=0 mixed.gamma=0.0 mixed.min_confidence=0.5 mixed.unconfident=ask replay.updates=10"
+for task in sort style; do
+  duel report runs/tuning6/"$task"-pas-rp10 runs/tuning6/"$task"-ee-r4-rp3-hp runs/tuning7/"$task"-* \
+    --baseline "$B" --out "docs/results/tuning7/$task-combined"
+done
+python bench/pair_stats.py runs/tuning7/*-ee-* runs/tuning6/*-ee-r4-rp3-hp --json docs/results/tuning7/pair_stats.json \
+  > docs/results/tuning7/pair_stats.md
