@@ -15,7 +15,8 @@ for s in apl xpo; do
     [ -e "runs/sweeps6/$task/$s-s$seed/config.yaml" ] && dirs+=("runs/sweeps6/$task/$s-s$seed")
   done
 done
-# the ablation: passive's pair with the same 8 candidates and ERM labels
+# the ablation: passive's pair with the same 8 candidates and ERM labels (started, then stopped for
+# round 9; not in the reports):
 #   PARALLEL=2 bash docs/results/run_ablation2.sh TASK passive "$common candidates=8" passive-mixed-r7-m8
 #   (style: add sampling.max_new_tokens=16 eval.greedy=false)
 abl="runs/sweeps2/$task-passive-mixed-r7-m8"
