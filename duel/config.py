@@ -14,6 +14,17 @@ or choice. The dataclasses stay plain `dataclasses` (built, compared and written
 Field names are stable; readers of a run's config.yaml (e.g. the report) rely on `seed`, `task`,
 `budget`, `explore.strategy`.
 
+A file may hold per-strategy settings (a recipe that runs each method as its paper does, so one
+sweep file runs them all): a top-level `per_strategy:` mapping from a strategy name to settings
+laid over the file's own when the run's `explore.strategy` (after `--set`) is that strategy.
+Precedence: the file < its `per_strategy` block < `--set`. The block is resolved away: a run's
+saved config holds the settings it ran with, not the blocks.
+
+    explore: {strategy: ee_ts}
+    replay: {updates: 10}           # passive, apl, xpo
+    per_strategy:
+      ee_ts: {replay: {updates: 2}, mixed: {gamma: 0.9375}}
+
 Secrets never live in a config: oracle credentials are given as environment variable NAMES
 (`oracle.options.api_key_env: OPENAI_API_KEY`); a secret-looking key holding a value is refused.
 """
@@ -686,11 +697,62 @@ def load_config(name_or_path: str | Path | None, overrides: list[str] | tuple = 
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, "
                               f"got {type(data).__name__}")
+    blocks = _per_strategy(data, source)
     from_dict(data, source)  # errors in the file are reported against the file
+    for name, block in blocks.items():  # ... and each block's against the block, whichever runs
+        from_dict(_merged(data, block), f"{source}: per_strategy.{name}")
+    if blocks:
+        probe = _merged(data, {})
+        for override in overrides:
+            _set(probe, override)
+        strategy = (probe.get("explore") or {}).get("strategy", ExploreConfig().strategy)
+        data = _merged(data, blocks.get(strategy, {}))
+        if strategy in blocks:
+            source = f"{source} (per_strategy.{strategy})"
     for override in overrides:
         _set(data, override)
         from_dict(data, _override_source(override))  # ... and errors from an override against it
     return from_dict(data, source if not overrides else f"{source} with --set overrides")
+
+
+PER_STRATEGY = "per_strategy"
+
+
+def _per_strategy(data: dict, source: str) -> dict[str, dict]:
+    """Take the file's `per_strategy:` blocks out of `data` (checked: strategy names, mappings)."""
+    blocks = data.pop(PER_STRATEGY, None)
+    if blocks is None:
+        return {}
+    if not isinstance(blocks, dict):
+        raise ConfigError(f"{source}: key '{PER_STRATEGY}' must map strategy names to settings, "
+                          f"got {type(blocks).__name__}")
+    names = typing.get_args(Strategy)
+    for name, block in blocks.items():
+        if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1)
+            raise ConfigError(f"{source}: key '{PER_STRATEGY}.{name}': not a strategy; expected one "
+                              f"of {', '.join(names)}" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if not isinstance(block, dict):
+            raise ConfigError(f"{source}: key '{PER_STRATEGY}.{name}' must be a mapping of settings, "
+                              f"got {type(block).__name__}")
+        if "explore" in block and isinstance(block["explore"], dict) and "strategy" in block["explore"]:
+            raise ConfigError(f"{source}: key '{PER_STRATEGY}.{name}.explore.strategy': a block "
+                              "cannot change the strategy that selects it")
+    return blocks
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """A deep copy of `base` with `over` laid on top (mappings merge key by key, other values
+    replace)."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merged(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:

@@ -228,3 +228,61 @@ def test_learning_rate_schedule_and_compute_dtype_are_explicit():
     assert (t.min_lr_ratio, t.compute_dtype) == (0.1, "bfloat16")
     with pytest.raises(ConfigError, match="'policy.compute_dtype' expected one of 'float32', 'bfloat16', got 'float16'"):
         load_config(None, ["policy.compute_dtype=float16"])
+
+
+PER_STRATEGY = """\
+task: demo
+candidates: 4
+replay: {updates: 10}
+per_strategy:
+  ee_ts:
+    candidates: 8
+    mixed: {gamma: 0.9375}
+    replay: {updates: 2}
+  bai_ts: {loss: {beta: 0.2}}
+"""
+
+
+def test_per_strategy_block_lies_between_the_file_and_set(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(PER_STRATEGY)
+    ee = load_config(path)  # the default strategy is ee_ts: its block applies
+    assert (ee.explore.strategy, ee.candidates, ee.mixed.gamma, ee.replay.updates) == ("ee_ts", 8, 0.9375, 2)
+    assert ee.replay.capacity == Config().replay.capacity  # a block merges into a section
+    passive = load_config(path, ["explore.strategy=passive"])  # no block: the file alone
+    assert (passive.candidates, passive.mixed.gamma, passive.replay.updates) == (4, 0.0, 10)
+    bai = load_config(path, ["explore.strategy=bai_ts", "loss.beta=0.3"])  # --set beats the block
+    assert (bai.candidates, bai.loss.beta, bai.replay.updates) == (4, 0.3, 10)
+    over = load_config(path, ["candidates=16"])
+    assert (over.candidates, over.mixed.gamma) == (16, 0.9375)
+
+
+def test_per_strategy_block_is_resolved_away_in_the_saved_config(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(PER_STRATEGY)
+    cfg = load_config(path, ["explore.strategy=bai_ts"])
+    saved = save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert "per_strategy" not in yaml.safe_load(saved.read_text())
+    assert load_config(saved) == cfg
+    # the same settings given as --set overrides resolve to the same config
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("task: demo\ncandidates: 4\nreplay: {updates: 10}\n")
+    assert load_config(plain, ["explore.strategy=bai_ts", "loss.beta=0.2"]) == cfg
+
+
+@pytest.mark.parametrize("block, pattern", [
+    ("per_strategy: [ee_ts]", r"recipe.yaml: key 'per_strategy' must map strategy names to settings, got list"),
+    ("per_strategy: {ee_tss: {candidates: 8}}",
+     r"recipe.yaml: key 'per_strategy.ee_tss': not a strategy; expected one of passive, .*did you mean 'ee_ts'"),
+    ("per_strategy: {ee_ts: 8}", r"key 'per_strategy.ee_ts' must be a mapping of settings, got int"),
+    ("per_strategy: {bai_ts: {explore: {strategy: passive}}}",
+     r"key 'per_strategy.bai_ts.explore.strategy': a block cannot change the strategy that selects it"),
+    # an error in a block is found whichever strategy runs, and named by its block
+    ("per_strategy: {bai_ts: {mixed: {gama: 0.5}}}", r"recipe.yaml: per_strategy.bai_ts.*mixed.gama.*gamma"),
+    ("per_strategy: {bai_ts: {candidates: 0}}", r"recipe.yaml: per_strategy.bai_ts.*candidates"),
+])
+def test_per_strategy_errors_name_the_file_and_block(tmp_path, block, pattern):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("task: demo\n" + block + "\n")
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path, ["explore.strategy=passive"])

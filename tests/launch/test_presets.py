@@ -32,3 +32,23 @@ def test_a_path_is_read_as_a_file_and_duel_config_knows_no_presets():
     assert load_config("demo").steps == 60
     with pytest.raises(ConfigError, match="'demo' is not a YAML file; a preset name is resolved by launch"):
         load_file("demo")
+
+
+# the finals' settings as docs/results/run_final6.sh (xpo, apl), run_final7.sh (passive) and
+# run_final9.sh (ee_ts, bai_ts) pass them to `duel sweep launch/configs/recipe-sea.yaml --set-for`
+R9 = ("mixed.burn_in=2 loss.beta=0.2 mixed.min_confidence=0.75 mixed.unconfident=drop "
+      "erm.features=hidden_probs candidates=8 resources.generators=1 mixed.gamma=0.9375 "
+      "eval.every=80 replay.updates=2").split()
+FINALS = {"passive": ["replay.updates=10"], "xpo": ["replay.updates=10"], "apl": ["replay.updates=10"],
+          "ee_ts": R9, "bai_ts": R9}
+
+
+@pytest.mark.parametrize("task, extra", [("sort", []), ("arithmetic", []),
+                                         ("style", ["sampling.max_new_tokens=16", "eval.greedy=false"])])
+def test_recipe_r9_is_the_ninth_round_finals_in_one_file(task, extra):
+    for strategy, sets in FINALS.items():
+        common = [f"task={task}", *extra, f"explore.strategy={strategy}", "seed=3", "run_dir=runs/x"]
+        one_file = load_config("recipe-r9", common)
+        scripts = load_config("recipe-sea", [*common[:-3], *sets, *common[-3:]])
+        assert one_file == scripts, strategy
+    assert load_config("recipe-r9", [f"task={task}"]).candidates == 8  # ee_ts by default

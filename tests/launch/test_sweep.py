@@ -262,3 +262,14 @@ def test_set_for_applies_to_one_strategy_only(tmp_path, preset):
         sweep.parse_set_for(["mixed.gamma=0.75"], ["ee_ts"])
     with pytest.raises(sweep.SweepError, match="not one of this sweep's strategies"):
         sweep.parse_set_for(["bai_ts:mixed.gamma=0.75"], ["passive", "ee_ts"])
+
+
+def test_a_config_file_per_strategy_block_applies_to_its_strategy_only(tmp_path):
+    p = tmp_path / "recipe.yaml"
+    p.write_text("task: demo\nsteps: 1000\nper_strategy:\n  ee_ts: {mixed: {gamma: 0.75}, eval: {every: 20}}\n")
+    set_for = sweep.parse_set_for(["ee_ts:eval.every=40"], ["passive", "ee_ts"])  # beats the block
+    specs = sweep.plan(str(p), ["passive", "ee_ts"], [0], 100, [], tmp_path, set_for)
+    got = {s.strategy: (s.config.mixed.gamma, s.config.eval.every) for s in specs}
+    default = C.Config()
+    assert got == {"passive": (default.mixed.gamma, default.eval.every), "ee_ts": (0.75, 40)}
+    assert default.eval.every not in (20, 40)
