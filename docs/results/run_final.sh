@@ -12,6 +12,6 @@ for attempt in 1 2 3; do
   duel sweep launch/configs/recipe.yaml --strategies passive,ee_ts,bai_ts,xpo,apl --seeds 0,1,2,3,4 \
     --budget 960 --set task="$task" "${extra[@]}" --parallel "${PARALLEL:-3}" --out "runs/sweeps/$task" && break
 done
-duel report "runs/sweeps/$task" --out "docs/results/$task"
+duel report "runs/sweeps/$task" --out "docs/results/$task-round1"
 top=5; [ "$task" = style ] && top=6
-python bench/pair_stats.py "runs/sweeps/$task" --top "$top" --json "docs/results/$task/pair_stats.json" > "docs/results/$task/pair_stats.md"
+python bench/pair_stats.py "runs/sweeps/$task" --top "$top" --json "docs/results/$task-round1/pair_stats.json" > "docs/results/$task-round1/pair_stats.md"
