@@ -31,6 +31,7 @@ Secrets never live in a config: oracle credentials are given as environment vari
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -702,7 +703,7 @@ def load_config(name_or_path: str | Path | None, overrides: list[str] | tuple = 
     for name, block in blocks.items():  # ... and each block's against the block, whichever runs
         from_dict(_merged(data, block), f"{source}: per_strategy.{name}")
     if blocks:
-        probe = _merged(data, {})
+        probe = copy.deepcopy(data)  # only to learn the strategy --set leaves
         for override in overrides:
             _set(probe, override)
         strategy = (probe.get("explore") or {}).get("strategy", ExploreConfig().strategy)
@@ -744,8 +745,6 @@ def _per_strategy(data: dict, source: str) -> dict[str, dict]:
 def _merged(base: dict, over: dict) -> dict:
     """A deep copy of `base` with `over` laid on top (mappings merge key by key, other values
     replace)."""
-    import copy
-
     out = copy.deepcopy(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):

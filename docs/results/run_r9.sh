@@ -21,13 +21,13 @@ top=5; [ "$task" = style ] && top=6
 python bench/pair_stats.py "runs/final/$task" --top "$top" \
   --json "docs/results/$task/pair_stats.json" > "docs/results/$task/pair_stats.md"
 python - "$task" <<'PY'
-import json, sys
+import sys
 from pathlib import Path
+from duel.report import load_run
 task = sys.argv[1]
 old = {"passive": "sweeps7", "xpo": "sweeps6", "apl": "sweeps6", "ee_ts": "sweeps9", "bai_ts": "sweeps9"}
 def evals(d):
-    return [(r["queries"], r.get("expected_win_rate"), r.get("win_rate"))
-            for r in map(json.loads, open(d / "metrics.jsonl")) if r.get("kind") == "eval"]
+    return [(r["queries"], r.get("expected_win_rate"), r.get("win_rate")) for r in load_run(d).evals]
 same = differ = 0
 for run in sorted(Path(f"runs/final/{task}").glob("*-s*")):
     prev = Path(f"runs/{old[run.name.rsplit('-s', 1)[0]]}/{task}/{run.name}")

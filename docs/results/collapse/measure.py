@@ -10,7 +10,6 @@
 """
 
 import dataclasses
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +29,9 @@ def duel_run(run_dir: Path, *sets: str) -> None:
 
 
 def evals(run_dir: Path) -> dict[int, float]:
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-    return {r["queries"]: r["expected_win_rate"] for r in rows if r.get("kind") == "eval"}
+    from duel.report import load_run
+
+    return {r["queries"]: r["expected_win_rate"] for r in load_run(run_dir).evals}
 
 
 def key_spread(run_dir: Path, seeds: range) -> np.ndarray:
