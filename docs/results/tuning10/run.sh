@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Tenth round's tuning (docs/results/tuning10/PLAN.md): passive + replay 10 with the lr decayed over
+# its 440 optimizer updates, seeds 100-103 of `sort` and `style`.
+#   bash docs/results/tuning10/run.sh   # runs/tuning10/NAME -> docs/results/tuning10/NAME
+set -euo pipefail
+here=$(dirname "$0")
+run() { [ -f "docs/results/tuning10/$1/report.md" ] || ROUND=tuning10 bash "$here/../tuning3/run.sh" "$@"; }
+for task in sort style; do
+  run "$task-pas-D10" "$task" passive 100,101,102,103 replay.updates=10 steps=440 optim.min_lr_ratio=0.1
+  run "$task-pas-D0" "$task" passive 100,101,102,103 replay.updates=10 steps=440 optim.min_lr_ratio=0.0
+done
