@@ -233,9 +233,12 @@ def _prefill(model, prompt_ids, prompt_mask, n, slots):
     cache = model.init_cache(batch, slots)
     cache_mask = jnp.pad(prompt_mask, ((0, 0), (0, slots - prompt_mask.shape[1])))
     _, hidden, cache = model.forward_cached(prompt_ids, positions, cache, cache_mask, jnp.int32(0))
-    logits = model.unembed(hidden[:, -1]).astype(jnp.float32)  # only the last position's head
+    # only the last position's head, on the hidden state repeated n times (not the logits: XLA:CPU
+    # fuses a repeat of the logits into the first sampler's Gumbel argmax, and LLVM's loop
+    # vectorizer then takes minutes to hours on that kernel at some vocabulary sizes, e.g. 20 and 24)
+    logits = model.unembed(jnp.repeat(hidden[:, -1], n, axis=0)).astype(jnp.float32)
     cache = jax.tree.map(lambda c: jnp.repeat(c, n, axis=1), cache)
-    return cache, jnp.repeat(logits, n, axis=0)
+    return cache, logits
 
 
 def _segments(new_tokens: int, buckets: int) -> tuple[int, ...]:

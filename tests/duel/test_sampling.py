@@ -359,3 +359,33 @@ def test_per_layer_decode_samples_what_the_scan_samples_on_rings(monkeypatch):
     np.testing.assert_array_equal(scan.tokens, layers.tokens)
     np.testing.assert_allclose(scan.logprobs, layers.logprobs, atol=1e-5)
     np.testing.assert_allclose(scan.policy_logprobs, layers.policy_logprobs, atol=1e-5)
+
+
+def test_prefill_head_runs_on_the_repeated_rows():
+    """With n samples per prompt the first logits come from the output head applied to the
+    repeated hidden state, never from a repeat of [P, V] logits: XLA:CPU fused such a repeat into
+    the first sampler's argmax, and LLVM's loop vectorizer then never finished compiling it for
+    vocabularies of about 20-24 (docs/results/heldout/vocab_probe.py). Checked on the jaxpr, with
+    no compile: the last op before the returned logits' cast is the head's dot over P * n rows."""
+    from duel.sampling import _prefill
+
+    model = _model("llama")
+    ids, mask = _prompts()
+    P, n = ids.shape[0], 4
+    jaxpr = jax.make_jaxpr(lambda i, m: _prefill(model, i, m, n, 16)[1])(jnp.asarray(ids), jnp.asarray(mask))
+    eqns = jaxpr.jaxpr.eqns
+    produced = {v: e for e in eqns for v in e.outvars}
+    var = jaxpr.jaxpr.outvars[0]
+    assert var.aval.shape == (P * n, VOCAB)
+    while produced[var].primitive.name in ("convert_element_type", "pjit", "copy"):
+        e = produced[var]
+        if e.primitive.name == "pjit":  # the head inside a jitted helper: look at its inner jaxpr
+            inner = e.params["jaxpr"].jaxpr
+            assert inner.outvars[0].aval.shape == (P * n, VOCAB)
+            assert any(x.primitive.name == "dot_general" and x.outvars[0].aval.shape == (P * n, VOCAB)
+                       for x in inner.eqns)
+            return
+        var = e.invars[0]
+    last = produced[var]
+    assert last.primitive.name == "dot_general", last.primitive.name
+    assert last.outvars[0].aval.shape == (P * n, VOCAB)

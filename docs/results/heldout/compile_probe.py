@@ -2,12 +2,14 @@
 section): the first `generate` of a task's starting policy, P prompts x N samples, timed.
 
     python docs/results/heldout/compile_probe.py TASK P N
-    timeout 150 python docs/results/heldout/compile_probe.py reverse_task:Reverse 16 4  # hangs (vocabulary 24)
+    timeout 150 python docs/results/heldout/compile_probe.py reverse_task:Reverse 16 4  # hung before the fix (vocabulary 24)
     python docs/results/heldout/compile_probe.py reverse_task:Reverse 64 1              # 4.4 s
     python docs/results/heldout/compile_probe.py sort 16 4                              # 4.4 s (vocabulary 32)
     XLA_FLAGS=--xla_backend_optimization_level=0 python docs/results/heldout/compile_probe.py reverse_task:Reverse 16 4
 
-Measured 2026-12-03 on the quiet 2-core VM: reverse 16 x 4 and 8 x 4 and 16 x 2 did not finish in
+Fixed in the tenth session (duel/sampling.py `_prefill`: the head runs on the repeated hidden state;
+the cause was LLVM's loop vectorizer on a fused repeat of the first logits, docs/results/README.md):
+all of these now compile in ~4-5 s. Before the fix, measured 2026-12-03 on the quiet 2-core VM: reverse 16 x 4 and 8 x 4 and 16 x 2 did not finish in
 60-150 s (default flags); reverse 64 x 1 and 8 x 1: 4.3-4.4 s; sort 16 x 4: 4.4 s. Compiled
 alone, the pieces of the loop at vocabulary 24 and 64 rows take 0.5-2 s each (the prefill, a
 decode step, a while loop of decode steps, the sampler, the sampler on repeated logits).
