@@ -4,7 +4,10 @@ A library config's field has the name of the run config key it comes from (one n
 `erm.lr` is `ERMConfig.lr`, `optim.lr` is `TrainConfig.lr`); each is passed by that name here, so
 that tests/duel/test_config_leaves.py sees every key read. The only other names:
 `TrainConfig.loss` is `loss.kind`, `TrainConfig.total_steps` is the run's `steps` (the length of the
-learning-rate schedule) and `TrainConfig.compute_dtype` is `policy.compute_dtype`.
+learning-rate schedule) and `TrainConfig.compute_dtype` is `policy.compute_dtype`. The schedule
+counts optimizer updates and the run config counts loop steps: with `replay.updates` the learner
+makes 1 + replay.updates updates per loop step, so `steps` and `optim.warmup_steps` are multiplied
+by that here (without replay they pass unchanged).
 
 No Ray here: bench/memory.py builds the learner's exact TrainConfig on a GPU image without Ray.
 """
@@ -19,12 +22,13 @@ def train_config(cfg):
 
     loss = cfg.loss
     o = cfg.optim
+    per_step = 1 + cfg.replay.updates  # optimizer updates per loop step (learner.Learner.update)
     return TrainConfig(
         loss=loss.kind, beta=loss.beta, label_smoothing=loss.label_smoothing,
         simpo_gamma=loss.simpo_gamma, xpo_alpha=loss.xpo_alpha, nll_weight=loss.nll_weight,
-        lr=o.lr, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio,
+        lr=o.lr, warmup_steps=o.warmup_steps * per_step, min_lr_ratio=o.min_lr_ratio,
         weight_decay=o.weight_decay, clip_norm=o.clip_norm, micro_batches=o.micro_batches,
-        remat=o.remat, total_steps=cfg.steps, compute_dtype=cfg.policy.compute_dtype, seed=cfg.seed)
+        remat=o.remat, total_steps=cfg.steps * per_step, compute_dtype=cfg.policy.compute_dtype, seed=cfg.seed)
 
 
 def erm_config(cfg):

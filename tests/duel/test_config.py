@@ -286,3 +286,21 @@ def test_per_strategy_errors_name_the_file_and_block(tmp_path, block, pattern):
     path.write_text("task: demo\n" + block + "\n")
     with pytest.raises(ConfigError, match=pattern):
         load_config(path, ["explore.strategy=passive"])
+
+
+def test_learning_rate_schedule_counts_loop_steps_with_replay():
+    """`steps` and `optim.warmup_steps` count loop steps; with label replay the learner makes
+    1 + replay.updates optimizer updates per loop step, and the schedule (which counts updates)
+    is that many times longer: it reaches lr * min_lr_ratio at the run's last update."""
+    from duel.train import learning_rate_schedule
+    from learner.configs import train_config
+
+    over = ["steps=40", "optim.lr=1e-4", "optim.warmup_steps=2", "optim.min_lr_ratio=0.1"]
+    t = train_config(load_config(None, over + ["replay.updates=10"]))
+    assert (t.total_steps, t.warmup_steps) == (440, 22)
+    lr = learning_rate_schedule(t)
+    assert float(lr(22)) == pytest.approx(1e-4)  # warmup over 2 loop steps of 11 updates
+    assert float(lr(440)) == pytest.approx(1e-5)  # the floor at the 40th loop step's last update
+    assert float(lr(220)) > 5e-5  # still high halfway: the old horizon (40 updates) had hit the floor
+    t = train_config(load_config(None, over))  # no replay: one update per loop step, unchanged
+    assert (t.total_steps, t.warmup_steps) == (40, 2)
