@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seeds 5-9 of the held-out task for passive, ee_ts and the ablation (PLAN.md, "Second amendment"),
-# into the same sweep directories as seeds 0-4, then the 10-seed report of the three groups.
+# into runs/heldout/reverse-s5 and reverse-ablation-s5 (beside seeds 0-4), then the 10-seed report of the three groups.
 #   bash docs/results/heldout/run_seeds10.sh   # -> docs/results/heldout/report-seeds10/
 set -euo pipefail
 export PYTHONPATH=docs/results/heldout${PYTHONPATH:+:$PYTHONPATH}
@@ -10,16 +10,19 @@ args=()
 for kv in $R9; do args+=(--set "$kv"); done
 for attempt in 1 2 3; do
   duel sweep launch/configs/recipe-r9.yaml --set task=reverse_task:Reverse --strategies ee_ts,passive \
-    --seeds 5,6,7,8,9 --parallel "${PARALLEL:-2}" --out runs/heldout/reverse && break
+    --seeds 5,6,7,8,9 --parallel "${PARALLEL:-2}" --out runs/heldout/reverse-s5 && break
 done
 for attempt in 1 2 3; do
   duel sweep launch/configs/recipe-sea.yaml --strategies passive --seeds 5,6,7,8,9 \
     --set task=reverse_task:Reverse "${args[@]}" --parallel "${PARALLEL:-2}" \
-    --out runs/heldout/reverse-ablation && break
+    --out runs/heldout/reverse-ablation-s5 && break
 done
 runs=()
-for s in 0 1 2 3 4 5 6 7 8 9; do
+for s in 0 1 2 3 4; do
   runs+=(runs/heldout/reverse/passive-s$s runs/heldout/reverse/ee_ts-s$s runs/heldout/reverse-ablation/passive-s$s)
+done
+for s in 5 6 7 8 9; do
+  runs+=(runs/heldout/reverse-s5/passive-s$s runs/heldout/reverse-s5/ee_ts-s$s runs/heldout/reverse-ablation-s5/passive-s$s)
 done
 duel report "${runs[@]}" --baseline "passive replay.updates=10" --out docs/results/heldout/report-seeds10 > /dev/null
 duel report "${runs[@]}" --baseline "passive candidates=8 replay.updates=2" --out docs/results/heldout/report-seeds10-vs-mixed > /dev/null
