@@ -204,12 +204,9 @@ class OptimConfig:
     warmup_steps: Annotated[Int, Field(ge=0)] = 0
     weight_decay: Annotated[Float, Field(ge=0.0)] = 0.0
     clip_norm: Annotated[Float, Field(ge=0.0)] = 1.0  # 0 = no clipping
-    # warmup and decay count loop steps, as `steps` does (with label replay the learner makes
-    # 1 + replay.updates optimizer updates per loop step; learner/configs.py scales both). After
-    # warmup the learning rate decays (cosine, over `steps`) to lr * min_lr_ratio; 1 = constant.
-    # `steps` is the schedule's length even when the budget ends the run first: to decay over a
-    # budget-limited run, set `steps` to the loop steps the budget takes (budget / paid pairs
-    # per step)
+    # after warmup the learning rate decays (cosine, over `steps`) to lr * min_lr_ratio; 1 = constant.
+    # Both count loop steps, replayed updates included (learner/configs.py); a budget that ends
+    # the run first does not shorten the decay: set `steps` to the loop steps the budget takes
     min_lr_ratio: Annotated[Float, Field(ge=0.0, le=1.0)] = 1.0
     micro_batches: Annotated[Int, Field(ge=1)] = 1
     remat: Bool = False  # recompute each layer in the backward pass: less memory, ~1/3 more compute
