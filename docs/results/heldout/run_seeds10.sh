@@ -26,3 +26,6 @@ for s in 5 6 7 8 9; do
 done
 duel report "${runs[@]}" --baseline "passive replay.updates=10" --out docs/results/heldout/report-seeds10 > /dev/null
 duel report "${runs[@]}" --baseline "passive candidates=8 replay.updates=2" --out docs/results/heldout/report-seeds10-vs-mixed > /dev/null
+python bench/pair_stats.py runs/heldout/reverse runs/heldout/reverse-s5 runs/heldout/reverse-ablation \
+  runs/heldout/reverse-ablation-s5 --top 5 --json docs/results/heldout/report-seeds10-vs-mixed/pair_stats.json \
+  > docs/results/heldout/report-seeds10-vs-mixed/pair_stats.md
