@@ -278,6 +278,11 @@ class EvalConfig:
     # sampled responses per prompt at sampling.temperature for expected_win_rate (the mean of the
     # oracle's P(policy > reference), no label sampling); 0 = off
     samples: Annotated[Int, Field(ge=0)] = 4
+    # evaluate (and `duel export --average`) a Polyak average of the policy's weights instead of
+    # the policy itself: a debiased exponential moving average with this decay per optimizer
+    # update (replayed updates included), kept by the learner and checkpointed; training never
+    # reads it. 0 = off (the policy as trained)
+    ema: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -130,6 +130,20 @@ def init_train_state(model, cfg: TrainConfig) -> TrainState:
     )
 
 
+@functools.partial(jax.jit, donate_argnames=("average",))
+def polyak_update(average, params, count, decay):
+    """The debiased exponential moving average of the parameters after their `count`-th update
+    (count >= 1): average + w (params - average), w = (1 - decay) / (1 - decay**count).
+
+    The first update gives w = 1 (the average is the policy: the starting weights get no weight),
+    and then it is the average of the updates so far, the k-th newest weighing decay**k times
+    the newest (Adam's bias correction, applied to the weights). float32, leaf by leaf."""
+    count = jnp.asarray(count, jnp.float32)
+    decay = jnp.asarray(decay, jnp.float32)
+    w = (1.0 - decay) / (1.0 - jnp.power(decay, count))
+    return jax.tree.map(lambda a, p: a + w * (p.astype(a.dtype) - a), average, params)
+
+
 def model_from_state(state: TrainState, dtype=None):
     """A live NNX module with the current params (cast to dtype if given), e.g. to publish."""
     params = state.params if dtype is None else cast_floating(state.params, dtype)

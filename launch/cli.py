@@ -3,7 +3,7 @@
     duel run CONFIG [--set key=value ...] [--address ADDR] [--run-dir DIR]
     duel resume RUN_DIR [--address ADDR]
     duel eval RUN_DIR
-    duel export RUN_DIR OUT_DIR [--force] [--peft]
+    duel export RUN_DIR OUT_DIR [--force] [--peft] [--average]
     duel bandit ... | duel report ... | duel sweep ...     (their own arguments)
 
 Bad input (config file, --set override, task name, model directory) fails before Ray starts,
@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--peft", action="store_true",
                    help="a LoRA run: write a PEFT adapter directory (loads on top of the base model) "
                         "instead of the merged model")
+    x.add_argument("--average", action="store_true",
+                   help="write the Polyak average of the policy that the run evaluated (eval.ema) "
+                        "instead of the policy as trained")
     for name, text in DISPATCH_HELP.items():
         sub.add_parser(name, help=f"{text} (options: duel {name} --help)", add_help=False)
     return p
@@ -241,10 +244,12 @@ def cmd_export(args) -> int:
 
     try:
         check_export_target(Path(args.out_dir), args.force)  # before the slow imports
-        out = export_run(Path(args.run_dir), Path(args.out_dir), force=args.force, peft=args.peft)
+        out = export_run(Path(args.run_dir), Path(args.out_dir), force=args.force, peft=args.peft,
+                         average=args.average)
     except (OSError, ValueError) as e:
         return _fail(str(e))
     what = "the policy's LoRA adapters (PEFT format)" if args.peft else "the policy"
+    what = what.replace("the policy", "the policy's average (eval.ema)") if args.average else what
     print(f"exported {what} to {out}")
     return 0
 

@@ -76,6 +76,9 @@ class Learner:
         self.state = self._on_mesh(init_train_state(model, self.tcfg))
         self.schedule = reference_schedule(cfg)
         self.reference = None if self.schedule.schedule == "fixed" else self._on_mesh(init_reference(self.state.params))
+        # eval.ema: the Polyak average of the policy that eval reads (duel.train.polyak_update);
+        # its first update replaces this copy, so the starting weights get no weight in it
+        self.average = jax.tree.map(lambda x: jnp.array(x, copy=True), self.state.params) if cfg.eval.ema else None
         self.erm = ERM.create(self.feature_dim, erm_config(cfg), step_key(cfg.seed, 0, KEY_LEARN, 1))
         self.buffer = ReplayBuffer(cfg.erm.buffer_size, self.feature_dim)
         self.replay = None  # label replay for extra policy updates (duel.replay)
@@ -252,13 +255,22 @@ class Learner:
         batch = self._device_batch(pad_rows(batch, self.cfg.prompts_per_step))
         if self.reference is not None:
             batch = with_reference(batch, self.state, self.reference.params, self.tcfg)
-        self.state, pm = self._train_step(self.state, batch)
+        pm = self._step(batch)
         metrics = {k: float(v) for k, v in pm.items() if np.ndim(v) == 0}
         if self.replay is not None:
             metrics.update(self._replay_updates(host_batch, real, step))
         if self.reference is not None:
             self.reference = self._on_mesh(
                 update_reference(self.schedule, self.reference, self.state.params, step + 1))
+        return metrics
+
+    def _step(self, batch) -> dict:
+        """One optimizer update of the policy (and of its eval average) -> the step's metrics."""
+        from duel.train import polyak_update
+
+        self.state, metrics = self._train_step(self.state, batch)
+        if self.average is not None:
+            self.average = polyak_update(self.average, self.state.params, self.state.step, self.cfg.eval.ema)
         return metrics
 
     def _replay_updates(self, batch, real: np.ndarray, step: int) -> dict:
@@ -276,7 +288,7 @@ class Learner:
             rb = self._device_batch(self.replay.sample(rng, self.cfg.prompts_per_step))
             if self.reference is not None:
                 rb = with_reference(rb, self.state, self.reference.params, self.tcfg)
-            self.state, rm = self._train_step(self.state, rb)
+            rm = self._step(rb)
             losses.append(rm["loss"])  # read once after the loop: no device sync per update
         return {"replay_size": len(self.replay), "replay_loss": float(jnp.mean(jnp.stack(losses)))}
 
@@ -373,11 +385,16 @@ class Learner:
         return nnx.split_state(self.state.rest, Frozen, ...)
 
     def _tree(self) -> dict:
-        return {"policy": {"step": self.state.step, "params": self.state.params,
+        """What a checkpoint holds; the eval average only where eval.ema keeps one (so the
+        checkpoints of runs without it keep their structure)."""
+        tree = {"policy": {"step": self.state.step, "params": self.state.params,
                            "opt_state": self.state.opt_state, "rest": self._split_rest()[1]},
                 "reference": None if self.reference is None else self.reference,
                 "erm": self.erm, "buffer": self.buffer.state_dict(),
                 "replay": None if self.replay is None else self.replay.state_dict()}
+        if self.average is not None:
+            tree["average"] = self.average
+        return tree
 
     def save(self, step: int, meta: dict) -> str:
         """Checkpoint `step`; the run counters go in meta["counters"] next to what the loop
@@ -402,6 +419,7 @@ class Learner:
         self.state = self.state.replace(step=t["policy"]["step"], params=t["policy"]["params"],
                                         opt_state=t["policy"]["opt_state"], rest=rest)
         self.reference = t["reference"]
+        self.average = t.get("average")
         self.erm = t["erm"]
         self.buffer = ReplayBuffer.from_state_dict(t["buffer"])
         if self.replay is not None:
@@ -412,26 +430,33 @@ class Learner:
         return {**r.meta, "checkpoint_step": r.step, "refused": list(r.refused)}
 
     def evaluate(self, step: int) -> dict:
-        """Win rates of the current policy (learner/evaluation.py); {} on ranks > 0."""
+        """Win rates of the current policy, or of its Polyak average with eval.ema
+        (learner/evaluation.py); {} on ranks > 0."""
         from learner.evaluation import Evaluator
 
-        model = self.policy_model()  # several processes: a collective, every rank calls it
+        model = self.policy_model(average=self.average is not None)  # several processes: a collective
         if self.rank > 0:
             return {}
         if self._evaluator is None:
             self._evaluator = Evaluator(self.cfg, self.model_dir)
         return self._evaluator.evaluate(model, step)
 
-    def policy_model(self):
-        """The current policy as a live module; with several processes a copy on this process's
-        first device, built from `host_params` (every rank must call it)."""
+    def policy_model(self, average: bool = False):
+        """The current policy as a live module, or with `average` its Polyak average (eval.ema);
+        with several processes a copy on this process's first device, built from `host_params`
+        or the gathered average (every rank must call it)."""
+        from duel.config import ConfigError
         from duel.sharding import gather
         from duel.train import merge_model, model_from_state
 
+        if average and self.average is None:
+            raise ConfigError(f"{self.run_dir}/config.yaml: key 'eval.ema' is 0, so this run keeps no "
+                              "average of its policy; set eval.ema (e.g. 0.95) before the run to keep one")
         if self.processes == 1:
-            return model_from_state(self.state)
+            return model_from_state(self.state.replace(params=self.average) if average else self.state)
         device = jax.local_devices()[0]
-        return merge_model(self.state.graphdef, jax.device_put(self.host_params(), device),
+        params = gather(self.average) if average else self.host_params()
+        return merge_model(self.state.graphdef, jax.device_put(params, device),
                            jax.device_put(gather(self.state.rest), device))
 
     def ping(self) -> dict:

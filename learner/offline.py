@@ -61,8 +61,10 @@ def check_export_target(out_dir: Path, force: bool = False) -> None:
                           "directory or pass --force to replace its contents")
 
 
-def export_run(run_dir: Path, out_dir: Path, force: bool = False, peft: bool = False) -> Path:
-    """Write the policy (float32) as a Hugging Face directory with the tokenizer files. A LoRA
+def export_run(run_dir: Path, out_dir: Path, force: bool = False, peft: bool = False,
+               average: bool = False) -> Path:
+    """Write the policy (float32) as a Hugging Face directory with the tokenizer files; with
+    `average` the Polyak average of the policy that the run evaluates (`eval.ema`). A LoRA
     run's adapters are merged into the base weights (W + alpha/r A B: a plain model), or with
     `peft` written as a PEFT adapter directory that loads on top of the run's base model.
 
@@ -80,6 +82,7 @@ def export_run(run_dir: Path, out_dir: Path, force: bool = False, peft: bool = F
     if peft and learner.lora is None:
         raise ExportError(f"{run_dir}/config.yaml: key 'policy.lora.rank' is 0 (no LoRA adapters); "
                           "--peft exports the adapters of a LoRA run")
+    model = learner.policy_model(average=average)  # a run without eval.ema refuses `average`
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     old = None
@@ -87,9 +90,9 @@ def export_run(run_dir: Path, out_dir: Path, force: bool = False, peft: bool = F
         from duel.models.lora import merge, save_peft
 
         if peft:
-            save_peft(learner.policy_model(), tmp, base_model_path=str(Path(learner.model_dir).resolve()))
+            save_peft(model, tmp, base_model_path=str(Path(learner.model_dir).resolve()))
         else:
-            save_pretrained(merge(learner.policy_model()), learner.model_config, tmp)
+            save_pretrained(merge(model), learner.model_config, tmp)
         for name in TOKENIZER_FILES:
             src = Path(learner.model_dir) / name
             if src.is_file():
