@@ -281,7 +281,7 @@ class EvalConfig:
     # evaluate (and `duel export --average`) a Polyak average of the policy's weights instead of
     # the policy itself: a debiased exponential moving average with this decay per optimizer
     # update (replayed updates included), kept by the learner and checkpointed; training never
-    # reads it. 0 = off (the policy as trained)
+    # reads it; LoRA: A and B averaged apart, as reference.schedule ema. 0 = off (the policy as trained)
     ema: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
 
 
