@@ -22,7 +22,9 @@ def fake_run(tmp_path, monkeypatch):
 
     model_dir = tiny_model_dir(tmp_path / "policy")
     model, config = load_pretrained(model_dir)
-    learner = SimpleNamespace(policy_model=lambda: model, model_config=config, model_dir=model_dir)
+    asked = []  # the `average` flag of each policy_model call (`duel export --average`)
+    learner = SimpleNamespace(policy_model=lambda average=False: asked.append(average) or model,
+                              model_config=config, model_dir=model_dir, asked=asked)
     monkeypatch.setattr(offline, "restored_learner", lambda run_dir: (learner, {}))
     run = tmp_path / "run"
     run.mkdir()
@@ -62,6 +64,9 @@ def test_export_writes_a_complete_readable_directory(fake_run, tmp_path):
     (tmp_path / "empty").mkdir()
     assert cli.main(["export", str(fake_run), str(tmp_path / "empty")]) == 0
     assert snapshot(tmp_path / "empty") == snapshot(out)
+    learner, _ = offline.restored_learner(fake_run)
+    assert cli.main(["export", str(fake_run), str(tmp_path / "avg"), "--average"]) == 0
+    assert learner.asked == [False, False, True]  # --average asks the learner for its average
 
 
 def test_export_refuses_a_non_empty_directory_and_leaves_it_unchanged(fake_run, tmp_path, capsys):
