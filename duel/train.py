@@ -30,6 +30,7 @@ from flax import nnx, struct
 from duel.keys import KEY_DROPOUT, step_key
 from duel.logprobs import masked_sum, response_logprobs
 from duel.losses import KINDS, REFERENCE_FREE, preference_loss
+from duel.reference import ema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,15 +134,14 @@ def init_train_state(model, cfg: TrainConfig) -> TrainState:
 @functools.partial(jax.jit, donate_argnames=("average",))
 def polyak_update(average, params, count, decay):
     """The debiased exponential moving average of the parameters after their `count`-th update
-    (count >= 1): average + w (params - average), w = (1 - decay) / (1 - decay**count).
+    (count >= 1): the reference's `ema` step (1 - w) average + w params with the weight
+    w = (1 - decay) / (1 - decay**count).
 
     The first update gives w = 1 (the average is the policy: the starting weights get no weight),
     and then it is the average of the updates so far, the k-th newest weighing decay**k times
     the newest (Adam's bias correction, applied to the weights). float32, leaf by leaf."""
-    count = jnp.asarray(count, jnp.float32)
     decay = jnp.asarray(decay, jnp.float32)
-    w = (1.0 - decay) / (1.0 - jnp.power(decay, count))
-    return jax.tree.map(lambda a, p: a + w * (p.astype(a.dtype) - a), average, params)
+    return ema(average, params, (1.0 - decay) / (1.0 - jnp.power(decay, jnp.asarray(count, jnp.float32))))
 
 
 def model_from_state(state: TrainState, dtype=None):

@@ -248,8 +248,8 @@ def cmd_export(args) -> int:
                          average=args.average)
     except (OSError, ValueError) as e:
         return _fail(str(e))
-    what = "the policy's LoRA adapters (PEFT format)" if args.peft else "the policy"
-    what = what.replace("the policy", "the policy's average (eval.ema)") if args.average else what
+    what = "the policy's average (eval.ema)" if args.average else "the policy"
+    what = f"{what}: its LoRA adapters (PEFT format)" if args.peft else what
     print(f"exported {what} to {out}")
     return 0
 
