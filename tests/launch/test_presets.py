@@ -52,3 +52,13 @@ def test_recipe_r9_is_the_ninth_round_finals_in_one_file(task, extra):
         scripts = load_config("recipe-sea", [*common[:-3], *sets, *common[-3:]])
         assert one_file == scripts, strategy
     assert load_config("recipe-r9", [f"task={task}"]).candidates == 8  # ee_ts by default
+
+
+@pytest.mark.parametrize("task", ["sort", "reverse_task:Reverse"])
+def test_recipe_r13_is_recipe_r9_with_passive_xpo_apl_at_beta_0_2(task):
+    for strategy in ["passive", "xpo", "apl", "ee_ts", "bai_ts"]:
+        common = [f"task={task}", f"explore.strategy={strategy}", "seed=3", "run_dir=runs/x"]
+        r13 = load_config("recipe-r13", common)
+        beta = [] if strategy in ("ee_ts", "bai_ts") else ["loss.beta=0.2"]
+        assert r13 == load_config("recipe-r9", [*common, *beta]), strategy
+        assert r13.loss.beta == 0.2
