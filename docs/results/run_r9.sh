@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue 14's final recipe in one file (launch/configs/recipe-r9.yaml: round 9's settings for
 # ee_ts and bai_ts, passive / xpo / apl with 10 replayed updates): all five strategies in one
-# sweep, seeds 0-4, then the report in docs/results/TASK/ (README "Results"). About 25 minutes
+# sweep, seeds 0-4, then the report in docs/results/r9/TASK/ (README "Results"). About 25 minutes
 # per task on 2 quiet CPU cores.
-#   bash docs/results/run_r9.sh sort|style|arithmetic   # runs/final/TASK -> docs/results/TASK/
+#   bash docs/results/run_r9.sh sort|style|arithmetic   # runs/final/TASK -> docs/results/r9/TASK/
 # The same runs were made before by run_final6/7/9.sh with --set-for (tests/launch/test_presets.py
 # checks that both give the same configs); where those runs are on disk, this script also checks
 # that every eval of the new runs equals theirs (runs are deterministic per seed).
@@ -16,10 +16,10 @@ for attempt in 1 2 3; do  # a sweep run again skips its complete runs and resume
     --strategies passive,ee_ts,bai_ts,xpo,apl --seeds 0,1,2,3,4 --parallel "${PARALLEL:-2}" \
     --out "runs/final/$task" && break
 done
-duel report "runs/final/$task" --out "docs/results/$task"
+duel report "runs/final/$task" --out "docs/results/r9/$task"
 top=5; [ "$task" = style ] && top=6
 python bench/pair_stats.py "runs/final/$task" --top "$top" \
-  --json "docs/results/$task/pair_stats.json" > "docs/results/$task/pair_stats.md"
+  --json "docs/results/r9/$task/pair_stats.json" > "docs/results/r9/$task/pair_stats.md"
 python - "$task" <<'PY'
 import sys
 from pathlib import Path

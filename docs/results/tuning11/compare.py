@@ -8,8 +8,8 @@ its bootstrap interval, its final with its interval, (b) and (c).
 import json
 from pathlib import Path
 
-SHIPPED = {"arithmetic": "docs/results/arithmetic", "reverse": "docs/results/heldout/report",
-           "sort": "docs/results/sort", "style": "docs/results/style"}
+SHIPPED = {"arithmetic": "docs/results/r9/arithmetic", "reverse": "docs/results/heldout/report",
+           "sort": "docs/results/r9/sort", "style": "docs/results/r9/style"}
 
 
 def groups(report_dir):

@@ -1,5 +1,5 @@
 """Round 12's finals against the shipped ones: the same ee_ts runs reported against passive at
-beta 0.1 (shipped, docs/results/TASK/ and the held-out reports) or at beta 0.2 (round 12,
+beta 0.1 (shipped, docs/results/r9/TASK/ and the held-out reports) or at beta 0.2 (round 12,
 docs/results/b2/TASK/). Per task: passive's final and check (c) drops; ee_ts's check (a) ratio
 with its bootstrap interval, (b), and its same-seed AUC and final differences from passive.
 
@@ -8,8 +8,8 @@ with its bootstrap interval, (b), and its same-seed AUC and final differences fr
 import json
 from pathlib import Path
 
-SHIPPED = {"arithmetic": "docs/results/arithmetic", "reverse": "docs/results/heldout/report-seeds10",
-           "sort": "docs/results/sort", "style": "docs/results/style"}
+SHIPPED = {"arithmetic": "docs/results/r9/arithmetic", "reverse": "docs/results/heldout/report-seeds10",
+           "sort": "docs/results/r9/sort", "style": "docs/results/r9/style"}
 
 
 def groups(report_dir):
