@@ -263,6 +263,16 @@ def synthetic_pairs(rewards: jax.Array, key: jax.Array, candidate_ids: jax.Array
     return jnp.stack([a, b], axis=1), jnp.mean(jax.nn.sigmoid(r_a - r_b), axis=0)
 
 
+def pair_probs(rewards, pairs) -> np.ndarray:
+    """The ensemble's P(a > b) for each prompt's pair: rewards [K, P, M], pairs [P, 2] ->
+    [P] float32 = mean_k sigma(r_k(a) - r_k(b)), the probability `synthetic_pairs` labels with."""
+    r = np.asarray(rewards, np.float64)
+    pairs = np.asarray(pairs, int)
+    rows = np.arange(r.shape[1])
+    d = r[:, rows, pairs[:, 0]] - r[:, rows, pairs[:, 1]]  # [K, P]
+    return np.mean(1.0 / (1.0 + np.exp(-d)), axis=0).astype(np.float32)
+
+
 def synthetic_mask(key: jax.Array, num_prompts: int, gamma: float, step: int, burn_in: int) -> np.ndarray:
     """[P] bool: which prompts the ERM labels. None before `burn_in` steps; after it,
     round(gamma * P) prompts chosen at random, but never all of them when gamma < 1: each call

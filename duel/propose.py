@@ -108,7 +108,7 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     the starting policy's per-token probabilities of the response (`duel.logprobs.token_prob_features`).
     """
     from duel.ensemble import rewards
-    from duel.explore import select_pairs, synthetic_mask, synthetic_pairs
+    from duel.explore import pair_probs, select_pairs, synthetic_mask, synthetic_pairs
 
     if unconfident not in ("ask", "drop"):
         raise ValueError(f"propose_pairs: unconfident must be 'ask' or 'drop', got {unconfident!r}")
@@ -163,4 +163,4 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     return PairBatch(candidates=cand, pairs=pairs, identical=identical, synthetic=synthetic,
                      strategy=strategy, diagnostics=diagnostics,
                      pair_ids=[pair_id(prompts.step, prompts.index + i) for i in rows],
-                     synthetic_prob=syn_prob)
+                     synthetic_prob=syn_prob, erm_prob=pair_probs(r, pairs))

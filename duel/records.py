@@ -87,6 +87,9 @@ class PairBatch:
     diagnostics: dict[str, float] = dataclasses.field(default_factory=dict)
     pair_ids: list[str] = dataclasses.field(default_factory=list)  # unique id per pair (ledger)
     synthetic_prob: np.ndarray | None = None  # [P] ERM P(a > b) for synthetic pairs
+    # [P] the ensemble's P(a > b) for every row's pair as chosen (mean over members), before any
+    # label: on the pairs the oracle answers it is an online check of the ensemble (a diagnostic)
+    erm_prob: np.ndarray | None = None
 
     @property
     def version(self) -> int:
@@ -99,7 +102,8 @@ class PairBatch:
             self, candidates=self.candidates.take(rows), pairs=self.pairs[rows],
             identical=self.identical[rows], synthetic=self.synthetic[rows],
             pair_ids=[self.pair_ids[i] for i in rows],
-            synthetic_prob=None if self.synthetic_prob is None else self.synthetic_prob[rows])
+            synthetic_prob=None if self.synthetic_prob is None else self.synthetic_prob[rows],
+            erm_prob=None if self.erm_prob is None else self.erm_prob[rows])
 
     @staticmethod
     def concat(parts: list["PairBatch"], pad_id: int = 0) -> "PairBatch":
@@ -187,9 +191,13 @@ def _concat_pairs(parts: list[PairBatch], pad_id: int = 0) -> PairBatch:
         diag[k] = float(max(vals)) if k.startswith("time_") else float(np.mean(vals))
     sp = [p.synthetic_prob if p.synthetic_prob is not None else np.full(len(p.pairs), np.nan, np.float32)
           for p in parts]
+    ep = [p.erm_prob if p.erm_prob is not None else np.full(len(p.pairs), np.nan, np.float32)
+          for p in parts]
     return PairBatch(candidates=cand, pairs=np.concatenate([p.pairs for p in parts]),
                      identical=np.concatenate([p.identical for p in parts]),
                      synthetic=np.concatenate([p.synthetic for p in parts]),
                      strategy=parts[0].strategy, diagnostics=diag,
                      pair_ids=[x for p in parts for x in p.pair_ids],
-                     synthetic_prob=np.concatenate(sp).astype(np.float32))
+                     synthetic_prob=np.concatenate(sp).astype(np.float32),
+                     erm_prob=None if all(p.erm_prob is None for p in parts)
+                     else np.concatenate(ep).astype(np.float32))

@@ -133,3 +133,26 @@ def synthetic_vs_gold(labeled: LabeledBatch, rewards) -> dict:
     if differ.any():
         out["synthetic_gold_agree"] = float(np.mean((ra > rb)[differ] == label[differ]))
     return out
+
+
+def ensemble_vs_oracle(labeled: LabeledBatch, oracle_rows: np.ndarray, sure_at: float) -> dict:
+    """The ensemble's prediction against the oracle's label on this step's oracle-labelled pairs
+    (`oracle_rows` [P] bool: answered, not synthetic, not identical), made before the label was
+    known, so it is a held-out check of the ensemble that needs no gold reward (a human oracle
+    too). Counts for the train row, which sum over steps:
+    {"erm_asked": pairs with a prediction, "erm_asked_agree": those whose preferred side
+     (P(a > b) > 0.5) is the oracle's label, "erm_asked_sure": those where the ensemble was at
+     least `sure_at` sure (as sure as it must be to label a pair itself), "erm_asked_sure_agree"};
+    {} without predictions or such pairs."""
+    prob = labeled.pairs.erm_prob
+    if prob is None:
+        return {}
+    prob = np.asarray(prob, np.float64)
+    rows = np.asarray(oracle_rows, bool) & ~np.isnan(prob)
+    if not rows.any():
+        return {}
+    p = prob[rows]
+    agree = (p > 0.5) == np.asarray(labeled.label, bool)[rows]
+    sure = np.maximum(p, 1.0 - p) >= sure_at
+    return {"erm_asked": float(rows.sum()), "erm_asked_agree": float(agree.sum()),
+            "erm_asked_sure": float(sure.sum()), "erm_asked_sure_agree": float((agree & sure).sum())}

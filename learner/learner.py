@@ -28,6 +28,7 @@ import ray
 from duel.digest import checksum, flat_weights
 from duel.keys import KEY_LEARN, step_key
 from learner.configs import erm_config, reference_schedule, train_config  # noqa: F401  (train_config: also imported from here)
+from learner.labeling import ensemble_vs_oracle
 from learner.steps import LearnerStep, RunCounters
 from learner.transport_ray import RayTransport
 
@@ -202,6 +203,7 @@ class Learner:
         t_ledger = time.perf_counter() - t0
         metrics = self._update_erm(labeled, real, step)
         metrics.update(self._synthetic_vs_gold(labeled))
+        metrics.update(ensemble_vs_oracle(labeled, real, self.cfg.mixed.min_confidence))
         metrics.update(self._update_policy(labeled, answered, real, step))
         self.counters = self.counters.after(labeled, step)
         metrics["time_ledger"] = t_ledger

@@ -261,3 +261,17 @@ def test_select_prompts_uncertainty_and_spread():
     assert select_prompts(r, x, 2, beta=0.1).tolist() == [0, 2]  # spread pushes 1 out
     seen = np.array([[0, 0]], np.float32)
     assert select_prompts(r, x, 1, beta=0.1, seen=seen).tolist() == [2]
+
+
+def test_pair_probs_is_the_member_mean_of_the_bt_probability_and_labels_synthetic_pairs():
+    from duel.explore import pair_probs, synthetic_pairs
+
+    rng = np.random.default_rng(3)
+    K, P, M = 5, 7, 4
+    r = rng.normal(size=(K, P, M)).astype(np.float32)
+    pairs = rng.integers(0, M, size=(P, 2))
+    want = [np.mean([1 / (1 + np.exp(-(r[k, p, pairs[p, 0]] - r[k, p, pairs[p, 1]]))) for k in range(K)])
+            for p in range(P)]
+    np.testing.assert_allclose(pair_probs(r, pairs), want, rtol=1e-6)
+    syn, prob = synthetic_pairs(jnp.asarray(r), jax.random.PRNGKey(0))
+    np.testing.assert_allclose(pair_probs(r, np.asarray(syn)), np.asarray(prob), rtol=1e-5)

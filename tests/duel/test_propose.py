@@ -52,3 +52,22 @@ def test_concat_pairs_keeps_which_candidates_came_from_the_reference():
 
     got = PairBatch.concat([part(2, 3, 3), part(1, 5, 0)]).candidates.from_reference
     np.testing.assert_array_equal(got, [[0, 0, 0, 1], [0, 0, 0, 1], [1, 0, 0, 0]])
+
+
+def test_take_and_concat_keep_the_ensembles_pair_probability():
+    from duel.records import CandidateBatch, PairBatch, PromptBatch
+
+    def part(P, erm_prob):
+        M, N = 2, 3
+        prompts = PromptBatch([f"p{i}" for i in range(P)], ["x"] * P, np.ones((P, 2), np.int32),
+                              np.ones((P, 2), np.int32))
+        z = np.zeros((P, M, N), np.float32)
+        cand = CandidateBatch(prompts, np.ones((P, M, N), np.int32), np.ones((P, M, N), np.int32), z, z,
+                              np.zeros((P, M, 3), np.float32), [[""] * M] * P, version=0)
+        return PairBatch(cand, np.zeros((P, 2), np.int32), np.zeros(P, bool), np.zeros(P, bool), "ee_ts",
+                         pair_ids=[f"s0-{i}" for i in range(P)], erm_prob=erm_prob)
+
+    both = PairBatch.concat([part(2, np.array([0.1, 0.7], np.float32)), part(1, None)])
+    np.testing.assert_array_equal(both.erm_prob, np.float32([0.1, 0.7, np.nan]))
+    np.testing.assert_array_equal(both.take(np.array([1])).erm_prob, np.float32([0.7]))
+    assert PairBatch.concat([part(1, None)]).erm_prob is None

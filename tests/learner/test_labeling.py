@@ -38,3 +38,20 @@ def test_no_synthetic_pairs_no_numbers_and_all_ties_no_agreement():
     texts = [["a", "b"], ["c", "d"]]
     assert synthetic_vs_gold(_labeled(texts, [[0, 1]] * 2, [0, 0], [1, 1]), gold) == {}
     assert synthetic_vs_gold(_labeled(texts, [[0, 1]] * 2, [1, 1], [1, 0]), gold) == {"synthetic_gold_ties": 1.0}
+
+
+def test_ensemble_vs_oracle_counts_agreement_on_oracle_rows_only():
+    from learner.labeling import ensemble_vs_oracle
+
+    texts = [["a", "b"]] * 6
+    lb = _labeled(texts, [[0, 1]] * 6, [0, 0, 0, 0, 1, 0], [1, 0, 1, 0, 1, 1])
+    # row 0: 0.9 and a preferred: agree, sure;  row 1: 0.8 but b preferred: disagree, sure
+    # row 2: 0.6 and a preferred: agree, unsure; row 3: 0.3, b preferred: agree, unsure
+    # row 4: synthetic (not an oracle row);      row 5: no prediction (NaN)
+    lb.pairs.erm_prob = np.array([0.9, 0.8, 0.6, 0.3, 0.99, np.nan], np.float32)
+    oracle_rows = ~np.asarray(lb.pairs.synthetic)
+    assert ensemble_vs_oracle(lb, oracle_rows, 0.75) == {
+        "erm_asked": 4.0, "erm_asked_agree": 3.0, "erm_asked_sure": 2.0, "erm_asked_sure_agree": 1.0}
+    assert ensemble_vs_oracle(lb, np.zeros(6, bool), 0.75) == {}
+    lb.pairs.erm_prob = None
+    assert ensemble_vs_oracle(lb, oracle_rows, 0.75) == {}
