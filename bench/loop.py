@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table, write_result
 
 PHASES = ("generate", "select", "oracle", "learn", "publish")
+# the loop alone: no eval, checkpoint, progress display or tensorboard (also bench/loop_profile.py)
+LOOP_SETTINGS = ("eval.every=0", "checkpoint.every=0", "logging.progress=false", "logging.tensorboard=false")
 
 
 def run_loop(args, pipeline: bool = True) -> dict:
@@ -49,8 +51,7 @@ def run_loop(args, pipeline: bool = True) -> dict:
     from duel.metrics import read_metrics
     from learner.loop import run_experiment
 
-    over = [f"steps={args.steps}", f"mode={args.mode}", "eval.every=0", "checkpoint.every=0",
-            "logging.progress=false", "logging.tensorboard=false", *args.set]
+    over = [f"steps={args.steps}", f"mode={args.mode}", *LOOP_SETTINGS, *args.set]
     cfg = load_config(args.config, over)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     ends: dict[int, float] = {}

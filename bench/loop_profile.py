@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import print_table, write_result
+from bench.loop import LOOP_SETTINGS
 
 OURS = ("(learner/", "(actors/", "(duel/")
 ROLES = ("Learner", "Generator", "Oracle")
@@ -98,8 +99,7 @@ def main(argv=None) -> int:
     from launch.presets import load_config
     from learner.loop import init_ray, run_experiment
 
-    cfg = load_config(a.config, [f"steps={a.steps}", "mode=sync", "eval.every=0", "checkpoint.every=0",
-                                 "logging.progress=false", "logging.tensorboard=false", *a.set])
+    cfg = load_config(a.config, [f"steps={a.steps}", "mode=sync", *LOOP_SETTINGS, *a.set])
     tmp = Path(tempfile.mkdtemp(prefix="duel-loop-profile-"))
     spies: list[tuple[str, int, Path, subprocess.Popen]] = []
     window: dict = {"ends": []}
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"the run ended before {a.duration} s were sampled: raise --steps")
     steps = len(window["ends"])
     seconds = window["t1"] - window["t0"]
-    per_step = 1e3 / steps  # ms per step of one second's worth of samples spread over the steps
+    wall_ms = 1e3 * seconds / steps
 
     rows, split = [], {}
     for name, pid, raw, _ in spies:
@@ -154,18 +154,17 @@ def main(argv=None) -> int:
             if label:
                 counts[label] += n
         total = sum(counts.values())
-        # samples cover the sampler's own window; scale to ms per step of the measured window
-        ms = {k: seconds * per_step * v / total for k, v in counts.most_common()}
+        # each state's share of the process's samples, as ms of the window's mean step
+        ms = {k: wall_ms * v / total for k, v in counts.most_common()}
         split[name] = ms
-        for k, v in ms.items():
-            rows.append({"process": name, "state": k, "ms per step": v, "% of step": 100 * v / (seconds * per_step)})
+        for k, v in counts.most_common():
+            rows.append({"process": name, "state": k, "ms per step": ms[k], "% of step": 100 * v / total})
 
     cpu = defaultdict(float)
     for pid, (nm, t1) in window["cpu1"].items():
         t0 = window["cpu0"].get(pid, (nm, 0.0))[1]
         cpu[nm] += t1 - t0
     cpu_ms = {k: 1e3 * v / steps for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v > 0}
-    wall_ms = 1e3 * seconds / steps
     before = window["before"][10:]  # steps 11 .. start, unsampled (the first ones compile)
     wall_before_ms = 1e3 * (before[-1] - before[0]) / (len(before) - 1)
     write_result("loop_profile", {

@@ -258,19 +258,19 @@ def synthetic_pairs(rewards: jax.Array, key: jax.Array, candidate_ids: jax.Array
     r_k = jnp.take_along_axis(r, k[None, :, None], axis=0)[0]
     a = jnp.argmax(r_k, axis=-1).astype(jnp.int32)
     b = _argmax_masked(-r_k, _others(ids, a))
-    r_a = jnp.take_along_axis(r, a[None, :, None], axis=2)[..., 0]
-    r_b = jnp.take_along_axis(r, b[None, :, None], axis=2)[..., 0]
-    return jnp.stack([a, b], axis=1), jnp.mean(jax.nn.sigmoid(r_a - r_b), axis=0)
+    pairs = jnp.stack([a, b], axis=1)
+    return pairs, pair_probs(r, pairs)
 
 
-def pair_probs(rewards, pairs) -> np.ndarray:
-    """The ensemble's P(a > b) for each prompt's pair: rewards [K, P, M], pairs [P, 2] ->
-    [P] float32 = mean_k sigma(r_k(a) - r_k(b)), the probability `synthetic_pairs` labels with."""
-    r = np.asarray(rewards, np.float64)
-    pairs = np.asarray(pairs, int)
-    rows = np.arange(r.shape[1])
-    d = r[:, rows, pairs[:, 0]] - r[:, rows, pairs[:, 1]]  # [K, P]
-    return np.mean(1.0 / (1.0 + np.exp(-d)), axis=0).astype(np.float32)
+@jax.jit
+def pair_probs(rewards: jax.Array, pairs: jax.Array) -> jax.Array:
+    """The ensemble's P(a > b) for each prompt's pair: rewards [K, P, M], pairs [P, 2] (a, b) ->
+    [P] = mean_k sigma(r_k(a) - r_k(b)), the probability `synthetic_pairs` labels with."""
+    r = jnp.asarray(rewards, jnp.float32)
+    pairs = jnp.asarray(pairs, jnp.int32)
+    r_a = jnp.take_along_axis(r, pairs[None, :, 0:1], axis=2)[..., 0]
+    r_b = jnp.take_along_axis(r, pairs[None, :, 1:2], axis=2)[..., 0]
+    return jnp.mean(jax.nn.sigmoid(r_a - r_b), axis=0)
 
 
 def synthetic_mask(key: jax.Array, num_prompts: int, gamma: float, step: int, burn_in: int) -> np.ndarray:

@@ -163,4 +163,4 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     return PairBatch(candidates=cand, pairs=pairs, identical=identical, synthetic=synthetic,
                      strategy=strategy, diagnostics=diagnostics,
                      pair_ids=[pair_id(prompts.step, prompts.index + i) for i in rows],
-                     synthetic_prob=syn_prob, erm_prob=pair_probs(r, pairs))
+                     synthetic_prob=syn_prob, erm_prob=np.asarray(pair_probs(r, pairs), np.float32))

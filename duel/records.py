@@ -189,15 +189,13 @@ def _concat_pairs(parts: list[PairBatch], pad_id: int = 0) -> PairBatch:
     for k in parts[0].diagnostics:
         vals = [p.diagnostics[k] for p in parts if k in p.diagnostics]
         diag[k] = float(max(vals)) if k.startswith("time_") else float(np.mean(vals))
-    sp = [p.synthetic_prob if p.synthetic_prob is not None else np.full(len(p.pairs), np.nan, np.float32)
-          for p in parts]
-    ep = [p.erm_prob if p.erm_prob is not None else np.full(len(p.pairs), np.nan, np.float32)
-          for p in parts]
+    def probs(name: str) -> np.ndarray:  # a [P] probability column; NaN where a shard has none
+        return np.concatenate([np.full(len(p.pairs), np.nan, np.float32) if getattr(p, name) is None
+                               else getattr(p, name) for p in parts]).astype(np.float32)
+
     return PairBatch(candidates=cand, pairs=np.concatenate([p.pairs for p in parts]),
                      identical=np.concatenate([p.identical for p in parts]),
                      synthetic=np.concatenate([p.synthetic for p in parts]),
                      strategy=parts[0].strategy, diagnostics=diag,
                      pair_ids=[x for p in parts for x in p.pair_ids],
-                     synthetic_prob=np.concatenate(sp).astype(np.float32),
-                     erm_prob=None if all(p.erm_prob is None for p in parts)
-                     else np.concatenate(ep).astype(np.float32))
+                     synthetic_prob=probs("synthetic_prob"), erm_prob=probs("erm_prob"))

@@ -70,4 +70,5 @@ def test_take_and_concat_keep_the_ensembles_pair_probability():
     both = PairBatch.concat([part(2, np.array([0.1, 0.7], np.float32)), part(1, None)])
     np.testing.assert_array_equal(both.erm_prob, np.float32([0.1, 0.7, np.nan]))
     np.testing.assert_array_equal(both.take(np.array([1])).erm_prob, np.float32([0.7]))
-    assert PairBatch.concat([part(1, None)]).erm_prob is None
+    assert PairBatch.concat([part(1, None)]).erm_prob is None  # one shard: the batch itself
+    np.testing.assert_array_equal(PairBatch.concat([part(1, None), part(2, None)]).erm_prob, np.full(3, np.nan, np.float32))
