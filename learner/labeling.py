@@ -117,8 +117,12 @@ def synthetic_vs_gold(labeled: LabeledBatch, rewards) -> dict:
     """The ERM's synthetic labels against a gold reward `rewards(prompts, responses) -> [n]`:
     {"synthetic_gold_ties": share of synthetic pairs with equal gold rewards,
      "synthetic_gold_agree": share of the others whose label (the response the policy is
-     trained towards) has the higher gold reward} over the synthetic rows with a label ({}
-     without any; no "agree" when every pair ties)."""
+     trained towards) has the higher gold reward,
+     "synthetic_gold_chosen": mean gold reward of that response,
+     "synthetic_gold_mean": mean gold reward of all the prompt's candidates (the policy's level),
+     "synthetic_gold_best": mean of the prompt's best candidate's gold reward (what the pair
+     could have taught at most)} over the synthetic rows with a label ({} without any; no
+     "agree" when every pair ties)."""
     pb = labeled.pairs
     syn = np.flatnonzero(labeled.erm_labelled)
     if not len(syn):
@@ -128,8 +132,13 @@ def synthetic_vs_gold(labeled: LabeledBatch, rewards) -> dict:
     ra = np.asarray(rewards(prompts, [c.texts[p][pb.pairs[p, 0]] for p in syn]), np.float64)
     rb = np.asarray(rewards(prompts, [c.texts[p][pb.pairs[p, 1]] for p in syn]), np.float64)
     label = np.asarray(labeled.label, bool)[syn]
+    M = len(c.texts[syn[0]])
+    every = np.asarray(rewards([q for q in prompts for _ in range(M)],
+                               [t for p in syn for t in c.texts[p]]), np.float64).reshape(len(syn), M)
     differ = ra != rb
-    out = {"synthetic_gold_ties": float(np.mean(~differ))}
+    out = {"synthetic_gold_ties": float(np.mean(~differ)),
+           "synthetic_gold_chosen": float(np.mean(np.where(label, ra, rb))),
+           "synthetic_gold_mean": float(np.mean(every)), "synthetic_gold_best": float(np.mean(every.max(axis=1)))}
     if differ.any():
         out["synthetic_gold_agree"] = float(np.mean((ra > rb)[differ] == label[differ]))
     return out

@@ -32,12 +32,17 @@ def test_agreement_counts_synthetic_pairs_whose_label_has_the_higher_gold_reward
                                      [1, 1, 1, 0, 1], [1, 1, 0, 1, 0]), gold)
     assert out["synthetic_gold_ties"] == pytest.approx(1 / 4)
     assert out["synthetic_gold_agree"] == pytest.approx(2 / 3)
+    # chosen: "aaa", "b", the second "cc", "eee"; all candidates of rows 0, 1, 2, 4; their best
+    assert out["synthetic_gold_chosen"] == pytest.approx((3 + 1 + 2 + 3) / 4)
+    assert out["synthetic_gold_mean"] == pytest.approx((6 + 6 + 5 + 6) / 12)
+    assert out["synthetic_gold_best"] == pytest.approx((3 + 3 + 2 + 3) / 4)
 
 
 def test_no_synthetic_pairs_no_numbers_and_all_ties_no_agreement():
     texts = [["a", "b"], ["c", "d"]]
     assert synthetic_vs_gold(_labeled(texts, [[0, 1]] * 2, [0, 0], [1, 1]), gold) == {}
-    assert synthetic_vs_gold(_labeled(texts, [[0, 1]] * 2, [1, 1], [1, 0]), gold) == {"synthetic_gold_ties": 1.0}
+    assert synthetic_vs_gold(_labeled(texts, [[0, 1]] * 2, [1, 1], [1, 0]), lambda p, r: [1] * len(r)) == {
+        "synthetic_gold_ties": 1.0, "synthetic_gold_chosen": 1.0, "synthetic_gold_mean": 1.0, "synthetic_gold_best": 1.0}
 
 
 def test_ensemble_vs_oracle_counts_agreement_on_oracle_rows_only():

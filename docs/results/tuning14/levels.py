@@ -1,0 +1,70 @@
+"""What ee_ts's labels teach, by gold reward (docs/results/tuning14/PLAN.md, part 3): per task and
+third of the budget, the mean gold reward of the response each synthetic label prefers, of all
+candidates of those prompts (the policy's level) and of each prompt's best candidate (train rows'
+synthetic_gold_*), the synthetic labels' agreement with gold; and the same for the paid pairs (from
+the ledger: the oracle-preferred response, both responses). Also checks that each `arithmetic`
+run's evals equal part 1's run of the same seed (the new train-row fields change no training).
+
+    bash docs/results/tuning14/run_levels.sh && python docs/results/tuning14/levels.py
+"""
+from pathlib import Path
+
+import numpy as np
+
+from actors.oracle import OracleSpec
+from duel.config import load_config
+from duel.ledger import read_ledger
+from duel.metrics import read_metrics
+from duel.oracles import make_oracle
+from duel.report import load_run
+from learner.setup import resolve_task
+
+THIRDS = ((0, 160), (160, 320), (320, 640))
+
+
+def gold_fn(run):
+    cfg = load_config(run / "config.yaml")
+    return make_oracle(OracleSpec.from_config(cfg).oracle_config(), task=resolve_task(cfg)).rewards
+
+
+def evals(d):
+    return [(r["queries"], r.get("expected_win_rate")) for r in load_run(d).evals]
+
+
+print("| task | queries | synthetic: agree | chosen | candidates' mean | best | paid: preferred | paid: both |")
+print("|---|---|---|---|---|---|---|---|")
+for task in ("arithmetic", "sort"):
+    runs = sorted(Path(f"runs/tuning14/levels-{task}").glob("ee_ts-s*"))
+    if not runs:
+        continue
+    rows = {r: read_metrics(r, "train") for r in runs}
+    led = {r: read_ledger(r) for r in runs}
+    gold = gold_fn(runs[0])
+    for lo, hi in THIRDS:
+        tr = [x for r in runs for x in rows[r] if lo < x["queries"] <= hi]
+        m = {k: np.nanmean([x.get(k, np.nan) for x in tr]) for k in
+             ("synthetic_gold_agree", "synthetic_gold_chosen", "synthetic_gold_mean", "synthetic_gold_best")}
+        # the ledger's queries in this third: entry i (0-based, in order) is query i + 1
+        es = [e for r in runs for i, e in enumerate(led[r]) if lo < i + 1 <= hi]
+        ra = np.asarray(gold([e.prompt for e in es], [e.response_a for e in es]), float)
+        rb = np.asarray(gold([e.prompt for e in es], [e.response_b for e in es]), float)
+        lab = np.array([e.label for e in es], bool)
+        print(f"| `{task}` | {lo}-{hi} | {m['synthetic_gold_agree']:.3f} | {m['synthetic_gold_chosen']:.3f} | "
+              f"{m['synthetic_gold_mean']:.3f} | {m['synthetic_gold_best']:.3f} | "
+              f"{np.mean(np.where(lab, ra, rb)):.3f} | {np.mean((ra + rb) / 2):.3f} |")
+# passive's paid pairs, same seeds (part 1's runs): the level of a policy trained on oracle labels alone
+runs = [Path(f"runs/tuning14/arithmetic-base/passive-s{s}") for s in (100, 101)]
+if all(r.is_dir() for r in runs):
+    led = {r: read_ledger(r) for r in runs}
+    gold = gold_fn(runs[0])
+    for lo, hi in THIRDS:
+        es = [e for r in runs for i, e in enumerate(led[r]) if lo < i + 1 <= hi]
+        ra = np.asarray(gold([e.prompt for e in es], [e.response_a for e in es]), float)
+        rb = np.asarray(gold([e.prompt for e in es], [e.response_b for e in es]), float)
+        lab = np.array([e.label for e in es], bool)
+        print(f"| `arithmetic`, passive | {lo}-{hi} | – | – | – | – | {np.mean(np.where(lab, ra, rb)):.3f} | "
+              f"{np.mean((ra + rb) / 2):.3f} |")
+for r in sorted(Path("runs/tuning14/levels-arithmetic").glob("ee_ts-s*")):
+    prev = Path("runs/tuning14/arithmetic-base") / r.name
+    if prev.is_dir():
+        print(f"{r.name}: evals equal part 1's run: {'yes' if evals(r) == evals(prev) else 'NO'}")
