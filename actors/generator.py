@@ -51,6 +51,7 @@ class GeneratorSpec:
     burn_in: int = 0  # ... from this step on
     min_confidence: float = 0.5  # ... where the ensemble is this sure (mixed.min_confidence)
     unconfident: str = "ask"  # ... else "ask" the oracle or "drop" the prompt (mixed.unconfident)
+    synthetic_by: str = "member"  # ... best vs worst under one member or the members' mean (mixed.pair)
     beta: float = 0.1  # loss beta (apl's implicit reward margin)
     # duel.sampling.SamplingParams of the `sampling:` section; its stop_token_ids () = the model's
     # eos tokens, pad_token_id None = the model's pad id, or 0 (the generator fills both in)
@@ -72,7 +73,8 @@ class GeneratorSpec:
         spec = cls(seed=cfg.seed, candidates=cfg.candidates, strategy=cfg.explore.strategy,
                    explore_options=dict(cfg.explore.options), gamma=cfg.mixed.gamma,
                    burn_in=cfg.mixed.burn_in, min_confidence=cfg.mixed.min_confidence,
-                   unconfident=cfg.mixed.unconfident, beta=cfg.loss.beta, sampling=sampling,
+                   unconfident=cfg.mixed.unconfident, synthetic_by=cfg.mixed.pair,
+                   beta=cfg.loss.beta, sampling=sampling,
                    compute_dtype=cfg.policy.compute_dtype,
                    encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None,
                    lora=lora_spec(cfg.policy),
@@ -177,7 +179,7 @@ class GeneratorCore:
             candidates=s.candidates, strategy=s.strategy, version=self.version,
             tokenizer=self.tokenizer, explore_options=s.explore_options,
             gamma=s.gamma, mixed_active=s.mixed_active(step), min_confidence=s.min_confidence,
-            unconfident=s.unconfident, beta=s.beta,
+            unconfident=s.unconfident, synthetic_by=s.synthetic_by, beta=s.beta,
             feature_encoder=self.feature_encoder, feature_fn=self.gold_features,
             token_probs=self.spec.token_probs)
         pb.diagnostics["time_load"] = t_load

@@ -164,6 +164,10 @@ class MixedConfig:
     # a prompt whose ERM label is less sure: "ask" the oracle about the strategy's pair instead
     # (a paid query), or "drop" it from the step (no label, no query)
     unconfident: Literal["ask", "drop"] = "ask"
+    # which pair the ERM labels: "member", the best and worst candidate under one sampled member
+    # (Thompson-like, the default); "mean", the best and worst under the members' mean reward (the
+    # ensemble's own estimate: exploration is the paid pair's job)
+    pair: Literal["member", "mean"] = "member"
 
 
 @dataclasses.dataclass(frozen=True)

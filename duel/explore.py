@@ -246,16 +246,23 @@ def select_pairs(strategy: str, rewards, key: jax.Array, **opts):
 # ---- mixed preference learning (SEA) ---------------------------------------------------------
 
 
-@jax.jit
-def synthetic_pairs(rewards: jax.Array, key: jax.Array, candidate_ids: jax.Array | None = None):
-    """ERM-labelled pairs: under a sampled member k, a = argmax r_k and b = argmin r_k (the
-    largest margin) -> (pairs [P, 2] int32, prob_a [P] = mean_k sigma(r_k(a) - r_k(b))).
-    These never go to the oracle; count them apart from queries (PairBatch.synthetic)."""
+@functools.partial(jax.jit, static_argnames=("by",))
+def synthetic_pairs(rewards: jax.Array, key: jax.Array, candidate_ids: jax.Array | None = None,
+                    by: str = "member"):
+    """ERM-labelled pairs: under a sampled member k (`by="member"`) or the members' mean reward
+    (`by="mean"`, `key` unused), a = argmax r and b = argmin r (the largest margin) -> (pairs
+    [P, 2] int32, prob_a [P] = mean_k sigma(r_k(a) - r_k(b))). These never go to the oracle;
+    count them apart from queries (PairBatch.synthetic)."""
+    if by not in ("member", "mean"):
+        raise ValueError(f"synthetic_pairs: by must be 'member' or 'mean', got {by!r}")
     r = jnp.asarray(rewards, jnp.float32)
     K, P, M = r.shape
     ids = jnp.broadcast_to(jnp.arange(M), (P, M)) if candidate_ids is None else candidate_ids
-    k = jax.random.randint(key, (P,), 0, K)
-    r_k = jnp.take_along_axis(r, k[None, :, None], axis=0)[0]
+    if by == "mean":
+        r_k = jnp.mean(r, axis=0)
+    else:
+        k = jax.random.randint(key, (P,), 0, K)
+        r_k = jnp.take_along_axis(r, k[None, :, None], axis=0)[0]
     a = jnp.argmax(r_k, axis=-1).astype(jnp.int32)
     b = _argmax_masked(-r_k, _others(ids, a))
     pairs = jnp.stack([a, b], axis=1)

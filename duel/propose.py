@@ -93,11 +93,12 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
                   explore_options: dict | None = None, gamma: float = 0.0,
                   mixed_active: bool = False, min_confidence: float = 0.5, unconfident: str = "ask",
                   beta: float = 0.1, feature_encoder=None, feature_fn=None,
-                  token_probs: bool = False) -> PairBatch:
+                  token_probs: bool = False, synthetic_by: str = "member") -> PairBatch:
     """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
 
     With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
-    (`duel.explore.synthetic_pairs`: best vs worst under a sampled member) instead of the
+    (`duel.explore.synthetic_pairs`: best vs worst under a sampled member, or under the members'
+    mean with `synthetic_by="mean"`, config `mixed.pair`) instead of the
     strategy's pair, flagged `synthetic` with the ensemble's P(a > b) in `synthetic_prob`.
     Where the ensemble is less sure than `min_confidence` (max(P, 1 - P) below it), the prompt
     keeps the strategy's pair for the oracle (`unconfident="ask"`) or stays synthetic with
@@ -141,7 +142,7 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     syn_prob = np.full(P, np.nan, np.float32)
     unsure = 0.0
     if synthetic.any():
-        syn_pairs, prob = synthetic_pairs(r, k_syn, jnp.asarray(ids))
+        syn_pairs, prob = synthetic_pairs(r, k_syn, jnp.asarray(ids), by=synthetic_by)
         prob = np.asarray(prob, np.float32)
         sure = np.maximum(prob, 1.0 - prob) >= min_confidence
         unsure = float(np.mean(~sure[synthetic]))

@@ -206,3 +206,25 @@ def test_mixed_preference_uses_only_labels_the_ensemble_is_sure_of(core, model_d
     np.testing.assert_array_equal(drop.synthetic_prob[sure_rows], sea.synthetic_prob[sure_rows])
     share = unsure.sum() / 4
     assert ask.diagnostics["erm_unsure"] == drop.diagnostics["erm_unsure"] == share
+
+
+def test_mixed_pair_mean_labels_the_best_and_worst_under_the_members_mean(core, model_dir):
+    """mixed.pair: mean reaches the generator (GeneratorSpec.from_config) and its synthetic rows
+    hold the argmax / argmin of the members' mean reward of their candidates' features."""
+    from duel.config import load_config
+    from duel.ensemble import rewards
+
+    cfg = load_config(None, ["mixed.pair=mean", "mixed.gamma=0.5"])
+    assert GeneratorSpec.from_config(cfg).synthetic_by == "mean"
+    assert GeneratorSpec.from_config(load_config(None, [])).synthetic_by == "member"
+    batch = _prompts(core, [f"{i}+{j}=" for i in range(1, 5) for j in (2, 7)])  # 8 prompts
+    g = GeneratorCore(model_dir, dataclasses.replace(SPEC, gamma=0.5, burn_in=0, synthetic_by="mean"))
+    g.load(_weights(core, 1, scale=0.7), 1)
+    pb = g.step(batch, 1, 0)
+    assert pb.synthetic.sum() == 4
+    mean = np.asarray(rewards(g.erm_params, pb.candidates.features)).mean(axis=0)  # [P, M]
+    rows = np.flatnonzero(pb.synthetic)
+    r = mean[rows]
+    a, b = pb.pairs[rows, 0], pb.pairs[rows, 1]
+    np.testing.assert_allclose(r[np.arange(len(rows)), a], r.max(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(r[np.arange(len(rows)), b], r.min(axis=1), rtol=1e-6)

@@ -243,6 +243,28 @@ def test_synthetic_pairs_largest_margin_under_a_member():
     assert m.sum() == 3 and m.dtype == bool
 
 
+def test_synthetic_pairs_by_the_members_mean():
+    """mixed.pair: mean: best and worst candidate under the members' mean reward, the label's
+    probability unchanged (the members' mean of the BT probability of that pair)."""
+    _, r, _ = _rand(11)
+    pairs, prob = synthetic_pairs(jnp.asarray(r), jax.random.key(5), by="mean")
+    pairs, prob = np.asarray(pairs), np.asarray(prob)
+    mean = r.mean(axis=0)
+    np.testing.assert_array_equal(pairs[:, 0], mean.argmax(axis=1))
+    np.testing.assert_array_equal(pairs[:, 1], mean.argmin(axis=1))
+    a, b = pairs[:, 0], pairs[:, 1]
+    rows = np.arange(P)
+    ref = np.mean(1 / (1 + np.exp(-(r[:, rows, a] - r[:, rows, b]))), axis=0)
+    np.testing.assert_allclose(prob, ref, rtol=1e-5)
+    # the key plays no part; a member's pair differs from the mean's on some prompt
+    again, _ = synthetic_pairs(jnp.asarray(r), jax.random.key(6), by="mean")
+    np.testing.assert_array_equal(np.asarray(again), pairs)
+    member, _ = synthetic_pairs(jnp.asarray(r), jax.random.key(5))
+    assert (np.asarray(member) != pairs).any()
+    with pytest.raises(ValueError, match="by must be 'member' or 'mean'"):
+        synthetic_pairs(jnp.asarray(r), jax.random.key(5), by="best")
+
+
 def test_synthetic_mask_always_leaves_the_oracle_a_prompt():
     # 0.9375 x 8 = 7.5 rounds to 8: every prompt of a generator's share would be ERM-labelled and
     # no query paid again (a tuning run looped to its step cap at 80 queries); at least one stays

@@ -26,7 +26,7 @@ def measure(task, name):
 task = sys.argv[1] if len(sys.argv) > 1 else "arithmetic"
 names = ["D"] + (sys.argv[2:] or ["L2"])
 res = {}
-print(f"`{task}`, seeds 100-103 | ratio [95%] | final | AUC | passive final | passive drops after 1/5")
+print(f"| `{task}`, seeds 100-103 | ratio [95%] | final | AUC | passive final | passive drops after 1/5")
 print("|---|---|---|---|---|---|")
 for n in names:
     r = res[n] = measure(task, n)

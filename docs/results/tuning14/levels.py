@@ -5,7 +5,8 @@ synthetic_gold_*), the synthetic labels' agreement with gold; and the same for t
 the ledger: the oracle-preferred response, both responses). Also checks that each `arithmetic`
 run's evals equal part 1's run of the same seed (the new train-row fields change no training).
 
-    bash docs/results/tuning14/run_levels.sh && python docs/results/tuning14/levels.py
+    bash docs/results/tuning14/run_levels.sh
+    PYTHONPATH=docs/results/heldout python docs/results/tuning14/levels.py   # reverse's task module
 """
 from pathlib import Path
 
@@ -31,9 +32,9 @@ def evals(d):
     return [(r["queries"], r.get("expected_win_rate")) for r in load_run(d).evals]
 
 
-print("| task | queries | synthetic: agree | chosen | candidates' mean | best | paid: preferred | paid: both |")
-print("|---|---|---|---|---|---|---|---|")
-for task in ("arithmetic", "sort"):
+print("| task | queries | synthetic: agree | chosen | candidates' mean | best | (chosen − mean) / (best − mean) | paid: preferred | paid: both |")
+print("|---|---|---|---|---|---|---|---|---|")
+for task in ("sort", "arithmetic", "style", "reverse"):
     runs = sorted(Path(f"runs/tuning14/levels-{task}").glob("ee_ts-s*"))
     if not runs:
         continue
@@ -51,6 +52,7 @@ for task in ("arithmetic", "sort"):
         lab = np.array([e.label for e in es], bool)
         print(f"| `{task}` | {lo}-{hi} | {m['synthetic_gold_agree']:.3f} | {m['synthetic_gold_chosen']:.3f} | "
               f"{m['synthetic_gold_mean']:.3f} | {m['synthetic_gold_best']:.3f} | "
+              f"{(m['synthetic_gold_chosen'] - m['synthetic_gold_mean']) / (m['synthetic_gold_best'] - m['synthetic_gold_mean']):.2f} | "
               f"{np.mean(np.where(lab, ra, rb)):.3f} | {np.mean((ra + rb) / 2):.3f} |")
 # passive's paid pairs, same seeds (part 1's runs): the level of a policy trained on oracle labels alone
 runs = [Path(f"runs/tuning14/arithmetic-base/passive-s{s}") for s in (100, 101)]
@@ -62,7 +64,7 @@ if all(r.is_dir() for r in runs):
         ra = np.asarray(gold([e.prompt for e in es], [e.response_a for e in es]), float)
         rb = np.asarray(gold([e.prompt for e in es], [e.response_b for e in es]), float)
         lab = np.array([e.label for e in es], bool)
-        print(f"| `arithmetic`, passive | {lo}-{hi} | – | – | – | – | {np.mean(np.where(lab, ra, rb)):.3f} | "
+        print(f"| `arithmetic`, passive | {lo}-{hi} | – | – | – | – | – | {np.mean(np.where(lab, ra, rb)):.3f} | "
               f"{np.mean((ra + rb) / 2):.3f} |")
 for r in sorted(Path("runs/tuning14/levels-arithmetic").glob("ee_ts-s*")):
     prev = Path("runs/tuning14/arithmetic-base") / r.name
