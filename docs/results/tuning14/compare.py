@@ -4,6 +4,7 @@ B2's 4-seed mean final on the 4-seed mean curve, over B2's) [95% bootstrap over 
 4-seed mean final and AUC, passive's drops after the first fifth, and part 1's rule.
 
     python docs/results/tuning14/compare.py [TASK [NAME ...]]   # runs/tuning14/TASK-{base,NAME}
+    python docs/results/tuning14/compare.py rule MP             # part 4's rule over three tasks
 """
 import sys
 
@@ -23,6 +24,19 @@ def measure(task, name):
                 auc=e["auc"]["mean"], pfinal=p["final"]["mean"], pdrops=len(p["no_collapse"]["drops"]))
 
 
+if len(sys.argv) > 1 and sys.argv[1] == "rule":  # part 4's rule over the three tuning tasks
+    name = sys.argv[2] if len(sys.argv) > 2 else "MP"
+    tasks = ("arithmetic", "sort", "style")
+    d = {t: measure(t, "D") for t in tasks}
+    c = {t: measure(t, name) for t in tasks}
+    dmean = sum(d[t]["ratio"] for t in tasks) / 3
+    cmean = sum(c[t]["ratio"] for t in tasks) / 3
+    for t in tasks:
+        print(f"{t}: {name} x{c[t]['ratio']:.3f} final {c[t]['final']:.3f} | D x{d[t]['ratio']:.3f} final {d[t]['final']:.3f}")
+    ok = (cmean <= dmean - 0.05 and all(c[t]["ratio"] <= d[t]["ratio"] + 0.05 for t in tasks)
+          and all(c[t]["final"] >= d[t]["final"] - 0.01 for t in tasks))
+    print(f"{name}: mean ratio {cmean:.3f} (D {dmean:.3f}) -> {'qualifies' if ok else 'does not qualify'}")
+    sys.exit(0)
 task = sys.argv[1] if len(sys.argv) > 1 else "arithmetic"
 names = ["D"] + (sys.argv[2:] or ["L2"])
 res = {}

@@ -66,6 +66,21 @@ if all(r.is_dir() for r in runs):
         lab = np.array([e.label for e in es], bool)
         print(f"| `arithmetic`, passive | {lo}-{hi} | – | – | – | – | – | {np.mean(np.where(lab, ra, rb)):.3f} | "
               f"{np.mean((ra + rb) / 2):.3f} |")
+# part 4: the same measure under mixed.pair=mean (MP), seeds 100-101 of its runs, whole run
+print()
+print("| task | D: chosen share of the lift | MP: chosen share | D: synthetic agree | MP: synthetic agree |")
+print("|---|---|---|---|---|")
+for task in ("sort", "arithmetic", "style"):
+    cells = []
+    for d in (f"runs/tuning14/levels-{task}", f"runs/tuning14/{task}-MP"):
+        rs = [x for s in (100, 101) if (Path(d) / f"ee_ts-s{s}").is_dir()
+              for x in read_metrics(Path(d) / f"ee_ts-s{s}", "train")]
+        m = {k: np.nanmean([x.get(k, np.nan) for x in rs]) for k in
+             ("synthetic_gold_agree", "synthetic_gold_chosen", "synthetic_gold_mean", "synthetic_gold_best")}
+        cells.append(((m["synthetic_gold_chosen"] - m["synthetic_gold_mean"])
+                      / (m["synthetic_gold_best"] - m["synthetic_gold_mean"]), m["synthetic_gold_agree"]))
+    print(f"| `{task}` | {cells[0][0]:.2f} | {cells[1][0]:.2f} | {cells[0][1]:.3f} | {cells[1][1]:.3f} |")
+print()
 for r in sorted(Path("runs/tuning14/levels-arithmetic").glob("ee_ts-s*")):
     prev = Path("runs/tuning14/arithmetic-base") / r.name
     if prev.is_dir():
