@@ -128,13 +128,12 @@ def synthetic_vs_gold(labeled: LabeledBatch, rewards) -> dict:
     if not len(syn):
         return {}
     c = pb.candidates
-    prompts = [c.prompts.texts[p] for p in syn]
-    ra = np.asarray(rewards(prompts, [c.texts[p][pb.pairs[p, 0]] for p in syn]), np.float64)
-    rb = np.asarray(rewards(prompts, [c.texts[p][pb.pairs[p, 1]] for p in syn]), np.float64)
-    label = np.asarray(labeled.label, bool)[syn]
     M = len(c.texts[syn[0]])
-    every = np.asarray(rewards([q for q in prompts for _ in range(M)],
+    every = np.asarray(rewards([c.prompts.texts[p] for p in syn for _ in range(M)],
                                [t for p in syn for t in c.texts[p]]), np.float64).reshape(len(syn), M)
+    rows = np.arange(len(syn))
+    ra, rb = every[rows, pb.pairs[syn, 0]], every[rows, pb.pairs[syn, 1]]
+    label = np.asarray(labeled.label, bool)[syn]
     differ = ra != rb
     out = {"synthetic_gold_ties": float(np.mean(~differ)),
            "synthetic_gold_chosen": float(np.mean(np.where(label, ra, rb))),
