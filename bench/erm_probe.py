@@ -24,7 +24,7 @@ arithmetic only), and `gold` (any task: the gold reward itself, as `erm.features
 From the starting policy's per-token log-probs by position: `lp_pos`, `p_pos` (2 p - 1, what
 `erm.features: hidden_probs` adds), `mean_nostop+p_pos` (unweighted) and `hidden_probs` (the
 library's, weighted); `h_pos` (per-position hidden states, flattened), `emb_mean` (mean input
-embedding), `hidden+emb`; NAME_z for the z-scored ones.
+embedding), `hidden+emb`, `max` (max-pooled hidden states over the response), `hidden+max`; NAME_z for the z-scored ones.
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
 `--encoder NAME=PATH` (repeatable) adds the feature `enc:NAME`: phi from that model directory as
 `erm.encoder: PATH` gives it (duel.propose.frozen_pass on the same candidates; checked with
@@ -172,6 +172,9 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
                 # a bag of words through the embedding table: mean input embedding of the response
                 "emb_mean": (e * w).sum(1) / jnp.maximum(w.sum(1), 1.0),
                 "mean": (h * w).sum(1) / jnp.maximum(w.sum(1), 1.0),
+                # max over response tokens (each unit's strongest activation: a presence read
+                # that a mean dilutes with length); 0 for an empty response
+                "max": jnp.where(w.sum(1) > 0, jnp.max(jnp.where(w > 0, h, -jnp.inf), axis=1), 0.0),
                 "h_pos": (h * w).reshape(h.shape[0], -1),  # per-position states, flattened [B, N*H]
                 # the library's phi: stop token out (kept when it is the only token)
                 "mean_nostop": response_feature(h_all, Tp, rm, fin)}
@@ -397,6 +400,7 @@ def main(argv=None) -> dict:
         alt["hidden_probs"] = token_prob_features(alt["mean_nostop"], d["ref_lp"], d["mask"],
                                                   cfg.sampling.max_new_tokens)
         alt["hidden+emb"] = np.concatenate([alt["mean_nostop"], alt["emb_mean"]], -1)
+        alt["hidden+max"] = np.concatenate([alt["mean_nostop"], alt["max"]], -1)
         feats[name] = alt
     encoders = {}
     for item in args.encoder:
@@ -405,7 +409,8 @@ def main(argv=None) -> dict:
         encoders[name] = encoder_features(cfg, args.config, model_dir, name, path, tr, te, feats)
     features = args.features.split(",") + [f"enc:{n}" for n in encoders]
     # NAME_z: NAME z-scored with the training candidates' statistics
-    for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "p_pos", "emb_mean", "hidden+emb"):
+    for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "p_pos", "emb_mean", "hidden+emb", "max",
+                 "hidden+max"):
         flat = feats["train"][base].reshape(-1, feats["train"][base].shape[-1])
         mu, sd = flat.mean(0), flat.std(0) + 1e-6
         for name in feats:
