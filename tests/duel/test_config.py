@@ -95,6 +95,7 @@ def test_invalid_enum_lists_the_valid_choices():
     ("mixed.gamma=1.0", "key 'mixed.gamma' expected a value < 1.0, got 1.0"),
     ("mixed.min_confidence=0.4", "key 'mixed.min_confidence' expected a value >= 0.5, got 0.4"),
     ("mixed.unconfident=skip", "key 'mixed.unconfident' expected one of 'ask', 'drop', got 'skip'"),
+    ("mixed.pair=best", "key 'mixed.pair' expected one of 'member', 'mean', got 'best'"),
     ("candidates=1.0e0", "key 'candidates' expected a value >= 2, got 1"),
     ("budget=1.5", "key 'budget' expected an integer or null, got 1.5"),
     ("erm.hidden=64", "key 'erm.hidden' expected a list of an integer, got 64"),

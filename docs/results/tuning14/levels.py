@@ -28,6 +28,16 @@ def gold_fn(run):
     return make_oracle(OracleSpec.from_config(cfg).oracle_config(), task=resolve_task(cfg)).rewards
 
 
+def paid_levels(runs, gold, lo, hi):
+    """(mean gold of the oracle-preferred response, of both responses) over the paid pairs of
+    `runs` that are queries lo+1..hi (ledger entry i, 0-based, is query i + 1)."""
+    es = [e for r in runs for i, e in enumerate(read_ledger(r)) if lo < i + 1 <= hi]
+    ra = np.asarray(gold([e.prompt for e in es], [e.response_a for e in es]), float)
+    rb = np.asarray(gold([e.prompt for e in es], [e.response_b for e in es]), float)
+    lab = np.array([e.label for e in es], bool)
+    return np.mean(np.where(lab, ra, rb)), np.mean((ra + rb) / 2)
+
+
 def evals(d):
     return [(r["queries"], r.get("expected_win_rate")) for r in load_run(d).evals]
 
@@ -39,33 +49,23 @@ for task in ("sort", "arithmetic", "style", "reverse"):
     if not runs:
         continue
     rows = {r: read_metrics(r, "train") for r in runs}
-    led = {r: read_ledger(r) for r in runs}
     gold = gold_fn(runs[0])
     for lo, hi in THIRDS:
         tr = [x for r in runs for x in rows[r] if lo < x["queries"] <= hi]
         m = {k: np.nanmean([x.get(k, np.nan) for x in tr]) for k in
              ("synthetic_gold_agree", "synthetic_gold_chosen", "synthetic_gold_mean", "synthetic_gold_best")}
-        # the ledger's queries in this third: entry i (0-based, in order) is query i + 1
-        es = [e for r in runs for i, e in enumerate(led[r]) if lo < i + 1 <= hi]
-        ra = np.asarray(gold([e.prompt for e in es], [e.response_a for e in es]), float)
-        rb = np.asarray(gold([e.prompt for e in es], [e.response_b for e in es]), float)
-        lab = np.array([e.label for e in es], bool)
+        preferred, both = paid_levels(runs, gold, lo, hi)
         print(f"| `{task}` | {lo}-{hi} | {m['synthetic_gold_agree']:.3f} | {m['synthetic_gold_chosen']:.3f} | "
               f"{m['synthetic_gold_mean']:.3f} | {m['synthetic_gold_best']:.3f} | "
               f"{(m['synthetic_gold_chosen'] - m['synthetic_gold_mean']) / (m['synthetic_gold_best'] - m['synthetic_gold_mean']):.2f} | "
-              f"{np.mean(np.where(lab, ra, rb)):.3f} | {np.mean((ra + rb) / 2):.3f} |")
+              f"{preferred:.3f} | {both:.3f} |")
 # passive's paid pairs, same seeds (part 1's runs): the level of a policy trained on oracle labels alone
 runs = [Path(f"runs/tuning14/arithmetic-base/passive-s{s}") for s in (100, 101)]
 if all(r.is_dir() for r in runs):
-    led = {r: read_ledger(r) for r in runs}
     gold = gold_fn(runs[0])
     for lo, hi in THIRDS:
-        es = [e for r in runs for i, e in enumerate(led[r]) if lo < i + 1 <= hi]
-        ra = np.asarray(gold([e.prompt for e in es], [e.response_a for e in es]), float)
-        rb = np.asarray(gold([e.prompt for e in es], [e.response_b for e in es]), float)
-        lab = np.array([e.label for e in es], bool)
-        print(f"| `arithmetic`, passive | {lo}-{hi} | – | – | – | – | – | {np.mean(np.where(lab, ra, rb)):.3f} | "
-              f"{np.mean((ra + rb) / 2):.3f} |")
+        preferred, both = paid_levels(runs, gold, lo, hi)
+        print(f"| `arithmetic`, passive | {lo}-{hi} | – | – | – | – | – | {preferred:.3f} | {both:.3f} |")
 # part 4: the same measure under mixed.pair=mean (MP), seeds 100-101 of its runs, whole run
 print()
 print("| task | D: chosen share of the lift | MP: chosen share | D: synthetic agree | MP: synthetic agree |")
