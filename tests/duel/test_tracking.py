@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,18 @@ def history(run_dir: Path) -> tuple[list[dict], list[dict], set[str]]:
     return rows, config, ids
 
 
+def settled_history(run_dir: Path, rows: int, wait_s: float = 120.0) -> tuple[list[dict], list[dict], set[str]]:
+    """history(RUN_DIR) once it holds ROWS history rows. W&B's service process writes the offline
+    file after `finish()` returns; on a loaded machine the last rows land a little later. The wait
+    only bounds how long to look: an absent row still fails the test's assertions."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        got = history(run_dir)
+        if len(got[0]) >= rows or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
 def as_wandb(row: dict) -> dict:
     return {"step": row["step"], **{f"{row['kind']}/{k}": v for k, v in row.items()
                                     if k not in ("kind", "step") and isinstance(v, (int, float))
@@ -89,7 +102,7 @@ def test_offline_history_equals_metrics_and_a_resume_keeps_the_run_id(tmp_path):
     with MetricsWriter(tmp_path, tensorboard=False, resume_step=2, mirror=mirror) as mw:
         mw.log("train", 3, queries=12, loss=0.35)
         mw.log("eval", 3, queries=12, win_rate=0.75, n=8)
-    rows, cfg_items, ids = history(tmp_path)
+    rows, cfg_items, ids = settled_history(tmp_path, rows=6)  # 4 rows, then the resume's 2
     assert ids == {first_id}
     assert len(list(tmp_path.glob("wandb/offline-run-*"))) == 2  # one W&B directory per process
     assert {"seed": 0} in cfg_items and {"loss": {"beta": 0.1}} in cfg_items
