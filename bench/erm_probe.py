@@ -24,7 +24,8 @@ arithmetic only), and `gold` (any task: the gold reward itself, as `erm.features
 From the starting policy's per-token log-probs by position: `lp_pos`, `p_pos` (2 p - 1, what
 `erm.features: hidden_probs` adds), `mean_nostop+p_pos` (unweighted) and `hidden_probs` (the
 library's, weighted); `h_pos` (per-position hidden states, flattened), `emb_mean` (mean input
-embedding), `hidden+emb`, `max` (max-pooled hidden states over the response), `hidden+max`; NAME_z for the z-scored ones.
+embedding), `hidden+emb`, `max` (max-pooled hidden states over the response), `hidden+max`, `sum` (summed hidden states),
+`emb_sum` (summed input embeddings: a bag of words with its counts), `hidden+sum`; NAME_z for the z-scored ones.
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
 `--encoder NAME=PATH` (repeatable) adds the feature `enc:NAME`: phi from that model directory as
 `erm.encoder: PATH` gives it (duel.propose.frozen_pass on the same candidates; checked with
@@ -175,6 +176,9 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
                 # max over response tokens (each unit's strongest activation: a presence read
                 # that a mean dilutes with length); 0 for an empty response
                 "max": jnp.where(w.sum(1) > 0, jnp.max(jnp.where(w > 0, h, -jnp.inf), axis=1), 0.0),
+                # sums over response tokens (a reward that adds per-token terms, as `style`'s,
+                # `sort`'s and `reverse`'s do, is linear in a sum; a mean divides it by the length)
+                "sum": (h * w).sum(1), "emb_sum": (e * w).sum(1),
                 "h_pos": (h * w).reshape(h.shape[0], -1),  # per-position states, flattened [B, N*H]
                 # the library's phi: stop token out (kept when it is the only token)
                 "mean_nostop": response_feature(h_all, Tp, rm, fin)}
@@ -401,6 +405,7 @@ def main(argv=None) -> dict:
                                                   cfg.sampling.max_new_tokens)
         alt["hidden+emb"] = np.concatenate([alt["mean_nostop"], alt["emb_mean"]], -1)
         alt["hidden+max"] = np.concatenate([alt["mean_nostop"], alt["max"]], -1)
+        alt["hidden+sum"] = np.concatenate([alt["mean_nostop"], alt["sum"]], -1)
         feats[name] = alt
     encoders = {}
     for item in args.encoder:
@@ -410,7 +415,7 @@ def main(argv=None) -> dict:
     features = args.features.split(",") + [f"enc:{n}" for n in encoders]
     # NAME_z: NAME z-scored with the training candidates' statistics
     for base in ("last", "last_digit", "mean", "h_pos", "lp_pos", "p_pos", "emb_mean", "hidden+emb", "max",
-                 "hidden+max"):
+                 "hidden+max", "sum", "emb_sum", "hidden+sum"):
         flat = feats["train"][base].reshape(-1, feats["train"][base].shape[-1])
         mu, sd = flat.mean(0), flat.std(0) + 1e-6
         for name in feats:
