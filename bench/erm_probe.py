@@ -25,7 +25,9 @@ From the starting policy's per-token log-probs by position: `lp_pos`, `p_pos` (2
 `erm.features: hidden_probs` adds), `mean_nostop+p_pos` (unweighted) and `hidden_probs` (the
 library's, weighted); `h_pos` (per-position hidden states, flattened), `emb_mean` (mean input
 embedding), `hidden+emb`, `max` (max-pooled hidden states over the response), `hidden+max`, `sum` (summed hidden states),
-`emb_sum` (summed input embeddings: a bag of words with its counts), `hidden+sum`; NAME_z for the z-scored ones.
+`emb_sum` (summed input embeddings: a bag of words with its counts), `emb_sum_e` (the same over the
+embedding table's per-unit sd), `hidden+sum`, `hidden_probs+emb_sum_z`, `hidden_probs+emb_sum_e`;
+NAME_z for the z-scored ones.
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
 `--encoder NAME=PATH` (repeatable) adds the feature `enc:NAME`: phi from that model directory as
 `erm.encoder: PATH` gives it (duel.propose.frozen_pass on the same candidates; checked with
@@ -179,6 +181,9 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
                 # sums over response tokens (a reward that adds per-token terms, as `style`'s,
                 # `sort`'s and `reverse`'s do, is linear in a sum; a mean divides it by the length)
                 "sum": (h * w).sum(1), "emb_sum": (e * w).sum(1),
+                # the same bag of words scaled by the embedding table's own per-unit sd (a
+                # statistic of the model, none of the task)
+                "emb_sum_e": (e * w).sum(1) / (jnp.std(encoder.embed[...].astype(h.dtype), axis=0) + 1e-6),
                 "h_pos": (h * w).reshape(h.shape[0], -1),  # per-position states, flattened [B, N*H]
                 # the library's phi: stop token out (kept when it is the only token)
                 "mean_nostop": response_feature(h_all, Tp, rm, fin)}
@@ -420,6 +425,11 @@ def main(argv=None) -> dict:
         mu, sd = flat.mean(0), flat.std(0) + 1e-6
         for name in feats:
             feats[name][base + "_z"] = (feats[name][base] - mu) / sd
+
+    # the recipe's features beside a bag of words (each block at unit scale per unit)
+    for name in feats:
+        for bow in ("emb_sum_z", "emb_sum_e"):
+            feats[name]["hidden_probs+" + bow] = np.concatenate([feats[name]["hidden_probs"], feats[name][bow]], -1)
 
     from learner.configs import erm_config
 
