@@ -26,7 +26,8 @@ From the starting policy's per-token log-probs by position: `lp_pos`, `p_pos` (2
 library's, weighted); `h_pos` (per-position hidden states, flattened), `emb_mean` (mean input
 embedding), `hidden+emb`, `max` (max-pooled hidden states over the response), `hidden+max`, `sum` (summed hidden states),
 `emb_sum` (summed input embeddings: a bag of words with its counts), `emb_sum_e` (the same over the
-embedding table's per-unit sd), `hidden+sum`, `hidden_probs+emb_sum_z`, `hidden_probs+emb_sum_e`;
+embedding table's per-unit sd), `hidden+sum`, `hidden_probs+emb_sum_z`, `hidden_probs+emb_sum_e`
+(and `hidden_probs+0.5emb_sum_e`, `hidden_probs+0.25emb_sum_e`: the bag of words at that weight);
 NAME_z for the z-scored ones.
 `long` rows train the same ERM for extra Adam steps (under-training vs bad features).
 `--encoder NAME=PATH` (repeatable) adds the feature `enc:NAME`: phi from that model directory as
@@ -430,6 +431,9 @@ def main(argv=None) -> dict:
     for name in feats:
         for bow in ("emb_sum_z", "emb_sum_e"):
             feats[name]["hidden_probs+" + bow] = np.concatenate([feats[name]["hidden_probs"], feats[name][bow]], -1)
+        for w in (0.5, 0.25):  # the bag of words at a lower weight
+            feats[name][f"hidden_probs+{w}emb_sum_e"] = np.concatenate(
+                [feats[name]["hidden_probs"], w * feats[name]["emb_sum_e"]], -1)
 
     from learner.configs import erm_config
 
