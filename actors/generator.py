@@ -61,6 +61,7 @@ class GeneratorSpec:
     lora: Any = None  # duel.models.lora.LoraSpec: the learner publishes only the adapters; None = off
     gold_task: str | None = None  # erm.features gold (a diagnostic): phi = this task's gold reward
     token_probs: bool = False  # erm.features hidden_probs: phi also holds per-token probabilities
+    words_weight: float | None = None  # erm.features hidden_probs_words: ... and a bag of words at this weight
 
     @classmethod
     def from_config(cls, cfg, **changes) -> "GeneratorSpec":
@@ -79,7 +80,8 @@ class GeneratorSpec:
                    encoder=str(Path(cfg.erm.encoder).expanduser()) if cfg.erm.encoder else None,
                    lora=lora_spec(cfg.policy),
                    gold_task=cfg.task if cfg.erm.features == "gold" else None,
-                   token_probs=cfg.erm.features == "hidden_probs")
+                   token_probs=cfg.erm.features in ("hidden_probs", "hidden_probs_words"),
+                   words_weight=cfg.erm.words_weight if cfg.erm.features == "hidden_probs_words" else None)
         return dataclasses.replace(spec, **changes)
 
     def mixed_active(self, step: int) -> bool:
@@ -181,7 +183,7 @@ class GeneratorCore:
             gamma=s.gamma, mixed_active=s.mixed_active(step), min_confidence=s.min_confidence,
             unconfident=s.unconfident, synthetic_by=s.synthetic_by, beta=s.beta,
             feature_encoder=self.feature_encoder, feature_fn=self.gold_features,
-            token_probs=self.spec.token_probs)
+            token_probs=self.spec.token_probs, words_weight=self.spec.words_weight)
         pb.diagnostics["time_load"] = t_load
         return pb
 

@@ -189,7 +189,11 @@ class ERMSection:
     # oracle knows, the ceiling of what better features could give the exploration.
     # "hidden_probs": the hidden phi and, per response position, the frozen starting policy's
     # probability of the token there (duel.logprobs.token_prob_features; H + max_new_tokens wide)
-    features: Literal["hidden", "gold", "hidden_probs"] = "hidden"
+    # "hidden_probs_words": those and a bag of words with its counts, the sum of the response
+    # tokens' input embeddings of the starting policy over the embedding table's per-unit sd,
+    # times words_weight (duel.logprobs.bag_of_words; + the policy's hidden size wide)
+    features: Literal["hidden", "gold", "hidden_probs", "hidden_probs_words"] = "hidden"
+    words_weight: Annotated[Float, Field(ge=0.0)] = 0.5
 
 
 @dataclasses.dataclass(frozen=True)

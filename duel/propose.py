@@ -93,7 +93,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
                   explore_options: dict | None = None, gamma: float = 0.0,
                   mixed_active: bool = False, min_confidence: float = 0.5, unconfident: str = "ask",
                   beta: float = 0.1, feature_encoder=None, feature_fn=None,
-                  token_probs: bool = False, synthetic_by: str = "member") -> PairBatch:
+                  token_probs: bool = False, synthetic_by: str = "member",
+                  words_weight: float | None = None) -> PairBatch:
     """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
 
     With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
@@ -107,6 +108,9 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     (prompt texts, response texts [P][M]) -> phi [P, M, D] replaces the hidden states (the
     `erm.features: gold` diagnostic). `token_probs` (`erm.features: hidden_probs`): phi also holds
     the starting policy's per-token probabilities of the response (`duel.logprobs.token_prob_features`).
+    `words_weight` (`erm.features: hidden_probs_words`, with `token_probs`): phi also holds the
+    response's bag of words at that weight (`duel.logprobs.bag_of_words`, the starting policy's
+    embedding table).
     """
     from duel.ensemble import rewards
     from duel.explore import pair_probs, select_pairs, synthetic_mask, synthetic_pairs
@@ -126,6 +130,11 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
         from duel.logprobs import token_prob_features
 
         feats = token_prob_features(feats, ref_lp, out.mask, sampling.max_new_tokens)
+        if words_weight is not None:
+            from duel.logprobs import bag_of_words
+
+            words = bag_of_words(encoder.embed[...], out.tokens, out.mask)
+            feats = np.concatenate([feats, np.float32(words_weight) * words], -1)
     t1 = time.perf_counter()
     ids = candidate_ids(out.tokens, out.mask)
     r = rewards(erm_params, jnp.asarray(feats))  # [K, P, M]

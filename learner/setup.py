@@ -179,10 +179,13 @@ def encoder_dir(cfg) -> str | None:
 
 def feature_dim(cfg, model_config) -> int:
     """Width of phi(x, y), the ERM's input: the `erm.encoder`'s hidden size, else the policy's
-    (1 with `erm.features: gold`: the gold reward; + sampling.max_new_tokens with `hidden_probs`)."""
+    (1 with `erm.features: gold`: the gold reward; + sampling.max_new_tokens with `hidden_probs`;
+    + sampling.max_new_tokens + the policy's hidden size with `hidden_probs_words`)."""
     if cfg.erm.features == "gold":
         return 1
-    extra = int(cfg.sampling.max_new_tokens) if cfg.erm.features == "hidden_probs" else 0
+    extra = int(cfg.sampling.max_new_tokens) if cfg.erm.features in ("hidden_probs", "hidden_probs_words") else 0
+    if cfg.erm.features == "hidden_probs_words":  # the bag of words: the starting policy's embedding width
+        extra += int(model_config.hidden_size)
     if not cfg.erm.encoder:
         return int(model_config.hidden_size) + extra
     from duel.models.hf import read_config

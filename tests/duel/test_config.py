@@ -209,7 +209,7 @@ def test_library_configs_take_the_run_config_names():
         for name in names:
             assert getattr(lib, name) == getattr(section, name), (type(lib).__name__, name)
 
-    same(cfg.erm, erm_config(cfg), unused={"buffer_size", "encoder", "features"})  # the learner's, the generators'
+    same(cfg.erm, erm_config(cfg), unused={"buffer_size", "encoder", "features", "words_weight"})  # the learner's, the generators'
     t = train_config(cfg)
     same(cfg.loss, t, unused={"kind"})
     same(cfg.optim, t)
