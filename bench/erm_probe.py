@@ -154,7 +154,7 @@ def gold_onehot(prompts: list[str], texts: list[list[str]]) -> np.ndarray:
 
 def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, chunk: int = 256) -> dict:
     """Alternative phi(x, y) from the frozen encoder: [P, M, H] for last / last_digit / mean / mean_nostop."""
-    from duel.logprobs import concat_prompt_response, response_feature
+    from duel.logprobs import bag_of_words, concat_prompt_response, response_feature
 
     P, M, N = tokens.shape
     ids = np.repeat(prompt_ids, M, axis=0)
@@ -182,9 +182,9 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
                 # sums over response tokens (a reward that adds per-token terms, as `style`'s,
                 # `sort`'s and `reverse`'s do, is linear in a sum; a mean divides it by the length)
                 "sum": (h * w).sum(1), "emb_sum": (e * w).sum(1),
-                # the same bag of words scaled by the embedding table's own per-unit sd (a
-                # statistic of the model, none of the task)
-                "emb_sum_e": (e * w).sum(1) / (jnp.std(encoder.embed[...].astype(h.dtype), axis=0) + 1e-6),
+                # the same bag of words over the embedding table's own per-unit sd (a statistic of
+                # the model, none of the task): the library's, `erm.features: hidden_probs_words`
+                "emb_sum_e": bag_of_words(encoder.embed[...], rt, rm),
                 "h_pos": (h * w).reshape(h.shape[0], -1),  # per-position states, flattened [B, N*H]
                 # the library's phi: stop token out (kept when it is the only token)
                 "mean_nostop": response_feature(h_all, Tp, rm, fin)}

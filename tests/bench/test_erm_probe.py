@@ -95,11 +95,11 @@ def test_probe_runs_end_to_end(tmp_path, monkeypatch):
     from bench import erm_probe
 
     monkeypatch.setenv("DUEL_BENCH_RESULTS", str(tmp_path))
-    out = erm_probe.main(["--check", "--features", "last,mean,gold_onehot,p_pos,hidden_probs"])
+    feats = ("last", "mean", "gold_onehot", "p_pos", "hidden_probs", "sum_z", "hidden_probs+0.5emb_sum_e")
+    out = erm_probe.main(["--check", "--features", ",".join(feats)])
     saved = json.loads((tmp_path / "erm_probe.json").read_text())
     assert saved["erm_config"]["batch"] == ERM_BATCH
     rows = [r for r in out["results"] if r["training"] == "learner"]
-    feats = ("last", "mean", "gold_onehot", "p_pos", "hidden_probs")
     assert {(r["feature"], r["n"]) for r in rows} == {(f, n) for f in feats for n in (16, 32)}
     assert all(0.0 <= r["acc_gold"] <= 1.0 and r["pairs"] == out["test_pairs"] for r in rows)
 
