@@ -111,6 +111,12 @@ class GeneratorCore:
             self.encoder = base_model(self.policy)  # shares the frozen arrays: no second copy
         # erm.encoder: the features phi come from this frozen model (same tokenizer); None = encoder
         self.feature_encoder = load_pretrained(spec.encoder, dtype=dtype)[0] if spec.encoder else None
+        # erm.features hidden_probs_words: the bag of words' scale, a constant of the frozen table
+        self.words_sd = None
+        if spec.words_weight is not None:
+            from duel.logprobs import embedding_sd
+
+            self.words_sd = embedding_sd(self.encoder.embed[...])
         self.gold_features = None
         if spec.gold_task:  # erm.features gold: phi = the gold reward the task's oracle sees
             from duel.tasks import get_task
@@ -183,7 +189,7 @@ class GeneratorCore:
             gamma=s.gamma, mixed_active=s.mixed_active(step), min_confidence=s.min_confidence,
             unconfident=s.unconfident, synthetic_by=s.synthetic_by, beta=s.beta,
             feature_encoder=self.feature_encoder, feature_fn=self.gold_features,
-            token_probs=self.spec.token_probs, words_weight=self.spec.words_weight)
+            token_probs=self.spec.token_probs, words_weight=self.spec.words_weight, words_sd=self.words_sd)
         pb.diagnostics["time_load"] = t_load
         return pb
 

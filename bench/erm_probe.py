@@ -154,7 +154,7 @@ def gold_onehot(prompts: list[str], texts: list[list[str]]) -> np.ndarray:
 
 def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, chunk: int = 256) -> dict:
     """Alternative phi(x, y) from the frozen encoder: [P, M, H] for last / last_digit / mean / mean_nostop."""
-    from duel.logprobs import bag_of_words, concat_prompt_response, response_feature
+    from duel.logprobs import bag_of_words, concat_prompt_response, embedding_sd, response_feature
 
     P, M, N = tokens.shape
     ids = np.repeat(prompt_ids, M, axis=0)
@@ -162,6 +162,7 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
     rt, rm = tokens.reshape(P * M, N), mask.reshape(P * M, N)
     fin = np.asarray(finished, bool).reshape(P * M)
     Tp = ids.shape[1]
+    emb_sd = embedding_sd(encoder.embed[...])
 
     @jax.jit
     def feats(ids, pm, rt, rm, fin):
@@ -184,7 +185,7 @@ def response_features(encoder, prompt_ids, prompt_mask, tokens, mask, finished, 
                 "sum": (h * w).sum(1), "emb_sum": (e * w).sum(1),
                 # the same bag of words over the embedding table's own per-unit sd (a statistic of
                 # the model, none of the task): the library's, `erm.features: hidden_probs_words`
-                "emb_sum_e": bag_of_words(encoder.embed[...], rt, rm),
+                "emb_sum_e": bag_of_words(encoder.embed[...], rt, rm, emb_sd),
                 "h_pos": (h * w).reshape(h.shape[0], -1),  # per-position states, flattened [B, N*H]
                 # the library's phi: stop token out (kept when it is the only token)
                 "mean_nostop": response_feature(h_all, Tp, rm, fin)}

@@ -94,7 +94,7 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
                   mixed_active: bool = False, min_confidence: float = 0.5, unconfident: str = "ask",
                   beta: float = 0.1, feature_encoder=None, feature_fn=None,
                   token_probs: bool = False, synthetic_by: str = "member",
-                  words_weight: float | None = None) -> PairBatch:
+                  words_weight: float | None = None, words_sd=None) -> PairBatch:
     """Sample, score, select: a PairBatch with timings in `diagnostics` (time_generate, time_select).
 
     With mixed preference learning active, `round(gamma * P)` prompts take an ERM-labelled pair
@@ -110,7 +110,8 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
     the starting policy's per-token probabilities of the response (`duel.logprobs.token_prob_features`).
     `words_weight` (`erm.features: hidden_probs_words`, with `token_probs`): phi also holds the
     response's bag of words at that weight (`duel.logprobs.bag_of_words`, the starting policy's
-    embedding table).
+    embedding table); `words_sd`: that table's `duel.logprobs.embedding_sd`, which a caller that
+    proposes every step computes once (None: computed here).
     """
     from duel.ensemble import rewards
     from duel.explore import pair_probs, select_pairs, synthetic_mask, synthetic_pairs
@@ -131,9 +132,10 @@ def propose_pairs(policy, encoder, erm_params, prompts: PromptBatch, key, sampli
 
         feats = token_prob_features(feats, ref_lp, out.mask, sampling.max_new_tokens)
         if words_weight is not None:
-            from duel.logprobs import bag_of_words
+            from duel.logprobs import bag_of_words, embedding_sd
 
-            words = bag_of_words(encoder.embed[...], out.tokens, out.mask)
+            sd = embedding_sd(encoder.embed[...]) if words_sd is None else words_sd
+            words = bag_of_words(encoder.embed[...], out.tokens, out.mask, sd)
             feats = np.concatenate([feats, np.float32(words_weight) * words], -1)
     t1 = time.perf_counter()
     ids = candidate_ids(out.tokens, out.mask)

@@ -13,7 +13,7 @@ import pytest
 
 from actors.generator import GeneratorCore, GeneratorSpec
 from duel.config import ConfigError, validate
-from duel.logprobs import bag_of_words
+from duel.logprobs import bag_of_words, embedding_sd
 from tests.helpers.tiny import tiny_config, tiny_model_dir
 from tests.learner.test_gold_features import _prompts, _publish, check_learner_learns_from_features
 
@@ -31,7 +31,7 @@ def test_bag_of_words_against_a_loop():
     embed = rng.normal(size=(7, 3)).astype(np.float32) * np.array([1.0, 0.1, 5.0], np.float32)
     tokens = np.array([[[1, 1, 4, 0], [6, 2, 0, 0]], [[0, 0, 0, 0], [3, 5, 5, 5]]], np.int32)
     mask = np.array([[[1, 1, 1, 0], [1, 1, 0, 0]], [[0, 0, 0, 0], [1, 1, 1, 1]]], np.int32)
-    got = np.asarray(bag_of_words(embed, tokens, mask))
+    got = np.asarray(bag_of_words(embed, tokens, mask, embedding_sd(embed)))
     assert got.shape == (2, 2, 3) and got.dtype == np.float32
     sd = np.array([np.sqrt(np.mean((embed[:, j] - embed[:, j].mean()) ** 2)) + 1e-6 for j in range(3)])
     for p in range(2):
@@ -64,6 +64,8 @@ def test_generator_features_are_hidden_probs_then_words(policy):
     np.testing.assert_array_equal(c.features[..., :H + N_NEW], b.features)
     e = np.asarray(core.encoder.embed[...], np.float32)
     sd = e.std(0) + 1e-6
+    np.testing.assert_allclose(np.asarray(core.words_sd), sd, rtol=1e-5)  # held by the generator, once
+    assert probs.words_sd is None
     want = np.zeros((4, 4, H), np.float32)
     for p in range(4):
         for m in range(4):
