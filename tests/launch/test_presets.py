@@ -62,3 +62,16 @@ def test_recipe_r13_is_recipe_r9_with_passive_xpo_apl_at_beta_0_2(task):
         beta = [] if strategy in ("ee_ts", "bai_ts") else ["loss.beta=0.2"]
         assert r13 == load_config("recipe-r9", [*common, *beta]), strategy
         assert r13.loss.beta == 0.2
+
+
+def test_recipe_r16_style_is_recipe_r13_at_style_with_the_bag_of_words_for_the_active_strategies():
+    style = ["task=style", "sampling.max_new_tokens=16", "eval.greedy=false"]
+    words = ["erm.features=hidden_probs_words", "erm.words_weight=0.5"]
+    for strategy in ["passive", "xpo", "apl", "ee_ts", "bai_ts"]:
+        common = [f"explore.strategy={strategy}", "seed=7", "run_dir=runs/x"]
+        r16 = load_config("recipe-r16-style", common)
+        extra = words if strategy in ("ee_ts", "bai_ts") else []
+        assert r16 == load_config("recipe-r13", [*style, *common, *extra]), strategy
+        assert r16.task == "style" and r16.sampling.max_new_tokens == 16 and not r16.eval.greedy
+        assert (r16.erm.features == "hidden_probs_words") == (strategy in ("ee_ts", "bai_ts"))
+        assert r16.erm.num_members == 8 and tuple(r16.erm.hidden) == (64,)
