@@ -126,7 +126,8 @@ def build_starting_policy(task, spawn: bool = True) -> Path:
     """The task's cached starting policy; on first use, say so and train it (with a progress
     bar) in a child process, so that this process (the driver) never starts JAX before Ray
     starts its processes (a fork after JAX started warns of a deadlock) and a signal ends the
-    training without a C++ stack dump. spawn=False trains in this process (a Ray worker)."""
+    training without a C++ stack dump. The child builds it without the caller's XLA_FLAGS (the
+    weights would depend on them). spawn=False trains in this process (a Ray worker)."""
     import sys
 
     out = task.starting_policy_dir(cache_dir())
@@ -158,6 +159,11 @@ def _starting_policy_child(spec: str, root: str) -> None:
     import signal
     import sys
 
+    # The cached policy is one per task spec, so it must not depend on who built it first: XLA's
+    # options change the SFT's float rounding (`reverse`: --xla_backend_optimization_level=0 gives
+    # other weights, docs/results/tuning17/PLAN.md). Dropped before JAX reads them (at its first
+    # backend), so the policy is the one XLA's defaults give.
+    os.environ.pop("XLA_FLAGS", None)
     import jax  # noqa: F401  (first: a handler set after it replaces the C++ one of its runtime)
 
     def stop(signum, frame):
