@@ -72,15 +72,20 @@ def timeit(fn, *, warmup: int = 1, repeat: int = 5) -> float:
     return float(np.median(times))
 
 
-def copy_bandwidth_gbs(nbytes: int = 256 << 20) -> float:
-    """Measured device memory bandwidth in GB/s: bytes read + written by a jitted copy."""
+def copy_bandwidth_gbs(nbytes: int = 256 << 20, passes: int = 1) -> float:
+    """Measured device memory bandwidth in GB/s: bytes read + written by `passes` jitted copies.
+
+    On a GPU give it many passes (the sampler: 20 x 1 GiB): one 1 GiB pass is ~0.5 ms, and a call
+    that short measured 2.0-3.3 TB/s on an H200 that copies at 4.3 (2026-12-04: call overhead and
+    clocks still low after an idle GPU); the passes run inside one call, in a loop XLA cannot merge.
+    """
     import jax
     import jax.numpy as jnp
 
     x = jnp.ones((nbytes // 4,), jnp.float32)
-    f = jax.jit(lambda a: a + 1.0)
+    f = jax.jit(lambda a: jax.lax.fori_loop(0, passes, lambda i, v: v + 1.0, a))
     t = timeit(lambda: f(x).block_until_ready(), warmup=2, repeat=5)
-    return 2 * nbytes / t / 1e9
+    return 2 * nbytes * passes / t / 1e9
 
 
 def matmul_tflops(n: int = 2048, dtype: str = "bfloat16") -> float:

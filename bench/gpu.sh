@@ -41,7 +41,7 @@ export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-/tmp/duel-jax-cac
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 # stage -> seconds it may take at most, and its arguments (full shapes; --check: the same path, tiny)
-declare -A LIMIT=([memory]=80 [e2e-pythia-1b]=110 [train_step]=150 [sampler]=170 [e2e-qwen2.5-0.5b]=110)
+declare -A LIMIT=([memory]=80 [e2e-pythia-1b]=110 [train_step]=150 [sampler]=240 [e2e-qwen2.5-0.5b]=110)
 declare -A ARGS=(
   [memory]="bench/memory.py --run --variants preset,mb1 --run-variants preset"
   [e2e-pythia-1b]="bench/e2e.py --shape pythia-1b --steps 3 --out e2e-pythia-1b"

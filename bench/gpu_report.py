@@ -24,7 +24,7 @@ def preflight(require_gpu: bool) -> int:
     """Print the stack, then run the smallest generate + DPO step; non-zero exit if anything fails."""
     from importlib.metadata import PackageNotFoundError, version
 
-    for pkg in ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "transformers", "rich", "pyyaml"):
+    for pkg in ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "transformers", "rich", "pyyaml", "pydantic"):
         try:
             print(f"  {pkg} {version(pkg)}")
         except PackageNotFoundError:
@@ -43,6 +43,11 @@ def preflight(require_gpu: bool) -> int:
         print(f"  torch cuda: {torch.cuda.is_available()}")
     except ImportError:
         print("  torch missing: the peers (transformers) cannot run")
+    try:  # the run configs (bench/memory.py reads the preset); absent from the device image on 2026-12-04
+        import duel.config  # noqa: F401
+    except ImportError as e:
+        print(f"preflight: {e}: carry its wheels in .whl/ (docs/scale.md, 'Measuring on a GPU')")
+        return 3
     from bench.train_step import FULL, check_shape, make_batch
     from duel.models import build_model
     from duel.sampling import SamplingParams, generate

@@ -1,0 +1,108 @@
+"""Measured on a GPU against predicted by the cost model: the first check of `bench/cost_model.py`.
+
+Reads the JSON a device run of `bench/gpu.sh` wrote (default `bench/results/gpu-h200/`, the
+2026-12-04 H200 run) and `bench/results/cost_model.json` (predicted for an H100 SXM: 989 TFLOP/s,
+3.35 TB/s, no GPU), and prints, per program both describe at the same shapes:
+
+- decode, the whole `generate` call (128-token prompts + 128 new, bf16, no top-k/top-p): measured
+  tok/s and s per call, the `transformers` peer measured in the same run, the predicted time, and
+  the fraction of the cost model's ideal bytes moved at `--bandwidth` (the copy rate a reader
+  trusts; default 4.3 TB/s, the read + write rate of a large device-to-device copy measured on an
+  H200 of this workplace, device/KINDS.md: the run's own `copy_bandwidth_gbs` was 2.0-3.3 TB/s,
+  measured too briefly to be trusted, see docs/scale.md);
+- the DPO step (8 pairs x 256 + 256 tokens, one micro-batch, no remat): policy step + reference
+  forward, measured against the two predicted programs' sum.
+
+    python bench/gpu_vs_model.py                       # table; --json PATH also writes it
+    python bench/gpu_vs_model.py --dir $OUT --bandwidth 4.8e12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LABEL_P = "predicted (XLA cost model, no GPU; H100 SXM)"
+
+
+def _load(d: Path, pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(d.glob(pattern))]
+
+
+def decode_rows(d: Path, model: dict, bandwidth: float) -> list[dict]:
+    """One row per (model, batch) measured by bench/sampler.py (a later file's row wins)."""
+    measured: dict[tuple[str, int], dict] = {}
+    for f in _load(d, "sampler*.json"):
+        for r in f["rows"]:
+            measured[(r["model"], r["batch"])] = r
+    pred = {(r["program"].split()[-1], int(r["shape"].split()[0][2:])): r
+            for r in model["rows"] if r["program"].startswith("generate ")}
+    out = []
+    for (name, batch), r in sorted(measured.items()):
+        tokens = batch * 128
+        t = tokens / r["ours_tok_s"]
+        row = {"program": f"generate {name}", "batch": batch, "measured_tok_s": round(r["ours_tok_s"]),
+               "measured_s": round(t, 4)}
+        if "peer_tok_s" in r:
+            row.update(peer_tok_s=round(r["peer_tok_s"]), x_peer=round(r["speedup"], 2))
+        p = pred.get((name, batch))
+        if p is not None:
+            row.update(predicted_s=round(p["predicted_s"], 4), predicted_tok_s=round(p["predicted_tok_s"]),
+                       measured_over_predicted_time=round(t / p["predicted_s"], 2),
+                       ideal_bytes_fraction=round(p["ideal_bytes"] / bandwidth / t, 3))
+        out.append(row)
+    return out
+
+
+def train_rows(d: Path, model: dict) -> list[dict]:
+    pred = {r["program"]: r for r in model["rows"]}
+    step, ref = pred.get("DPO step pythia-1b [mb1]"), pred.get("reference forward pythia-1b")
+    out = []
+    for f in _load(d, "train_step*.json"):
+        for r in f["results"]:
+            if "step_s" not in r:
+                continue
+            row = {"program": f"DPO step {r['shape']}", "impl": r["impl"], "measured_s": round(r["step_s"], 4),
+                   "mfu_pct": round(r["mfu_pct"], 1)}
+            if r["shape"] == "pythia-1b" and step and ref and r["impl"].startswith("duel"):
+                p = step["predicted_s"] + ref["predicted_s"]
+                row.update(predicted_s=round(p, 4), measured_over_predicted_time=round(r["step_s"] / p, 2))
+            out.append(row)
+    return out
+
+
+def _square(rows: list[dict]) -> list[dict]:
+    """Every row with every column (print_table takes the first row's): '' where a row has none."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return [{c: r.get(c, "") for c in cols} for r in rows]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, default=ROOT / "bench/results/gpu-h200")
+    ap.add_argument("--model", type=Path, default=ROOT / "bench/results/cost_model.json")
+    ap.add_argument("--bandwidth", type=float, default=4.3e12, help="bytes/s for the ideal-bytes fraction")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    from bench.common import print_table
+
+    model = json.loads(args.model.read_text())
+    devices = sorted({f["machine"].get("device", "?") for f in _load(args.dir, "*.json") if "machine" in f})
+    dec, train = decode_rows(args.dir, model, args.bandwidth), train_rows(args.dir, model)
+    print_table(_square(dec), title=f"decode: measured on {', '.join(devices)} vs {LABEL_P}; "
+                           f"ideal-bytes fraction at {args.bandwidth / 1e12:.2f} TB/s")
+    print_table(_square(train), title=f"DPO step: measured vs {LABEL_P}")
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": "gpu_vs_model", "measured_on": devices, "predicted": LABEL_P,
+                                         "bandwidth": args.bandwidth, "decode": dec, "train_step": train},
+                                        indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
