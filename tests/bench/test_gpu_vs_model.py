@@ -1,0 +1,34 @@
+"""bench/gpu_vs_model.py on the committed H200 run: measured rows joined to the cost model's."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench import gpu_vs_model  # noqa: E402
+
+
+def test_joins_measured_to_predicted(tmp_path):
+    out = tmp_path / "gvm.json"
+    assert gpu_vs_model.main(["--json", str(out), "--bandwidth", "4e12"]) == 0
+    d = json.loads(out.read_text())
+    model = {r["program"] + " " + r["shape"]: r for r in
+             json.loads((REPO / "bench/results/cost_model.json").read_text())["rows"]}
+    rows = {(r["program"], r["batch"]): r for r in d["decode"]}
+    assert len(rows) == 6  # 2 shapes x batch 16/64/256, the Qwen 256 row from its own file
+    q = rows[("generate qwen2.5-0.5b", 256)]
+    p = model["generate qwen2.5-0.5b B=256 128+128"]
+    assert q["measured_s"] == pytest.approx(256 * 128 / q["measured_tok_s"], abs=1e-4)
+    assert q["measured_over_predicted_time"] == pytest.approx(q["measured_s"] / p["predicted_s"], abs=0.01)
+    assert q["ideal_bytes_fraction"] == pytest.approx(p["ideal_bytes"] / 4e12 / q["measured_s"], abs=0.002)
+    assert "predicted_s" not in rows[("generate pythia-1b", 16)]  # the cost model has no batch 16
+    step = [r for r in d["train_step"] if r["impl"] == "duel (jax, vocab_chunk=None)" and "pythia" in r["program"]][0]
+    pred = model["DPO step pythia-1b [mb1] 8 pairs x 512, mb=1, remat=False"]["predicted_s"] + \
+        model["reference forward pythia-1b 16 seq x 512"]["predicted_s"]
+    assert step["predicted_s"] == pytest.approx(pred, abs=1e-4)
