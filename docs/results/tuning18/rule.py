@@ -4,6 +4,8 @@ a candidate qualifies if on every task its two means are >= B2's - 0.01; the qua
 lowest step sd over its 12 runs replaces B2 if that sd is below B2's.
 
     python docs/results/tuning18/rule.py runs/tuning18
+    python docs/results/tuning18/rule.py --variants B2:runs/tuning18 WU8:runs/tuning19 ...  # round 19
+    (the first variant is the incumbent; each reads ROOT/TASK-pas-NAME)
 """
 import sys
 from pathlib import Path
@@ -32,30 +34,37 @@ def summary(root: Path, task: str, variant: str) -> dict:
             "drops": int(a[:, 3].sum()), "pairs": int(a[:, 4].sum())}
 
 
-def main(root: Path) -> None:
-    s = {(t, b): summary(root, t, b) for t in TASKS for b in VARIANTS}
+def main(roots: dict[str, Path]) -> None:
+    variants = tuple(roots)
+    s = {(t, b): summary(roots[b], t, b) for t in TASKS for b in variants}
     print("| task | variant | runs | final | mean after 1/5 | step sd | drops / pairs |")
     print("|---|---|---|---|---|---|---|")
     for t in TASKS:
-        for b in VARIANTS:
+        for b in variants:
             x = s[t, b]
             print(f"| {t} | {b} | {x['n']} | {x['final']:.4f} | {x['after']:.4f} | {x['sd']:.4f} | "
                   f"{x['drops']} / {x['pairs']} |")
-    sd = {b: np.mean([s[t, b]["sd"] for t in TASKS]) for b in VARIANTS}
+    inc = variants[0]
+    sd = {b: np.mean([s[t, b]["sd"] for t in TASKS]) for b in variants}
     print()
     qualified = []
-    for b in VARIANTS[1:]:
-        ok = all(s[t, b]["final"] >= s[t, "B2"]["final"] - 0.01 and s[t, b]["after"] >= s[t, "B2"]["after"] - 0.01
+    for b in variants[1:]:
+        ok = all(s[t, b]["final"] >= s[t, inc]["final"] - 0.01 and s[t, b]["after"] >= s[t, inc]["after"] - 0.01
                  for t in TASKS)
-        print(f"{b}: step sd over 12 runs {sd[b]:.4f} (B2 {sd['B2']:.4f}); qualifies: {ok}")
+        print(f"{b}: step sd over 12 runs {sd[b]:.4f} ({inc} {sd[inc]:.4f}); qualifies: {ok}")
         if ok:
             qualified.append(b)
     best = min(qualified, key=sd.get, default=None)
-    if best is not None and sd[best] < sd["B2"]:
-        print(f"rule: {best} replaces B2")
+    if best is not None and sd[best] < sd[inc]:
+        print(f"rule: {best} replaces {inc}")
     else:
-        print("rule: B2 stands")
+        print(f"rule: {inc} stands")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/tuning18"))
+    args = sys.argv[1:]
+    if args[:1] == ["--variants"]:
+        main({v.split(":")[0]: Path(v.split(":")[1]) for v in args[1:]})
+    else:
+        root = Path(args[0] if args else "runs/tuning18")
+        main({b: root for b in VARIANTS})
