@@ -10,7 +10,9 @@
 # DUEL_GPU_DEADLINE (the whole run) or DUEL_GPU_STAGE_LIMIT (each stage) are set, and compiles
 # with --xla_backend_optimization_level=0 (compile time was most of it).
 #
-# Stages, in priority order: memory e2e-pythia-1b train_step sampler e2e-qwen2.5-0.5b.
+# Stages, in priority order: memory e2e-pythia-1b train_step sampler e2e-qwen2.5-0.5b; and, only
+# when named, profile (bench/gpu_profile.py: the kernels of one decode call, device <-> host rates;
+# the next GPU call: `bash bench/gpu.sh profile sampler`, docs/scale.md).
 # Python: $PYTHON, else python3 (on the device image, the one with JAX + CUDA and torch). If the
 # preflight (a tiny generate + DPO step) fails and .whl/ holds wheels (carried: see docs/scale.md,
 # "Measuring on a GPU"), they are installed into /tmp/site and the preflight runs again.
@@ -24,8 +26,8 @@ for a in "$@"; do
   case "$a" in
     --check) CHECK=1 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    memory|e2e-pythia-1b|e2e-qwen2.5-0.5b|train_step|sampler) STAGES+=("$a") ;;
-    *) echo "bench/gpu.sh: unknown stage or flag '$a' (stages: memory e2e-pythia-1b e2e-qwen2.5-0.5b train_step sampler; flag: --check)" >&2; exit 2 ;;
+    memory|e2e-pythia-1b|e2e-qwen2.5-0.5b|train_step|sampler|profile) STAGES+=("$a") ;;
+    *) echo "bench/gpu.sh: unknown stage or flag '$a' (stages: memory e2e-pythia-1b e2e-qwen2.5-0.5b train_step sampler profile; flag: --check)" >&2; exit 2 ;;
   esac
 done
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(memory e2e-pythia-1b train_step sampler e2e-qwen2.5-0.5b)
@@ -41,13 +43,14 @@ export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-/tmp/duel-jax-cac
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 # stage -> seconds it may take at most, and its arguments (full shapes; --check: the same path, tiny)
-declare -A LIMIT=([memory]=80 [e2e-pythia-1b]=110 [train_step]=150 [sampler]=240 [e2e-qwen2.5-0.5b]=110)
+declare -A LIMIT=([memory]=80 [e2e-pythia-1b]=110 [train_step]=150 [sampler]=240 [e2e-qwen2.5-0.5b]=110 [profile]=180)
 declare -A ARGS=(
   [memory]="bench/memory.py --run --variants preset,mb1 --run-variants preset"
   [e2e-pythia-1b]="bench/e2e.py --shape pythia-1b --steps 3 --out e2e-pythia-1b"
   [e2e-qwen2.5-0.5b]="bench/e2e.py --shape qwen2.5-0.5b --steps 3 --out e2e-qwen2.5-0.5b --publish-layers 0"
   [train_step]="bench/train_step.py --full --repeat 3"
   [sampler]="bench/sampler.py --full --repeat 2 --no-plain"
+  [profile]="bench/gpu_profile.py"
 )
 if [ "$CHECK" = 1 ]; then
   ARGS[memory]="bench/memory.py --check --run --variants preset,mb1 --run-variants preset"
@@ -55,6 +58,7 @@ if [ "$CHECK" = 1 ]; then
   ARGS[e2e-qwen2.5-0.5b]="${ARGS[e2e-qwen2.5-0.5b]} --check"
   ARGS[train_step]="bench/train_step.py --check"
   ARGS[sampler]="bench/sampler.py --check --no-plain"
+  ARGS[profile]="bench/gpu_profile.py --check"
   for s in "${!LIMIT[@]}"; do LIMIT[$s]="${DUEL_GPU_STAGE_LIMIT:-0}"; done  # 0: no limit
   # the check's shapes run in milliseconds and XLA's compiles were most of its time: compile with
   # no LLVM optimisation (XLA's own HLO passes and buffer assignment still run: memory.json keeps

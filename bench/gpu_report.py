@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/gp
 GB = 1e9
 # file names bench/gpu.sh gives each stage's JSON (in $OUT)
 FILES = {"memory": "memory.json", "e2e-pythia-1b": "e2e-pythia-1b.json", "e2e-qwen2.5-0.5b": "e2e-qwen2.5-0.5b.json",
-         "train_step": "train_step.json", "sampler": "sampler.json"}
+         "train_step": "train_step.json", "sampler": "sampler.json", "profile": "gpu_profile.json"}
 
 
 def preflight(require_gpu: bool) -> int:
