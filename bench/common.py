@@ -77,7 +77,7 @@ def copy_bandwidth_gbs(nbytes: int = 256 << 20, passes: int = 1) -> float:
 
     On a GPU give it many passes (the sampler: 20 x 1 GiB): one 1 GiB pass is ~0.5 ms, and a call
     that short measured 2.0-3.3 TB/s on an H200 that copies at 4.3 (2026-12-04: call overhead and
-    clocks still low after an idle GPU); the passes run inside one call, in a loop XLA cannot merge.
+    clocks still low after an idle GPU); the passes run inside one call (a `fori_loop`).
     """
     import jax
     import jax.numpy as jnp
