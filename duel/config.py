@@ -224,7 +224,8 @@ class OptimConfig:
 class ReplayConfig:
     """Label replay (duel.replay): extra policy updates per step on the run's paid labels."""
 
-    updates: Annotated[Int, Field(ge=0)] = 0  # extra updates per step, each on prompts_per_step replayed pairs; 0 = off
+    updates: Annotated[Int, Field(ge=0)] = 0  # extra updates per step, each on `batch` replayed pairs; 0 = off
+    batch: Annotated[Int, Field(ge=0)] = 0  # pairs per replayed update (drawn with replacement); 0 = prompts_per_step
     capacity: Annotated[Int, Field(ge=1)] = 1024  # the newest oracle-labelled pairs kept for replay
 
 
@@ -572,6 +573,12 @@ def _check_rules(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: key 'replay.updates' is {cfg.replay.updates}, but loss.kind "
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
                           "set replay.updates: 0 or another loss.kind")
+    m = cfg.optim.micro_batches
+    for key, rows in (("prompts_per_step", cfg.prompts_per_step),
+                      ("replay.batch", cfg.replay.batch if cfg.replay.updates else 0)):
+        if rows % m:
+            raise ConfigError(f"{source}: key '{key}' is {rows}, which 'optim.micro_batches' ({m}) must "
+                              "divide (each update splits its pairs into equal micro-batches)")
     if cfg.loss.kind == "xpo" and cfg.explore.strategy != "xpo":
         raise ConfigError(f"{source}: key 'loss.kind' is 'xpo', whose exploration bonus needs candidates "
                           f"sampled from the reference; only 'explore.strategy: xpo' draws them, got "
@@ -621,6 +628,11 @@ def _validate_learner(cfg: Config, source: str) -> None:
 
 def check_learner_devices(cfg: Config, devices: int, source: str = "<config>", how: str = "") -> None:
     """ConfigError unless `prompts_per_step` pairs split evenly over `devices` learner devices."""
+    if cfg.learner.sharding != "none" and cfg.replay.updates and cfg.replay.batch % devices:
+        raise ConfigError(
+            f"{source}: key 'replay.batch' ({cfg.replay.batch}) must be a multiple of the learner's "
+            f"device count {devices}{f' ({how})' if how else ''} with 'learner.sharding: "
+            f"{cfg.learner.sharding}' (each device takes an equal share of the pairs)")
     if cfg.learner.sharding != "none" and cfg.prompts_per_step % devices:
         raise ConfigError(
             f"{source}: key 'prompts_per_step' ({cfg.prompts_per_step}) must be a multiple of the "

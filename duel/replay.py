@@ -5,8 +5,8 @@
     batch = replay.sample(rng, 16)          # PairTensors of 16 rows drawn uniformly
 
 One oracle answer can teach the policy more than once: after the update on a step's fresh
-pairs, the learner makes `replay.updates` more updates, each on `prompts_per_step` pairs drawn
-from the newest `replay.capacity` labelled pairs of the run (as SEA's learner takes several
+pairs, the learner makes `replay.updates` more updates, each on `replay.batch` pairs (default:
+`prompts_per_step`) drawn from the newest `replay.capacity` labelled pairs of the run (as SEA's learner takes several
 gradient steps on its buffer between weight syncs). Replaying a label never calls the oracle
 and is never counted as a query: the learner's query counter only reads the oracle's answers.
 

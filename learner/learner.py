@@ -286,8 +286,9 @@ class Learner:
             return {"replay_size": 0}
         rng = step_rng(self.cfg.seed, step, KEY_LEARN, 1)
         losses = []
+        rows = self.cfg.replay.batch or self.cfg.prompts_per_step
         for _ in range(self.cfg.replay.updates):
-            rb = self._device_batch(self.replay.sample(rng, self.cfg.prompts_per_step))
+            rb = self._device_batch(self.replay.sample(rng, rows))
             if self.reference is not None:
                 rb = with_reference(rb, self.state, self.reference.params, self.tcfg)
             rm = self._step(rb)
