@@ -24,7 +24,10 @@ VARIANTS = ("B2", "B3", "B5")
 
 def summary(root: Path, task: str, variant: str) -> dict:
     rows = []
-    for _, q, v, lo, hi, budget in passive_runs([root / f"{task}-pas-{variant}"]):
+    d = root / f"{task}-pas-{variant}"
+    if not any((x / "config.yaml").is_file() for x in d.iterdir()):
+        d = d / "report.json"  # the runs are gone: their report (round 20 reads round 18's B2 so)
+    for _, q, v, lo, hi, budget in passive_runs([d]):
         after = COLLAPSE_AFTER * budget
         drops, _ = st.collapses(q, v, lo, hi, after)
         i = np.nonzero(q[:-1] >= after)[0] + 1
