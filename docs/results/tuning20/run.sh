@@ -5,7 +5,7 @@
 # Sweeps only (runs/tuning20/...); then report.sh. A sweep run again skips complete runs.
 #   bash docs/results/tuning20/run.sh && bash docs/results/tuning20/report.sh
 set -euo pipefail
-duel sweep launch/configs/recipe-r13.yaml --set task=arithmetic --strategies passive --seeds 100 \
+duel sweep launch/configs/recipe-r13.yaml --set task=arithmetic --strategies passive --seeds 100, \
   --parallel 1 --out runs/tuning20/check-B2
 for task in arithmetic sort style; do
   sets=(--set task=$task)
