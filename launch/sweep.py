@@ -64,13 +64,30 @@ def default_prepare(config) -> str:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'5' -> seeds 0..4; '0,3,7' -> exactly those."""
+    """'5' -> seeds 0..4 (a count); '0,3,7' -> exactly those; '100-103' -> 100..103; '100,' ->
+    seed 100 alone."""
     try:
         if "," in text:
             return sorted({int(s) for s in text.split(",") if s.strip()})
+        lo, sep, hi = text.strip().partition("-")
+        if sep and lo:
+            if int(hi) < int(lo):
+                raise ValueError
+            return list(range(int(lo), int(hi) + 1))
+        if int(text) < 0:
+            raise ValueError
         return list(range(int(text)))
     except ValueError:
-        raise SweepError(f"--seeds: expected a count (5) or a list (0,3,7), got {text!r}") from None
+        raise SweepError(f"--seeds: expected a count (5), a list (0,3,7) or a range (100-103), "
+                         f"got {text!r}") from None
+
+
+def describe_seeds(text: str, seeds: list[int]) -> str:
+    """The sweep's seeds in words; a count says it is one (`--seeds 100` is 100 runs, not seed 100)."""
+    names = ", ".join(map(str, seeds)) if len(seeds) <= 6 else f"{seeds[0]}..{seeds[-1]}"
+    if "," in text or "-" in text.strip()[1:]:
+        return f"seeds {names}"
+    return f"seeds {names} (--seeds {text.strip()} is a count; seed {text.strip()} alone: --seeds {text.strip()},)"
 
 
 def parse_set_for(items: Sequence[str], strategies: Sequence[str]) -> dict[str, list[str]]:
@@ -221,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="duel sweep", description=__doc__.splitlines()[0])
     ap.add_argument("config", help="preset name or YAML path")
     ap.add_argument("--strategies", default=DEFAULT_STRATEGIES, help="comma-separated")
-    ap.add_argument("--seeds", default="5", help="a count (seeds 0..N-1) or a list 0,3,7")
+    ap.add_argument("--seeds", default="5", help="a count N (seeds 0..N-1), a list 0,3,7, a range 100-103, "
+                    "or one seed with a comma: 100,")
     ap.add_argument("--budget", type=int, help="oracle queries per run (default: the config's)")
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     metavar="KEY=VALUE", help="config overrides for every run")
@@ -275,7 +293,8 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
     todo = [s for s in specs if states[s.run_dir] != "complete"]
     counts = {k: list(states.values()).count(k) for k in ("complete", "partial", "new")}
     log(f"sweep {sweep_dir}: {len(specs)} runs ({counts['complete']} complete, "
-        f"{counts['partial']} to resume, {counts['new']} new)")
+        f"{counts['partial']} to resume, {counts['new']} new): {len(strategies)} strategies x "
+        f"{describe_seeds(args.seeds, seeds)}")
     errors = execute(todo, run_fn, prepare_fn, args.address, args.parallel, log) if todo else {}
     ran = [s.run_dir for s in specs if (s.run_dir / "config.yaml").is_file()]
     if ran:

@@ -132,8 +132,14 @@ def test_sweep_refuses_a_run_dir_made_with_other_settings(tmp_path, preset, caps
 
 def test_seed_and_config_errors(tmp_path, preset, capsys):
     assert sweep.parse_seeds("3") == [0, 1, 2] and sweep.parse_seeds("4,1") == [1, 4]
-    with pytest.raises(sweep.SweepError, match="--seeds"):
-        sweep.parse_seeds("many")
+    assert sweep.parse_seeds("100-103") == [100, 101, 102, 103] and sweep.parse_seeds("100,") == [100]
+    for bad in ("many", "5-3", "-2", "1-x"):
+        with pytest.raises(sweep.SweepError, match="--seeds"):
+            sweep.parse_seeds(bad)
+    # a count says it is one: `--seeds 100` is 100 runs, not seed 100
+    assert sweep.describe_seeds("100", sweep.parse_seeds("100")) == \
+        "seeds 0..99 (--seeds 100 is a count; seed 100 alone: --seeds 100,)"
+    assert sweep.describe_seeds("100-103", [100, 101, 102, 103]) == "seeds 100, 101, 102, 103"
     with pytest.raises(C.ConfigError, match="explore.strategy"):
         sweep.plan(str(preset), ["ee_tss"], [0], 100, [], tmp_path / "x")
     with pytest.raises(sweep.SweepError, match="--budget"):
