@@ -1,0 +1,54 @@
+"""Round 21's finals (PLAN.md): issue 14's checks (a), (b) and passive's (c) for ee_ts / bai_ts
+with 64 pairs per replayed update (A64, runs/tuning21/final-TASK-A64), and for the shipped A16
+curves, against both passives: the shipped one (B2, curves from its report) and round 20's RB64.
+
+    python docs/results/tuning21/against.py   # writes against.md beside it
+"""
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tuning20"))
+from against import CASES, checks, from_runs, shipped  # noqa: E402  (round 20's, unchanged)
+
+FINALS = {"arithmetic": Path("runs/tuning21/final-arithmetic-A64"), "sort": Path("runs/tuning21/final-sort-A64")}
+
+
+def main() -> None:
+    lines = ["| task | active | passive | strategy | passive final | (a) ratio [95% bootstrap] | (a) <= 1/3 | "
+             "final [95% t] | (b) | passive (c) drops |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for task, (report, rb64) in CASES.items():
+        budget, groups = shipped(report)
+        new = [r for r in from_runs_all(FINALS[task])]
+        passives = (("B2 (shipped)", groups["passive"]), ("RB64", from_runs(rb64)))
+        for strat in ("ee_ts", "bai_ts"):
+            arms = [("A16 (shipped)", groups.get(strat)), ("A64", [r for s, r in new if s == strat] or None)]
+            for arm, active in arms:
+                if not active:
+                    continue
+                for pname, passive in passives:
+                    c = checks(active, passive, budget)
+                    lines.append(f"| {task} | {arm} | {pname} | {strat} | {c['passive_final']:.4f} | "
+                                 f"x{c['ratio']:.3f} [{c['lo']:.2f}, {c['hi']:.2f}] | "
+                                 f"{'yes' if c['ratio'] <= 1 / 3 else 'no'} | {c['final']:.3f} "
+                                 f"[{c['final_lo']:.3f}, ...] | {'yes' if c['b'] else 'no'} | {c['drops']} |")
+    text = "\n".join(lines)
+    print(text)
+    (HERE / "against.md").write_text(text + "\n")
+
+
+def from_runs_all(sweep: Path):
+    """-> [(strategy, run dict)] of every run of a sweep, by seed."""
+    from duel.report import load_run
+
+    out = []
+    for d in (x for x in sweep.iterdir() if (x / "config.yaml").is_file()):
+        r = load_run(d)
+        s = r.series("expected_win_rate")
+        out.append((r.strategy, {"seed": r.seed, "eval_queries": s.queries, "values": s.values,
+                                 "lo": s.lo, "hi": s.hi}))
+    return sorted(out, key=lambda x: (x[0], x[1]["seed"]))
+
+
+if __name__ == "__main__":
+    main()
