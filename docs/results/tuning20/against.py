@@ -54,6 +54,13 @@ def checks(active: list[dict], passive: list[dict], budget: float) -> dict:
             "final": mean, "final_lo": lo, "b": lo > pf, "drops": drops, "paired": paired}
 
 
+def cells(c: dict) -> str:
+    """The table's columns from passive's final on, of one `checks` result."""
+    return (f"{c['passive_final']:.4f} | x{c['ratio']:.3f} [{c['lo']:.2f}, {c['hi']:.2f}] | "
+            f"{'yes' if c['ratio'] <= 1 / 3 else 'no'} | {c['final']:.3f} [{c['final_lo']:.3f}, ...] | "
+            f"{'yes' if c['b'] else 'no'} | {c['drops']} |")
+
+
 def main() -> None:
     lines = ["| task | passive | strategy | passive final | (a) ratio [95% bootstrap] | (a) <= 1/3 | "
              "final [95% t] | (b) | passive (c) drops |", "|---|---|---|---|---|---|---|---|---|"]
@@ -63,11 +70,7 @@ def main() -> None:
             for strat in ("ee_ts", "bai_ts"):
                 if strat not in groups:
                     continue
-                c = checks(groups[strat], passive, budget)
-                lines.append(f"| {task} | {name} | {strat} | {c['passive_final']:.4f} | x{c['ratio']:.3f} "
-                             f"[{c['lo']:.2f}, {c['hi']:.2f}] | {'yes' if c['ratio'] <= 1 / 3 else 'no'} | "
-                             f"{c['final']:.3f} [{c['final_lo']:.3f}, ...] | {'yes' if c['b'] else 'no'} | "
-                             f"{c['drops']} |")
+                lines.append(f"| {task} | {name} | {strat} | {cells(checks(groups[strat], passive, budget))}")
     text = "\n".join(lines)
     print(text)
     (HERE / "against.md").write_text(text + "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tuning20"))
-from against import CASES, checks, from_runs, shipped  # noqa: E402  (round 20's, unchanged)
+from against import CASES, cells, checks, from_runs, shipped  # noqa: E402  (round 20's)
 
 FINALS = {"arithmetic": Path("runs/tuning21/final-arithmetic-A64"), "sort": Path("runs/tuning21/final-sort-A64")}
 
@@ -27,11 +27,7 @@ def main() -> None:
                 if not active:
                     continue
                 for pname, passive in passives:
-                    c = checks(active, passive, budget)
-                    lines.append(f"| {task} | {arm} | {pname} | {strat} | {c['passive_final']:.4f} | "
-                                 f"x{c['ratio']:.3f} [{c['lo']:.2f}, {c['hi']:.2f}] | "
-                                 f"{'yes' if c['ratio'] <= 1 / 3 else 'no'} | {c['final']:.3f} "
-                                 f"[{c['final_lo']:.3f}, ...] | {'yes' if c['b'] else 'no'} | {c['drops']} |")
+                    lines.append(f"| {task} | {arm} | {pname} | {strat} | {cells(checks(active, passive, budget))}")
     text = "\n".join(lines)
     print(text)
     (HERE / "against.md").write_text(text + "\n")
