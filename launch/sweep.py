@@ -293,8 +293,8 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
     todo = [s for s in specs if states[s.run_dir] != "complete"]
     counts = {k: list(states.values()).count(k) for k in ("complete", "partial", "new")}
     log(f"sweep {sweep_dir}: {len(specs)} runs ({counts['complete']} complete, "
-        f"{counts['partial']} to resume, {counts['new']} new): {len(strategies)} strategies x "
-        f"{describe_seeds(args.seeds, seeds)}")
+        f"{counts['partial']} to resume, {counts['new']} new): {len(strategies)} "
+        f"strateg{'y' if len(strategies) == 1 else 'ies'} x {describe_seeds(args.seeds, seeds)}")
     errors = execute(todo, run_fn, prepare_fn, args.address, args.parallel, log) if todo else {}
     ran = [s.run_dir for s in specs if (s.run_dir / "config.yaml").is_file()]
     if ran:
