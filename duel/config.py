@@ -574,8 +574,7 @@ def _check_rules(cfg: Config, source: str) -> None:
                           "'xpo' needs each pair's reference sample, which the replay does not keep; "
                           "set replay.updates: 0 or another loss.kind")
     m = cfg.optim.micro_batches
-    for key, rows in (("prompts_per_step", cfg.prompts_per_step),
-                      ("replay.batch", cfg.replay.batch if cfg.replay.updates else 0)):
+    for key, rows in _update_batches(cfg):
         if rows % m:
             raise ConfigError(f"{source}: key '{key}' is {rows}, which 'optim.micro_batches' ({m}) must "
                               "divide (each update splits its pairs into equal micro-batches)")
@@ -626,18 +625,26 @@ def _validate_learner(cfg: Config, source: str) -> None:
                               f"learner.processes={lc.processes} x resources.learner_gpus={int(gpus)}")
 
 
+def _update_batches(cfg: Config) -> list[tuple[str, int]]:
+    """(key, pairs) of each batch one policy update trains on: the step's fresh pairs and, with
+    label replay, a replayed batch (`replay.batch`; 0 = prompts_per_step, already listed)."""
+    out = [("prompts_per_step", cfg.prompts_per_step)]
+    if cfg.replay.updates and cfg.replay.batch:
+        out.append(("replay.batch", cfg.replay.batch))
+    return out
+
+
 def check_learner_devices(cfg: Config, devices: int, source: str = "<config>", how: str = "") -> None:
-    """ConfigError unless `prompts_per_step` pairs split evenly over `devices` learner devices."""
-    if cfg.learner.sharding != "none" and cfg.replay.updates and cfg.replay.batch % devices:
-        raise ConfigError(
-            f"{source}: key 'replay.batch' ({cfg.replay.batch}) must be a multiple of the learner's "
-            f"device count {devices}{f' ({how})' if how else ''} with 'learner.sharding: "
-            f"{cfg.learner.sharding}' (each device takes an equal share of the pairs)")
-    if cfg.learner.sharding != "none" and cfg.prompts_per_step % devices:
-        raise ConfigError(
-            f"{source}: key 'prompts_per_step' ({cfg.prompts_per_step}) must be a multiple of the "
-            f"learner's device count {devices}{f' ({how})' if how else ''} with "
-            f"'learner.sharding: {cfg.learner.sharding}' (each device takes an equal share of the pairs)")
+    """ConfigError unless each update's pairs (`_update_batches`) split evenly over `devices`
+    learner devices."""
+    if cfg.learner.sharding == "none":
+        return
+    for key, rows in _update_batches(cfg):
+        if rows % devices:
+            raise ConfigError(
+                f"{source}: key '{key}' ({rows}) must be a multiple of the learner's device count "
+                f"{devices}{f' ({how})' if how else ''} with 'learner.sharding: {cfg.learner.sharding}' "
+                "(each device takes an equal share of the pairs)")
 
 
 # ---------------------------------------------------------------------------------------------

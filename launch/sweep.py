@@ -85,7 +85,7 @@ def parse_seeds(text: str) -> list[int]:
 def describe_seeds(text: str, seeds: list[int]) -> str:
     """The sweep's seeds in words; a count says it is one (`--seeds 100` is 100 runs, not seed 100)."""
     names = ", ".join(map(str, seeds)) if len(seeds) <= 6 else f"{seeds[0]}..{seeds[-1]}"
-    if "," in text or "-" in text.strip()[1:]:
+    if not text.strip().isdigit():  # a list or a range names its seeds itself
         return f"seeds {names}"
     return f"seeds {names} (--seeds {text.strip()} is a count; seed {text.strip()} alone: --seeds {text.strip()},)"
 

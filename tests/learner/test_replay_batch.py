@@ -59,3 +59,13 @@ def test_replay_batch_must_split_into_micro_batches():
                            "optim.micro_batches=4"])
     # replay off: the field is not used, so it is not checked
     load_config(None, ["task=demo", "prompts_per_step=16", "replay.batch=6", "optim.micro_batches=4"])
+
+
+def test_replay_batch_must_split_over_the_learners_devices():
+    from duel.config import ConfigError, check_learner_devices, load_config
+
+    cfg = load_config(None, ["task=demo", "prompts_per_step=8", "replay.updates=2", "replay.batch=6",
+                             "learner.sharding=dp"])
+    with pytest.raises(ConfigError, match=r"'replay.batch' \(6\) must be a multiple of the learner's device count 4"):
+        check_learner_devices(cfg, 4, "run.yaml")
+    check_learner_devices(cfg, 2, "run.yaml")  # 8 and 6 both split over 2

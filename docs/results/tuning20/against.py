@@ -27,13 +27,15 @@ def shipped(report: Path) -> tuple[float, dict[str, list[dict]]]:
     return task["budget"], {label.split()[0]: g["runs"] for label, g in task["strategies"].items()}
 
 
-def from_runs(sweep: Path) -> list[dict]:
+def from_runs(sweep: Path, strategy: str | None = None) -> list[dict]:
+    """-> the sweep's runs (of `strategy` only, if given) as run dicts, by seed."""
     out = []
-    for d in sorted((x for x in sweep.iterdir() if (x / "config.yaml").is_file()), key=lambda x: load_run(x).seed):
+    for d in (x for x in sweep.iterdir() if (x / "config.yaml").is_file()):
         r = load_run(d)
-        s = r.series("expected_win_rate")
-        out.append({"seed": r.seed, "eval_queries": s.queries, "values": s.values, "lo": s.lo, "hi": s.hi})
-    return out
+        if strategy in (None, r.strategy):
+            s = r.series("expected_win_rate")
+            out.append({"seed": r.seed, "eval_queries": s.queries, "values": s.values, "lo": s.lo, "hi": s.hi})
+    return sorted(out, key=lambda x: x["seed"])
 
 
 def curves(runs):

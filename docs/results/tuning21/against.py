@@ -19,10 +19,9 @@ def main() -> None:
              "final [95% t] | (b) | passive (c) drops |", "|---|---|---|---|---|---|---|---|---|---|"]
     for task, (report, rb64) in CASES.items():
         budget, groups = shipped(report)
-        new = [r for r in from_runs_all(FINALS[task])]
         passives = (("B2 (shipped)", groups["passive"]), ("RB64", from_runs(rb64)))
         for strat in ("ee_ts", "bai_ts"):
-            arms = [("A16 (shipped)", groups.get(strat)), ("A64", [r for s, r in new if s == strat] or None)]
+            arms = [("A16 (shipped)", groups.get(strat)), ("A64", from_runs(FINALS[task], strat))]
             for arm, active in arms:
                 if not active:
                     continue
@@ -31,19 +30,6 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     (HERE / "against.md").write_text(text + "\n")
-
-
-def from_runs_all(sweep: Path):
-    """-> [(strategy, run dict)] of every run of a sweep, by seed."""
-    from duel.report import load_run
-
-    out = []
-    for d in (x for x in sweep.iterdir() if (x / "config.yaml").is_file()):
-        r = load_run(d)
-        s = r.series("expected_win_rate")
-        out.append((r.strategy, {"seed": r.seed, "eval_queries": s.queries, "values": s.values,
-                                 "lo": s.lo, "hi": s.hi}))
-    return sorted(out, key=lambda x: (x[0], x[1]["seed"]))
 
 
 if __name__ == "__main__":
