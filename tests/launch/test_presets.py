@@ -75,3 +75,15 @@ def test_recipe_r16_style_is_recipe_r13_at_style_with_the_bag_of_words_for_the_a
         assert r16.task == "style" and r16.sampling.max_new_tokens == 16 and not r16.eval.greedy
         assert (r16.erm.features == "hidden_probs_words") == (strategy in ("ee_ts", "bai_ts"))
         assert r16.erm.num_members == 8 and tuple(r16.erm.hidden) == (64,)
+
+
+def test_recipe_r22_arithmetic_is_recipe_r13_with_32_prompts_one_paid_for_the_active_strategies():
+    p32 = ["prompts_per_step=32", "mixed.gamma=0.96875", "replay.batch=16"]
+    for strategy in ["passive", "xpo", "apl", "ee_ts", "bai_ts"]:
+        common = [f"explore.strategy={strategy}", "seed=7", "run_dir=runs/x"]
+        r22 = load_config("recipe-r22-arithmetic", common)
+        extra = p32 if strategy in ("ee_ts", "bai_ts") else []
+        assert r22 == load_config("recipe-r13", ["task=arithmetic", *common, *extra]), strategy
+        assert r22.task == "arithmetic"
+        if strategy in ("ee_ts", "bai_ts"):  # one paid prompt per step: 32 - round(0.96875 * 32)
+            assert r22.prompts_per_step - round(r22.mixed.gamma * r22.prompts_per_step) == 1

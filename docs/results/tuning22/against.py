@@ -1,0 +1,34 @@
+"""Round 22's finals (PLAN.md): issue 14's checks (a), (b) for ee_ts / bai_ts of
+recipe-r22-arithmetic (runs/tuning22/final-arithmetic, seeds 0-9) and for the shipped recipe-r13
+curves, against both passives on `arithmetic` seeds 0-9: the shipped one (B2, curves from the
+shipped report) and round 20's RB64.
+
+    python docs/results/tuning22/against.py   # writes against.md beside it
+"""
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tuning20"))
+from against import CASES, cells, checks, from_runs, shipped  # noqa: E402  (round 20's)
+
+FINALS = Path("runs/tuning22/final-arithmetic")
+
+
+def main() -> None:
+    lines = ["| active | passive | strategy | passive final | (a) ratio [95% bootstrap] | (a) <= 1/3 | "
+             "final [95% t] | (b) | passive (c) drops |", "|---|---|---|---|---|---|---|---|---|"]
+    report, rb64 = CASES["arithmetic"]
+    budget, groups = shipped(report)
+    passives = (("B2 (shipped)", groups["passive"]), ("RB64", from_runs(rb64)))
+    for strat in ("ee_ts", "bai_ts"):
+        for arm, active in (("recipe-r13 (shipped)", groups[strat]), ("recipe-r22", from_runs(FINALS, strat))):
+            for pname, passive in passives:
+                lines.append(f"| {arm} | {pname} | {strat} | {cells(checks(active, passive, budget))}")
+    text = "\n".join(lines)
+    print(text)
+    (HERE / "against.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
