@@ -88,10 +88,3 @@ def test_recipe_r22_arithmetic_is_recipe_r13_with_32_prompts_one_paid_for_the_ac
         if strategy in ("ee_ts", "bai_ts"):  # one paid prompt per step: 32 - round(0.96875 * 32)
             assert r22.prompts_per_step - round(r22.mixed.gamma * r22.prompts_per_step) == 1
 
-
-def test_recipe_r24_arithmetic_is_recipe_r22_arithmetic_with_one_burn_in_step_for_the_active_strategies():
-    for strategy in ["passive", "xpo", "apl", "ee_ts", "bai_ts"]:
-        common = [f"explore.strategy={strategy}", "seed=7", "run_dir=runs/x"]
-        r24 = load_config("recipe-r24-arithmetic", common)
-        extra = ["mixed.burn_in=1"] if strategy in ("ee_ts", "bai_ts") else []
-        assert r24 == load_config("recipe-r22-arithmetic", [*common, *extra]), strategy
