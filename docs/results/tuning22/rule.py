@@ -30,22 +30,31 @@ def stats(runs: list[dict], passive: list[dict]) -> dict:
             "ratio": c["ratio"], "lo": c["lo"], "hi": c["hi"]}
 
 
-def main() -> None:
-    passive = from_runs(RB64)
-    s = {(g, a): stats(from_runs(p, g), passive) for g in STRATEGIES for a, p in ARMS.items()}
+def table(arms: dict[str, Path], rb64: Path = RB64) -> tuple[dict, list[str]]:
+    """-> ({(strategy, arm): stats}, the table's lines and a blank line) for ee_ts / bai_ts."""
+    passive = from_runs(rb64)
+    s = {(g, a): stats(from_runs(p, g), passive) for g in STRATEGIES for a, p in arms.items()}
     lines = ["| strategy | arm | seeds | final | AUC | (a) vs RB64 [95% bootstrap] |", "|---|---|---|---|---|---|"]
     for (g, a), x in s.items():
         lines.append(f"| {g} | {a} | {x['seeds']} | {x['final']:.4f} | {x['auc']:.4f} | "
                      f"x{x['ratio']:.3f} [{x['lo']:.2f}, {x['hi']:.2f}] |")
-    lines.append("")
+    return s, [*lines, ""]
+
+
+def gains(s: dict, new: str, base: str) -> tuple[dict, list[str]]:
+    """-> ({strategy: (AUC gain, final change)} of arm `new` over `base`, one line per strategy)."""
+    d = {g: tuple(s[g, new][k] - s[g, base][k] for k in ("auc", "final")) for g in STRATEGIES}
+    return d, [f"{g} {new} - {base}: AUC {a:+.4f}, final {f:+.4f}" for g, (a, f) in d.items()]
+
+
+def main() -> None:
+    s, lines = table(ARMS)
     best = None
     for g in STRATEGIES:
-        base = s[g, "A16"]
         for a in ARMS:
             if a == "A16":
                 continue
-            x = s[g, a]
-            gain, dfinal = x["auc"] - base["auc"], x["final"] - base["final"]
+            gain, dfinal = gains(s, a, "A16")[0][g]
             ok = gain > 0.005 and dfinal >= -0.01
             lines.append(f"{g} {a}: AUC {gain:+.4f}, final {dfinal:+.4f} -> {'qualifies' if ok else 'does not qualify'}")
             if ok and (best is None or gain > best[0]):
@@ -54,7 +63,6 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     (HERE / "rule.txt").write_text(text + "\n")
-
 
 if __name__ == "__main__":
     main()

@@ -10,25 +10,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tuning22"))
 sys.path.insert(0, str(HERE.parent / "tuning20"))
-from against import from_runs  # noqa: E402  (round 20's)
-from rule import stats  # noqa: E402  (round 22's)
+from rule import gains, table  # noqa: E402  (round 22's)
 
 ARMS = {"A16": Path("runs/tuning21/sort-A16"), "P32": Path("runs/tuning23/sort-P32")}
 RB64 = Path("runs/tuning20/sort-pas-RB64")
 
 
 def main() -> None:
-    passive = from_runs(RB64)
-    s = {(g, a): stats(from_runs(p, g), passive) for g in ("ee_ts", "bai_ts") for a, p in ARMS.items()}
-    lines = ["| strategy | arm | seeds | final | AUC | (a) vs RB64 [95% bootstrap] |", "|---|---|---|---|---|---|"]
-    for (g, a), x in s.items():
-        lines.append(f"| {g} | {a} | {x['seeds']} | {x['final']:.4f} | {x['auc']:.4f} | "
-                     f"x{x['ratio']:.3f} [{x['lo']:.2f}, {x['hi']:.2f}] |")
-    lines.append("")
-    for g in ("ee_ts", "bai_ts"):
-        gain, dfinal = (s[g, "P32"][k] - s[g, "A16"][k] for k in ("auc", "final"))
-        lines.append(f"{g} P32 - A16: AUC {gain:+.4f}, final {dfinal:+.4f}")
-    gain, dfinal = (s["ee_ts", "P32"][k] - s["ee_ts", "A16"][k] for k in ("auc", "final"))
+    s, lines = table(ARMS, RB64)
+    d, diff_lines = gains(s, "P32", "A16")
+    lines += diff_lines
+    gain, dfinal = d["ee_ts"]
     carries = gain >= -0.005 and dfinal >= -0.01
     lines.append(f"P32 {'carries: run run_reverse.sh' if carries else 'does not carry: recipe-r13 stays the starting recipe'}")
     text = "\n".join(lines)

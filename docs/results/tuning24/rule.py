@@ -10,24 +10,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tuning22"))
 sys.path.insert(0, str(HERE.parent / "tuning20"))
-from against import from_runs  # noqa: E402  (round 20's)
-from rule import RB64, stats  # noqa: E402  (round 22's)
+from rule import gains, table  # noqa: E402  (round 22's)
 
 ARMS = {"P32": Path("runs/tuning22/arithmetic-P32"), "P32B1": Path("runs/tuning24/arithmetic-P32B1")}
 
 
 def main() -> None:
-    passive = from_runs(RB64)
-    s = {(g, a): stats(from_runs(p, g), passive) for g in ("ee_ts", "bai_ts") for a, p in ARMS.items()}
-    lines = ["| strategy | arm | seeds | final | AUC | (a) vs RB64 [95% bootstrap] |", "|---|---|---|---|---|---|"]
-    for (g, a), x in s.items():
-        lines.append(f"| {g} | {a} | {x['seeds']} | {x['final']:.4f} | {x['auc']:.4f} | "
-                     f"x{x['ratio']:.3f} [{x['lo']:.2f}, {x['hi']:.2f}] |")
-    lines.append("")
-    for g in ("ee_ts", "bai_ts"):
-        gain, dfinal = (s[g, "P32B1"][k] - s[g, "P32"][k] for k in ("auc", "final"))
-        lines.append(f"{g} P32B1 - P32: AUC {gain:+.4f}, final {dfinal:+.4f}")
-    gain, dfinal = (s["ee_ts", "P32B1"][k] - s["ee_ts", "P32"][k] for k in ("auc", "final"))
+    s, lines = table(ARMS)
+    d, diff_lines = gains(s, "P32B1", "P32")
+    lines += diff_lines
+    gain, dfinal = d["ee_ts"]
     chosen = gain > 0.005 and dfinal >= -0.01
     lines.append("chosen: P32B1 (run run_finals.sh)" if chosen else "chosen: P32 stays (no finals)")
     text = "\n".join(lines)
