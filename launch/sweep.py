@@ -54,10 +54,13 @@ def default_run(config, run_dir: str) -> Any:
 
 def default_prepare(config) -> str:
     """The run's policy directory: policy.path, or the task's starting policy, built and cached
-    (under $DUEL_CACHE) by the same code the loop uses, so the runs find it ready."""
+    (under $DUEL_CACHE) by the same code the loop uses, so the runs find it ready. Built in a
+    spawned child, as the driver builds it: the child drops the caller's XLA_FLAGS, so the cached
+    policy does not depend on whether a sweep or a run built it first (trained in this Ray task,
+    under XLA_FLAGS=--xla_backend_optimization_level=0, `reverse`'s differed: round 23)."""
     from learner.setup import model_dir_for
 
-    return model_dir_for(config, spawn=False)  # in the Ray task itself: it forks nothing after
+    return model_dir_for(config, spawn=True)
 
 
 # ----------------------------------------------------------------------------- planning

@@ -37,3 +37,18 @@ def test_the_child_builds_without_the_callers_xla_flags(tmp_path, monkeypatch, c
     out = build_starting_policy(task)
     assert (out / "task.json").is_file()
     assert "no_such_flag" not in capfd.readouterr().err
+
+
+def test_a_sweep_builds_it_in_the_same_child(monkeypatch):
+    # `duel sweep` builds the starting policy before its runs (launch.sweep.default_prepare). It
+    # used to train it in its own Ray task with the caller's XLA_FLAGS, so a sweep under
+    # --xla_backend_optimization_level=0 cached another `reverse` policy than a run would
+    # (docs/results/tuning23/PLAN.md). It must take the child path the test above checks.
+    import learner.setup
+    from launch.presets import load_config
+    from launch.sweep import default_prepare
+
+    calls = []
+    monkeypatch.setattr(learner.setup, "build_starting_policy", lambda task, spawn=True: calls.append(spawn) or "p")
+    assert default_prepare(load_config("demo", [f"task={TINY_TASK}"])) == "p"
+    assert calls == [True]
