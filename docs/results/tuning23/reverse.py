@@ -1,5 +1,5 @@
 """Round 23's held-out check (PLAN.md and its amendment): checks (a), (b) on `reverse` seeds 0-9
-for ee_ts of recipe-r22-arithmetic (runs/tuning23/reverse-P32) against recipe-r13's passive from
+for ee_ts of recipe-r22-arithmetic (runs/tuning23/reverse-P32, seeds 0-4) against recipe-r13's passive from
 the same starting policy (runs/tuning23/reverse-passive) and against the shipped passive (another
 starting policy), beside the shipped recipe-r13 ee_ts (docs/results/b2/reverse/report.json).
 
@@ -19,6 +19,8 @@ def main() -> None:
     budget, groups = shipped(REPORT)
     today = from_runs(RUNS / "reverse-passive")
     p32 = from_runs(RUNS / "reverse-P32", "ee_ts")
+    seeds = {r["seed"] for r in p32}  # the shipped runs on the same seeds (0-4: PLAN's second amendment)
+    groups = {k: [r for r in v if r["seed"] in seeds] for k, v in groups.items()}
     rows = (("recipe-r13 (shipped)", "shipped (other policy)", groups["ee_ts"], groups["passive"]),
             ("recipe-r22 (P32)", "today's (same policy)", p32, today),
             ("recipe-r22 (P32)", "shipped (other policy)", p32, groups["passive"]))
