@@ -60,7 +60,7 @@ def default_prepare(config) -> str:
     under XLA_FLAGS=--xla_backend_optimization_level=0, `reverse`'s differed: round 23)."""
     from learner.setup import model_dir_for
 
-    return model_dir_for(config, spawn=True)
+    return model_dir_for(config)
 
 
 # ----------------------------------------------------------------------------- planning

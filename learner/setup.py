@@ -90,7 +90,7 @@ def enable_compile_cache() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
 
 
-def model_dir_for(cfg, task=None, spawn: bool = True) -> str:
+def model_dir_for(cfg, task=None) -> str:
     """cfg.policy.path, or the task's starting policy (built once, cached under DUEL_CACHE)."""
     if cfg.policy.path:
         p = Path(cfg.policy.path).expanduser()
@@ -104,7 +104,7 @@ def model_dir_for(cfg, task=None, spawn: bool = True) -> str:
     if task is None:
         raise InputError("key 'policy.path': required when the config has no 'task' (the policy to "
                          "align: a Hugging Face model directory)")
-    return str(build_starting_policy(task, spawn=spawn))
+    return str(build_starting_policy(task))
 
 
 def check_lora(cfg, model_dir: str) -> None:
@@ -122,12 +122,12 @@ def check_lora(cfg, model_dir: str) -> None:
         raise InputError(f"key 'policy.lora.targets': {e} ({model_dir})") from None
 
 
-def build_starting_policy(task, spawn: bool = True) -> Path:
+def build_starting_policy(task) -> Path:
     """The task's cached starting policy; on first use, say so and train it (with a progress
     bar) in a child process, so that this process (the driver) never starts JAX before Ray
     starts its processes (a fork after JAX started warns of a deadlock) and a signal ends the
     training without a C++ stack dump. The child builds it without the caller's XLA_FLAGS (the
-    weights would depend on them). spawn=False trains in this process (a Ray worker)."""
+    weights would depend on them), so a sweep's Ray task and a driver cache the same policy."""
     import sys
 
     out = task.starting_policy_dir(cache_dir())
@@ -136,7 +136,7 @@ def build_starting_policy(task, spawn: bool = True) -> Path:
     print(f"training the starting policy of task {task.name!r} ({task.sft['steps']} SFT steps, "
           f"once: it is cached in {out})", file=sys.stderr, flush=True)
     spec = getattr(task, "spec", None)
-    if not spawn or not isinstance(spec, str):  # (a Task object a child cannot rebuild by name)
+    if not isinstance(spec, str):  # (a Task object a child cannot rebuild by name)
         return task.starting_policy(cache_dir(), progress=True)
     import multiprocessing
 

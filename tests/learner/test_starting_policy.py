@@ -1,5 +1,7 @@
 """The driver builds a task's starting policy in a child process, says so and shows progress."""
 
+from pathlib import Path
+
 from jax._src import xla_bridge
 
 from duel.tasks import get_task
@@ -39,16 +41,21 @@ def test_the_child_builds_without_the_callers_xla_flags(tmp_path, monkeypatch, c
     assert "no_such_flag" not in capfd.readouterr().err
 
 
-def test_a_sweep_builds_it_in_the_same_child(monkeypatch):
+def test_a_sweep_builds_it_in_the_same_child(tmp_path, monkeypatch):
     # `duel sweep` builds the starting policy before its runs (launch.sweep.default_prepare). It
     # used to train it in its own Ray task with the caller's XLA_FLAGS, so a sweep under
     # --xla_backend_optimization_level=0 cached another `reverse` policy than a run would
-    # (docs/results/tuning23/PLAN.md). It must take the child path the test above checks.
-    import learner.setup
+    # (docs/results/tuning23/PLAN.md). Training in the calling process fails here; the spawned
+    # child (a fresh interpreter, not patched) builds it.
     from launch.presets import load_config
     from launch.sweep import default_prepare
 
-    calls = []
-    monkeypatch.setattr(learner.setup, "build_starting_policy", lambda task, spawn=True: calls.append(spawn) or "p")
-    assert default_prepare(load_config("demo", [f"task={TINY_TASK}"])) == "p"
-    assert calls == [True]
+    def here(self, *args, **kwargs):
+        raise AssertionError("the starting policy was trained in the caller's process")
+
+    monkeypatch.setenv("DUEL_CACHE", str(tmp_path / "cache"))
+    task = get_task(TINY_TASK)
+    monkeypatch.setattr(type(task), "starting_policy", here)
+    out = default_prepare(load_config("demo", [f"task={TINY_TASK}"]))
+    assert out == str(task.starting_policy_dir(tmp_path / "cache"))
+    assert (Path(out) / "task.json").is_file()
