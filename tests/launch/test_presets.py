@@ -91,3 +91,17 @@ def test_recipe_r22_arithmetic_is_recipe_r13_with_32_prompts_one_paid_for_the_ac
             assert r22.resources.generators == 1
             ask = ~synthetic_mask(jax.random.key(0), r22.prompts_per_step, r22.mixed.gamma, step=2, burn_in=2)
             assert ask.sum() == 1
+
+
+def test_recipe_r25_arithmetic_is_recipe_r22_with_64_prompts_one_paid_for_bai_ts():
+    p64 = ["prompts_per_step=64", "mixed.gamma=0.984375", "mixed.burn_in=1"]
+    for strategy in ["passive", "xpo", "apl", "ee_ts", "bai_ts"]:
+        common = [f"explore.strategy={strategy}", "seed=7", "run_dir=runs/x"]
+        r25 = load_config("recipe-r25-arithmetic", common)
+        extra = p64 if strategy == "bai_ts" else []
+        assert r25 == load_config("recipe-r22-arithmetic", [*common, *extra]), strategy
+        if strategy == "bai_ts":  # one burn-in step of 64 paid prompts, then one paid prompt per step
+            assert r25.resources.generators == 1 and r25.replay.batch == 16
+            assert not synthetic_mask(jax.random.key(0), 64, r25.mixed.gamma, step=0, burn_in=1).any()
+            ask = ~synthetic_mask(jax.random.key(0), 64, r25.mixed.gamma, step=1, burn_in=1)
+            assert ask.sum() == 1

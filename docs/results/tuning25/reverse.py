@@ -18,6 +18,7 @@ sys.path.insert(0, str(HERE.parent / "tuning20"))
 from against import cells, checks, from_runs, shipped  # noqa: E402  (round 20's)
 
 REPORT, RUNS = HERE.parent / "b2/reverse/report.json", Path("runs/tuning25/reverse-P32")
+RB64 = Path("runs/tuning25/reverse-RB64")  # the amendment's stronger passive, if run
 
 
 def main() -> None:
@@ -32,10 +33,15 @@ def main() -> None:
              + "; ".join(f"seed {s}: {x:.4f} vs {y:.4f}" for s, x, y in starts)
              + (" (all equal to 4 decimals)" if same else " (NOT equal: no comparison made)"), ""]
     if same:
-        lines += ["| active ee_ts | passive final | (a) ratio [95% bootstrap] | (a) <= 1/3 | final [95% t] | (b) | "
-                  "passive (c) drops |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {arm} | {cells(checks(active, passive, budget))}"
-                  for arm, active in (("recipe-r13 (shipped)", r13), ("recipe-r22 (P32)", p32))]
+        lines += ["| active ee_ts | passive | passive final | (a) ratio [95% bootstrap] | (a) <= 1/3 | final [95% t] | (b) | "
+                  "passive (c) drops |", "|---|---|---|---|---|---|---|---|"]
+        passives = [("shipped", passive)]
+        if RB64.is_dir():
+            rb64 = [r for r in from_runs(RB64) if r["seed"] in seeds]
+            assert [r["seed"] for r in rb64] == seeds, f"{RB64}: seeds {[r['seed'] for r in rb64]}"
+            passives.append(("RB64", rb64))
+        lines += [f"| {arm} | {pname} | {cells(checks(active, pas, budget))}"
+                  for pname, pas in passives for arm, active in (("recipe-r13 (shipped)", r13), ("recipe-r22 (P32)", p32))]
         auc = lambda r: st.auc(r["eval_queries"], r["values"], budget)  # noqa: E731
         for name, f in (("AUC", auc), ("final", lambda r: r["values"][-1])):
             d = [f(a) - f(b) for a, b in zip(p32, r13)]
