@@ -1,0 +1,36 @@
+"""Round 26's rule (PLAN.md): per strategy on `style` seeds 100-103, the 4-seed mean final and AUC of
+S32 and S16 (recipe-r16-style as shipped), and check (a) against RB64 on the same seeds. S32
+qualifies for a strategy if its AUC is above S16's by more than 0.005 and its final not below by
+more than 0.01; the qualifying strategy with the higher AUC gain is chosen for the finals.
+
+    python docs/results/tuning26/rule.py   # reads runs/tuning2{0,6}/...; writes rule.txt beside it
+"""
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tuning22"))
+from rule import STRATEGIES, gains, table  # noqa: E402  (round 22's)
+
+ARMS = {"S16": Path("runs/tuning26/style-S16"), "S32": Path("runs/tuning26/style-S32")}
+RB64 = Path("runs/tuning20/style-pas-RB64")
+
+
+def main() -> None:
+    s, lines = table(ARMS, RB64)
+    d, glines = gains(s, "S32", "S16")
+    best = None
+    for g, line in zip(STRATEGIES, glines):
+        gain, dfinal = d[g]
+        ok = gain > 0.005 and dfinal >= -0.01
+        lines.append(f"{line} -> {'qualifies' if ok else 'does not qualify'}")
+        if ok and (best is None or gain > best[0]):
+            best = (gain, g)
+    lines.append(f"chosen: S32 for {best[1]} (AUC {best[0]:+.4f})" if best else "chosen: none (S16 stays, no finals)")
+    text = "\n".join(lines)
+    print(text)
+    (HERE / "rule.txt").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
