@@ -47,6 +47,22 @@ def gains(s: dict, new: str, base: str) -> tuple[dict, list[str]]:
     return d, [f"{g} {new} - {base}: AUC {a:+.4f}, final {f:+.4f}" for g, (a, f) in d.items()]
 
 
+def choose(s: dict, new: str, base: str) -> list[str]:
+    """Round 22's rule for one arm over a base (rounds 25, 26): it qualifies for a strategy if its
+    AUC is above the base's by more than 0.005 and its final not below by more than 0.01; -> one
+    line per strategy and the last, the chosen strategy (the higher AUC gain) or none."""
+    d, glines = gains(s, new, base)
+    lines, best = [], None
+    for g, line in zip(STRATEGIES, glines):
+        gain, dfinal = d[g]
+        ok = gain > 0.005 and dfinal >= -0.01
+        lines.append(f"{line} -> {'qualifies' if ok else 'does not qualify'}")
+        if ok and (best is None or gain > best[0]):
+            best = (gain, g)
+    return [*lines, f"chosen: {new} for {best[1]} (AUC {best[0]:+.4f})" if best
+            else f"chosen: none ({base} stays, no finals)"]
+
+
 def main() -> None:
     s, lines = table(ARMS)
     best = None

@@ -10,23 +10,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tuning22"))
-from rule import STRATEGIES, gains, table  # noqa: E402  (round 22's)
+from rule import choose, table  # noqa: E402  (round 22's)
 
 ARMS = {"P32": Path("runs/tuning22/arithmetic-P32"), "P64": Path("runs/tuning25/arithmetic-P64")}
 
 
 def main() -> None:
     s, lines = table(ARMS)
-    d, glines = gains(s, "P64", "P32")
-    best = None
-    for g, line in zip(STRATEGIES, glines):
-        gain, dfinal = d[g]
-        ok = gain > 0.005 and dfinal >= -0.01
-        lines.append(f"{line} -> {'qualifies' if ok else 'does not qualify'}")
-        if ok and (best is None or gain > best[0]):
-            best = (gain, g)
-    lines.append(f"chosen: P64 for {best[1]} (AUC {best[0]:+.4f})" if best else "chosen: none (P32 stays, no finals)")
-    text = "\n".join(lines)
+    text = "\n".join([*lines, *choose(s, "P64", "P32")])
     print(text)
     (HERE / "rule.txt").write_text(text + "\n")
 

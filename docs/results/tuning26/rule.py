@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tuning22"))
-from rule import STRATEGIES, gains, table  # noqa: E402  (round 22's)
+from rule import choose, table  # noqa: E402  (round 22's)
 
 ARMS = {"S16": Path("runs/tuning26/style-S16"), "S32": Path("runs/tuning26/style-S32")}
 RB64 = Path("runs/tuning20/style-pas-RB64")
@@ -18,16 +18,7 @@ RB64 = Path("runs/tuning20/style-pas-RB64")
 
 def main() -> None:
     s, lines = table(ARMS, RB64)
-    d, glines = gains(s, "S32", "S16")
-    best = None
-    for g, line in zip(STRATEGIES, glines):
-        gain, dfinal = d[g]
-        ok = gain > 0.005 and dfinal >= -0.01
-        lines.append(f"{line} -> {'qualifies' if ok else 'does not qualify'}")
-        if ok and (best is None or gain > best[0]):
-            best = (gain, g)
-    lines.append(f"chosen: S32 for {best[1]} (AUC {best[0]:+.4f})" if best else "chosen: none (S16 stays, no finals)")
-    text = "\n".join(lines)
+    text = "\n".join([*lines, *choose(s, "S32", "S16")])
     print(text)
     (HERE / "rule.txt").write_text(text + "\n")
 
