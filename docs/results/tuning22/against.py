@@ -15,7 +15,9 @@ from against import CASES, cells, checks, from_runs, shipped  # noqa: E402  (rou
 FINALS = Path("runs/tuning22/final-arithmetic")
 
 
-def main(finals: Path = FINALS, label: str = "recipe-r22", out: Path = HERE / "against.md") -> None:
+def main(arms: tuple[tuple[str, Path], ...] = (("recipe-r22", FINALS),), out: Path = HERE / "against.md") -> None:
+    """The rows: per strategy, recipe-r13's shipped curve, then each (label, finals sweep) of
+    `arms` that ran it, each against both passives (round 25 passes its own arms)."""
     lines = ["| active | passive | strategy | passive final | (a) ratio [95% bootstrap] | (a) <= 1/3 | "
              "final [95% t] | (b) | passive (c) drops |", "|---|---|---|---|---|---|---|---|---|"]
     report, rb64 = CASES["arithmetic"]
@@ -23,7 +25,8 @@ def main(finals: Path = FINALS, label: str = "recipe-r22", out: Path = HERE / "a
     passives = (("B2 (shipped)", groups["passive"]), ("RB64", from_runs(rb64)))
     for strat in ("ee_ts", "bai_ts"):
         # (the shipped 10-seed report holds passive and bai_ts: recipe-r13's ee_ts ran on seeds 0-4 only)
-        for arm, active in (("recipe-r13 (shipped)", groups.get(strat)), (label, from_runs(finals, strat))):
+        for arm, active in (("recipe-r13 (shipped)", groups.get(strat)),
+                            *((label, from_runs(sweep, strat)) for label, sweep in arms)):
             for pname, passive in passives if active else ():
                 lines.append(f"| {arm} | {pname} | {strat} | {cells(checks(active, passive, budget))}")
     text = "\n".join(lines)
