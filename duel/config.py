@@ -324,6 +324,10 @@ class Config:
     mode: Literal["sync", "async"] = "sync"
     max_staleness: Annotated[Int, Field(ge=0)] = 0  # async only; sync mode is always 0
     prompts_per_step: Annotated[Int, Field(ge=1)] = 8
+    # a schedule: from loop step N (counted from 0) on, P prompts per step, e.g. {170: 32}; the
+    # steps before the first key take prompts_per_step (`prompts_at`)
+    prompts_per_step_from: dict[Annotated[Int, Field(ge=1)], Annotated[Int, Field(ge=1)]] = \
+        dataclasses.field(default_factory=dict)
     candidates: Annotated[Int, Field(ge=2)] = 4  # M responses sampled per prompt
     # registered task name or "module:Class"; None = no task: `data:` gives prompts and references
     # and the oracle grades (a run needs a task, or data.train with data.eval or its eval split)
@@ -379,8 +383,14 @@ def _describe(tp) -> str:
 def _at(loc: tuple) -> tuple[str, Any]:
     """(dotted key, declared type) of a pydantic error location such as ('erm', 'hidden', 1)."""
     key, tp = "", Config
-    for part in loc:
-        if isinstance(part, int):
+    for i, part in enumerate(loc):
+        if part == "[key]":  # (after the key itself: the key is what is wrong)
+            continue
+        if typing.get_origin(tp) is dict:  # a mapping's value at key `part`, or the key itself
+            kt, vt = typing.get_args(tp)
+            key, tp = ((f"{key} (a key)", kt) if loc[i + 1:i + 2] == ("[key]",)
+                       else (f"{key}[{part!r}]", vt))
+        elif isinstance(part, int):
             key, tp = f"{key}[{part}]", typing.get_args(tp)[0]
         else:
             key, tp = f"{key}.{part}" if key else str(part), _hints(tp)[part]
@@ -625,10 +635,20 @@ def _validate_learner(cfg: Config, source: str) -> None:
                               f"learner.processes={lc.processes} x resources.learner_gpus={int(gpus)}")
 
 
+def prompts_at(cfg: Config, step: int) -> int:
+    """The prompts of loop step `step` (from 0): the value of the largest key of
+    `prompts_per_step_from` that is <= step, else `prompts_per_step`. A function of the step
+    alone, so a resumed run takes the same batches as an uninterrupted one."""
+    keys = [k for k in cfg.prompts_per_step_from if k <= step]
+    return cfg.prompts_per_step_from[max(keys)] if keys else cfg.prompts_per_step
+
+
 def _update_batches(cfg: Config) -> list[tuple[str, int]]:
-    """(key, pairs) of each batch one policy update trains on: the step's fresh pairs and, with
-    label replay, a replayed batch (`replay.batch`; 0 = prompts_per_step, already listed)."""
+    """(key, pairs) of each batch one policy update trains on: the step's fresh pairs (every size
+    of the schedule) and, with label replay, a replayed batch (`replay.batch`; 0 = the step's
+    prompts, already listed)."""
     out = [("prompts_per_step", cfg.prompts_per_step)]
+    out += [(f"prompts_per_step_from.{k}", v) for k, v in sorted(cfg.prompts_per_step_from.items())]
     if cfg.replay.updates and cfg.replay.batch:
         out.append(("replay.batch", cfg.replay.batch))
     return out

@@ -289,8 +289,9 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
          "seeds": seeds, "budget": specs[0].config.budget, "set": args.sets,
          "set_for": args.set_for}, indent=1))
     cfg = specs[0].config
-    if cfg.steps * cfg.prompts_per_step < cfg.budget:
-        log(f"warning: steps × prompts_per_step = {cfg.steps * cfg.prompts_per_step} < budget "
+    prompts = sum(C.prompts_at(cfg, s) for s in range(cfg.steps))
+    if prompts < cfg.budget:
+        log(f"warning: steps × prompts_per_step = {prompts} < budget "
             f"{cfg.budget}: runs stop at `steps` before spending the budget (--set steps=...)")
     states = {s.run_dir: status(s) for s in specs}
     todo = [s for s in specs if states[s.run_dir] != "complete"]

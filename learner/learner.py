@@ -248,13 +248,14 @@ class Learner:
     def _update_policy(self, labeled, answered: np.ndarray, real: np.ndarray, step: int) -> dict:
         """Policy step: hard labels decide chosen/rejected; skipped answers weigh 0; then the
         label replay's extra updates on oracle-labelled pairs (`real`)."""
+        from duel.config import prompts_at
         from duel.reference import update_reference
         from duel.train import pairs_from_labeled, with_reference
 
         batch = pairs_from_labeled(labeled, soft=False)
         batch = batch.replace(weight=np.asarray(batch.weight) * answered)
         host_batch = batch
-        batch = self._device_batch(pad_rows(batch, self.cfg.prompts_per_step))
+        batch = self._device_batch(pad_rows(batch, prompts_at(self.cfg, step)))
         if self.reference is not None:
             batch = with_reference(batch, self.state, self.reference.params, self.tcfg)
         pm = self._step(batch)
@@ -278,6 +279,7 @@ class Learner:
     def _replay_updates(self, batch, real: np.ndarray, step: int) -> dict:
         """Add this step's oracle-labelled pairs to the replay, then `replay.updates` more policy
         updates on pairs drawn from it. No oracle call, no query counted (duel.replay)."""
+        from duel.config import prompts_at
         from duel.keys import step_rng
         from duel.train import with_reference
 
@@ -286,7 +288,7 @@ class Learner:
             return {"replay_size": 0}
         rng = step_rng(self.cfg.seed, step, KEY_LEARN, 1)
         losses = []
-        rows = self.cfg.replay.batch or self.cfg.prompts_per_step
+        rows = self.cfg.replay.batch or prompts_at(self.cfg, step)
         for _ in range(self.cfg.replay.updates):
             rb = self._device_batch(self.replay.sample(rng, rows))
             if self.reference is not None:

@@ -32,6 +32,7 @@ import ray
 from actors.generator import Generator, GeneratorSpec, StaleWeights
 from actors.oracle import OracleActor, OraclePool, OracleSpec, OracleUnavailable
 from duel.checkpoint import CheckpointWriteError
+from duel.config import prompts_at
 from duel.ledger import LedgerError
 from duel.data import PromptStream, shard_bounds
 from duel.records import PairBatch
@@ -203,9 +204,10 @@ class Loop:
         self.oracles = [OracleActor.options(**self.layout.options("oracle", i),
                                             max_concurrency=cfg.resources.oracle_concurrency)
                         .remote(oracle_spec) for i in range(cfg.resources.oracle_actors)]
+        most = max([cfg.prompts_per_step, *cfg.prompts_per_step_from.values()])  # prompts in a step
         self.pool = OraclePool(self.oracles, max_retries=cfg.oracle.max_retries,
                                max_concurrency=cfg.resources.oracle_concurrency * len(self.oracles),
-                               chunk_size=max(1, -(-cfg.prompts_per_step // len(self.oracles))),
+                               chunk_size=max(1, -(-most // len(self.oracles))),
                                name=oracle_spec.name)
         self.gen_pids = [i["pid"] for i in ray.get([g.info.remote() for g in self.generators])]
         self.gen_restarted: dict[int, int] = {}  # generator -> learner version when its restart was seen
@@ -249,7 +251,7 @@ class Loop:
     def _submit(self, step: int, version: int | None = None) -> Job:
         """Send step `step`'s generation, sampled with weights `version` (default: the current)."""
         version = self.version if version is None else version
-        index, rows = self.stream.take(self.cfg.prompts_per_step)
+        index, rows = self.stream.take(prompts_at(self.cfg, step))
         batch = self.inp.prompt_batch(rows, step=step, index=index)
         shards = shard_bounds(len(batch), len(self.generators))
         futs = [self.generators[i].step.remote(batch.slice(lo, hi), version, step,

@@ -1,6 +1,7 @@
 """duel.config: round trip, presets, overrides, and the error messages for bad keys and values."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,10 @@ def test_invalid_enum_lists_the_valid_choices():
     ("sampling.temperature=nan", "key 'sampling.temperature' expected a value > 0.0, got nan"),
     ("seed", "expected KEY=VALUE"),
     ("steps.x=1", "key 'steps' is an integer, not a section"),
+    ("prompts_per_step_from={0: 32}", "key 'prompts_per_step_from (a key)' expected a value >= 1, got 0"),
+    ("prompts_per_step_from={x: 32}", "key 'prompts_per_step_from (a key)' expected an integer, got 'x'"),
+    ("prompts_per_step_from={10: 0}", "key 'prompts_per_step_from[10]' expected a value >= 1, got 0"),
+    ("prompts_per_step_from=32", "key 'prompts_per_step_from' expected a mapping, got 32"),
 ])
 def test_wrong_types_and_ranges(override, expect):
     with pytest.raises(ConfigError) as e:
@@ -305,3 +310,19 @@ def test_learning_rate_schedule_counts_loop_steps_with_replay():
     assert float(lr(220)) > 5e-5  # still high halfway: the old horizon (40 updates) had hit the floor
     t = train_config(load_config(None, over))  # no replay: one update per loop step, unchanged
     assert (t.total_steps, t.warmup_steps) == (40, 2)
+
+
+def test_a_prompts_per_step_schedule_is_a_function_of_the_step(tmp_path):
+    from duel.config import prompts_at
+
+    cfg = load_config(None, ["prompts_per_step=16", "prompts_per_step_from={170: 32, 400: 64}"])
+    assert [prompts_at(cfg, s) for s in (0, 169, 170, 399, 400, 10_000)] == [16, 16, 32, 32, 64, 64]
+    assert prompts_at(load_config(None, ["prompts_per_step=16"]), 500) == 16  # no schedule
+    # one key at a time from --set; the YAML file and the run directory's JSON read back equal
+    assert load_config(None, ["prompts_per_step_from.170=32"]).prompts_per_step_from == {170: 32}
+    again = load_config(save_config(cfg, tmp_path / "config.yaml"))
+    assert again == cfg and from_dict(json.loads(json.dumps(to_dict(cfg)))) == cfg  # JSON: "170"
+    # every size of the schedule must split into the micro-batches, each named by its key
+    with pytest.raises(ConfigError, match=r"key 'prompts_per_step_from.170' is 30, which "
+                                          r"'optim.micro_batches' \(4\) must divide"):
+        load_config(None, ["prompts_per_step=16", "prompts_per_step_from={170: 30}", "optim.micro_batches=4"])

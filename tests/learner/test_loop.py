@@ -142,3 +142,46 @@ def test_stop_and_resume_ends_bit_identical(tmp_path, model):
     a = [e.__dict__ | {"metadata": None} for e in Ledger(straight, readonly=True).entries()]
     b = [e.__dict__ | {"metadata": None} for e in Ledger(stopped, readonly=True).entries()]
     assert a == b and len(a) == 10
+
+
+def test_a_prompts_schedule_grows_the_batch_and_resumes_bit_identical(tmp_path, model):
+    """prompts_per_step_from {2: 8}: steps 0-1 take 4 prompts, steps 2-3 take 8, every one of
+    them paid (no mixed preference); stopped after step 3 (the schedule's second size), the
+    resumed run takes the same prompts and ends with the same weights, ledger and metrics."""
+    cfg = tiny_config(model, steps=4, prompts_per_step_from={2: 8}, **{"checkpoint.every": 1})
+    ends = {}
+
+    def final(name):
+        def hook(loop, step):
+            if step == 4:
+                ends[name] = (ray.get(loop.learner.weights_checksum.remote()), loop.stream.position)
+        return hook
+
+    straight = tmp_path / "straight"
+    res = run_experiment(cfg, straight, hooks={"after_step": final("straight")})
+    rows = read_metrics(straight, "train")
+    assert [r["queries"] for r in rows] == [4, 8, 16, 24] and res["queries"] == 24
+    entries = Ledger(straight, readonly=True).entries()
+    assert sorted(e.step for e in entries) == [0] * 4 + [1] * 4 + [2] * 8 + [3] * 8
+    assert ends["straight"][1] == 24  # the stream handed out 4 + 4 + 8 + 8 prompts
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(loop, step):
+        if step == 3:
+            raise Stop
+
+    stopped = tmp_path / "stopped"
+    with pytest.raises(Stop):
+        run_experiment(cfg, stopped, hooks={"after_step": stop_at_3})
+    assert run_experiment(cfg, stopped, hooks={"after_step": final("resumed")})["queries"] == 24
+    assert ends["resumed"] == ends["straight"]
+
+    def plain(d):
+        return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in read_metrics(d)]
+
+    assert plain(stopped) == plain(straight)
+    a = [e.__dict__ | {"metadata": None} for e in Ledger(straight, readonly=True).entries()]
+    b = [e.__dict__ | {"metadata": None} for e in Ledger(stopped, readonly=True).entries()]
+    assert a == b
