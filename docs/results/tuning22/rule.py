@@ -63,20 +63,26 @@ def choose(s: dict, new: str, base: str) -> list[str]:
             else f"chosen: none ({base} stays, no finals)"]
 
 
-def main() -> None:
-    s, lines = table(ARMS)
-    best = None
+def choose_among(s: dict, arms, base: str) -> list[str]:
+    """Round 22's rule over several arms (round 27 too): each qualifies for a strategy as in
+    `choose`; the qualifying (strategy, arm) with the highest AUC gain is chosen -> the lines."""
+    lines, best = [], None
     for g in STRATEGIES:
-        for a in ARMS:
-            if a == "A16":
+        for a in arms:
+            if a == base:
                 continue
-            gain, dfinal = gains(s, a, "A16")[0][g]
+            gain, dfinal = gains(s, a, base)[0][g]
             ok = gain > 0.005 and dfinal >= -0.01
             lines.append(f"{g} {a}: AUC {gain:+.4f}, final {dfinal:+.4f} -> {'qualifies' if ok else 'does not qualify'}")
             if ok and (best is None or gain > best[0]):
                 best = (gain, g, a)
-    lines.append(f"chosen: {best[2]} (for {best[1]}, AUC {best[0]:+.4f})" if best else "chosen: none (A16 stays, no finals)")
-    text = "\n".join(lines)
+    return [*lines, f"chosen: {best[2]} (for {best[1]}, AUC {best[0]:+.4f})" if best
+            else f"chosen: none ({base} stays, no finals)"]
+
+
+def main() -> None:
+    s, lines = table(ARMS)
+    text = "\n".join([*lines, *choose_among(s, ARMS, "A16")])
     print(text)
     (HERE / "rule.txt").write_text(text + "\n")
 
