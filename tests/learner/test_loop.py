@@ -106,42 +106,48 @@ def test_a_skipped_publish_fails_the_next_step(tmp_path, monkeypatch, model):
     assert [r["step"] for r in read_metrics(tmp_path, "train")] == [1, 2]
 
 
-def test_stop_and_resume_ends_bit_identical(tmp_path, model):
-    """Sync mode: 4 steps straight == 2 steps, stop, resume to 4 (weights, ERM, ledger, metrics)."""
-    cfg = tiny_config(model, steps=4, **{"checkpoint.every": 2, "mixed.gamma": 0.5, "mixed.burn_in": 1})
-    ends = {}
+class _Stop(Exception):
+    pass
+
+
+def _straight_and_resumed(cfg, tmp_path, stop_at: int) -> tuple[dict, dict]:
+    """Run `cfg` straight, and again stopped after step `stop_at` then resumed -> ({name: (weights
+    checksum, ERM checksum, stream position) at the last step}, {name: run dir}); asserts the two
+    runs' metric rows (times aside) and ledgers are equal."""
+    ends, dirs = {}, {"straight": tmp_path / "straight", "resumed": tmp_path / "stopped"}
 
     def final(name):
         def hook(loop, step):
-            if step == 4:
+            if step == cfg.steps:
                 ends[name] = (ray.get(loop.learner.weights_checksum.remote()),
-                              ray.get(loop.learner.erm_checksum.remote()))
+                              ray.get(loop.learner.erm_checksum.remote()), loop.stream.position)
         return hook
 
-    straight = tmp_path / "straight"
-    run_experiment(cfg, straight, hooks={"after_step": final("straight")})
+    def stop(loop, step):
+        if step == stop_at:
+            raise _Stop
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_2(loop, step):
-        if step == 2:
-            raise Stop
-
-    stopped = tmp_path / "stopped"
-    with pytest.raises(Stop):
-        run_experiment(cfg, stopped, hooks={"after_step": stop_at_2})
-    res = run_experiment(cfg, stopped, hooks={"after_step": final("resumed")})
-    assert res["step"] == 4 and res["queries"] == 4 + 2 * 3
-    assert ends["resumed"] == ends["straight"]
+    run_experiment(cfg, dirs["straight"], hooks={"after_step": final("straight")})
+    with pytest.raises(_Stop):
+        run_experiment(cfg, dirs["resumed"], hooks={"after_step": stop})
+    res = run_experiment(cfg, dirs["resumed"], hooks={"after_step": final("resumed")})
+    assert res["step"] == cfg.steps
 
     def rows(d):
         return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in read_metrics(d)]
 
-    assert rows(stopped) == rows(straight)
-    a = [e.__dict__ | {"metadata": None} for e in Ledger(straight, readonly=True).entries()]
-    b = [e.__dict__ | {"metadata": None} for e in Ledger(stopped, readonly=True).entries()]
-    assert a == b and len(a) == 10
+    assert rows(dirs["resumed"]) == rows(dirs["straight"])
+    a, b = ([e.__dict__ | {"metadata": None} for e in Ledger(d, readonly=True).entries()] for d in dirs.values())
+    assert a == b
+    return ends, dirs
+
+
+def test_stop_and_resume_ends_bit_identical(tmp_path, model):
+    """Sync mode: 4 steps straight == 2 steps, stop, resume to 4 (weights, ERM, ledger, metrics)."""
+    cfg = tiny_config(model, steps=4, **{"checkpoint.every": 2, "mixed.gamma": 0.5, "mixed.burn_in": 1})
+    ends, dirs = _straight_and_resumed(cfg, tmp_path, stop_at=2)
+    assert ends["resumed"] == ends["straight"]
+    assert len(Ledger(dirs["resumed"], readonly=True)) == 4 + 2 * 3
 
 
 def test_a_prompts_schedule_grows_the_batch_and_resumes_bit_identical(tmp_path, model):
@@ -149,39 +155,9 @@ def test_a_prompts_schedule_grows_the_batch_and_resumes_bit_identical(tmp_path, 
     them paid (no mixed preference); stopped after step 3 (the schedule's second size), the
     resumed run takes the same prompts and ends with the same weights, ledger and metrics."""
     cfg = tiny_config(model, steps=4, prompts_per_step_from={2: 8}, **{"checkpoint.every": 1})
-    ends = {}
-
-    def final(name):
-        def hook(loop, step):
-            if step == 4:
-                ends[name] = (ray.get(loop.learner.weights_checksum.remote()), loop.stream.position)
-        return hook
-
-    straight = tmp_path / "straight"
-    res = run_experiment(cfg, straight, hooks={"after_step": final("straight")})
-    rows = read_metrics(straight, "train")
-    assert [r["queries"] for r in rows] == [4, 8, 16, 24] and res["queries"] == 24
-    entries = Ledger(straight, readonly=True).entries()
-    assert sorted(e.step for e in entries) == [0] * 4 + [1] * 4 + [2] * 8 + [3] * 8
-    assert ends["straight"][1] == 24  # the stream handed out 4 + 4 + 8 + 8 prompts
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_3(loop, step):
-        if step == 3:
-            raise Stop
-
-    stopped = tmp_path / "stopped"
-    with pytest.raises(Stop):
-        run_experiment(cfg, stopped, hooks={"after_step": stop_at_3})
-    assert run_experiment(cfg, stopped, hooks={"after_step": final("resumed")})["queries"] == 24
+    ends, dirs = _straight_and_resumed(cfg, tmp_path, stop_at=3)
     assert ends["resumed"] == ends["straight"]
-
-    def plain(d):
-        return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in read_metrics(d)]
-
-    assert plain(stopped) == plain(straight)
-    a = [e.__dict__ | {"metadata": None} for e in Ledger(straight, readonly=True).entries()]
-    b = [e.__dict__ | {"metadata": None} for e in Ledger(stopped, readonly=True).entries()]
-    assert a == b
+    assert ends["straight"][2] == 24  # the stream handed out 4 + 4 + 8 + 8 prompts
+    assert [r["queries"] for r in read_metrics(dirs["straight"], "train")] == [4, 8, 16, 24]
+    entries = Ledger(dirs["straight"], readonly=True).entries()
+    assert sorted(e.step for e in entries) == [0] * 4 + [1] * 4 + [2] * 8 + [3] * 8
