@@ -118,6 +118,22 @@ def tables(task: str, s: dict, metric: str) -> list[tuple[str, list[str], list[l
     ]
 
 
+def short_labels(names) -> dict[str, str]:
+    """{group label: the label for a plot}: the strategy alone where it names one group, else the
+    strategy and the settings that tell its groups apart ('ee_ts mixed.gamma=0.5'). The settings
+    every group of a report lists (a sweep's differing keys, often a dozen) fill a legend beyond its
+    figure; the tables keep the full labels."""
+    by = {}
+    for n in names:
+        by.setdefault(n.split()[0] if n.split() else n, []).append(n)
+    out = {}
+    for strategy, group in by.items():
+        shared = set.intersection(*(set(n.split()[1:]) for n in group))
+        for n in group:
+            out[n] = " ".join([strategy, *(t for t in n.split()[1:] if t not in shared)])
+    return out
+
+
 def plot_task(task: str, s: dict, metric: str, path: Path) -> str:
     """Top: each strategy's seed mean with its 95% t-band; below: one panel per strategy with
     its seeds (thin), their mean (bold) and passive's mean (dashed). Returns the top title
@@ -134,10 +150,10 @@ def plot_task(task: str, s: dict, metric: str, path: Path) -> str:
     fig = plt.figure(figsize=(3.4 * ncols + 1, 4.2 + 2.6 * nrows), dpi=110)
     spec = fig.add_gridspec(1 + nrows, ncols, height_ratios=[4.2] + [2.6] * nrows)
     ax = fig.add_subplot(spec[0, :])
-    colors, banded = {}, False
+    colors, banded, short = {}, False, short_labels(strat)
     for name, v in strat.items():
         c = {k: np.asarray(x, dtype=float) for k, x in v["curve"].items()}
-        line, = ax.plot(grid, c["mean"], label=f"{name} (n={len(v['eval_seeds'])})")
+        line, = ax.plot(grid, c["mean"], label=f"{short[name]} (n={len(v['eval_seeds'])})")
         colors[name] = line.get_color()
         if np.any(~np.isnan(c["lo"])):
             banded = True
@@ -161,7 +177,7 @@ def plot_task(task: str, s: dict, metric: str, path: Path) -> str:
             a.plot(passive["mean_curve"]["queries"], passive["mean_curve"]["mean"], "--",
                    color="0.3", lw=1.2, label="passive mean")
             a.legend(fontsize=6, loc="lower right")
-        a.set_title(f"{name}: {len(v['eval_seeds'])} seeds", fontsize=8)
+        a.set_title(f"{short[name]}: {len(v['eval_seeds'])} seeds", fontsize=8)
         a.tick_params(labelsize=7)
         a.grid(alpha=0.3)
     fig.tight_layout()

@@ -550,3 +550,14 @@ def test_a_run_given_twice_counts_once_and_a_repeated_seed_is_an_error(tmp_path,
     write_run(tmp_path / "t", "passive", 0, q, w)
     with pytest.raises(ValueError, match=r"seed 0 .*give each seed of a group once"):
         rp.report([tmp_path / "s", tmp_path / "t"], tmp_path / "o2")
+
+
+def test_plot_labels_keep_only_what_tells_a_strategys_groups_apart():
+    from duel.report_render import short_labels
+
+    names = ["passive candidates=4 replay.updates=10", "ee_ts candidates=8 mixed.gamma=0.5",
+             "ee_ts candidates=8 mixed.gamma=0.75", "bai_ts candidates=8 mixed.gamma=0.5", "xpo"]
+    assert short_labels(names) == {
+        "passive candidates=4 replay.updates=10": "passive", "ee_ts candidates=8 mixed.gamma=0.5":
+        "ee_ts mixed.gamma=0.5", "ee_ts candidates=8 mixed.gamma=0.75": "ee_ts mixed.gamma=0.75",
+        "bai_ts candidates=8 mixed.gamma=0.5": "bai_ts", "xpo": "xpo"}
