@@ -291,8 +291,8 @@ def run_sweep(args, argv, run_fn: Callable, prepare_fn: Callable | None, log) ->
     cfg = specs[0].config
     prompts = sum(C.prompts_at(cfg, s) for s in range(cfg.steps))
     if prompts < cfg.budget:
-        log(f"warning: steps × prompts_per_step = {prompts} < budget "
-            f"{cfg.budget}: runs stop at `steps` before spending the budget (--set steps=...)")
+        log(f"warning: {cfg.steps} steps take {prompts} prompts (prompts_per_step and its schedule) "
+            f"< budget {cfg.budget}: runs stop at `steps` before spending the budget (--set steps=...)")
     states = {s.run_dir: status(s) for s in specs}
     todo = [s for s in specs if states[s.run_dir] != "complete"]
     counts = {k: list(states.values()).count(k) for k in ("complete", "partial", "new")}
