@@ -16,9 +16,4 @@ for s in 0 1 2 3 4 5 6 7 8 9; do
   dirs+=("runs/r25/arithmetic/passive-s$s" "runs/tuning22/final-arithmetic/ee_ts-s$s"
          "runs/tuning25/final-arithmetic/bai_ts-s$s" "runs/r25/arithmetic/xpo-s$s" "runs/r25/arithmetic/apl-s$s")
 done
-out=docs/results/arithmetic-r25
-duel report "${dirs[@]}" --out "$out"
-# the pair statistics read sweep directories: one of links to the 50 runs
-combined=runs/r25/arithmetic-combined; rm -rf "$combined"; mkdir -p "$combined"
-for d in "${dirs[@]}"; do ln -s "$PWD/$d" "$combined/$(basename "$d")"; done
-python bench/pair_stats.py "$combined" --top 5 --json "$out/pair_stats.json" > "$out/pair_stats.md"
+bash docs/results/report_runs.sh docs/results/arithmetic-r25 runs/r25/arithmetic-combined "${dirs[@]}"

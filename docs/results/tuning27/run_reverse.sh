@@ -17,8 +17,4 @@ for s in $(seq "${range%-*}" "${range#*-}"); do
   dirs+=("runs/r27/reverse/passive-s$s" "runs/tuning25/reverse-P32/ee_ts-s$s" "runs/r27/reverse/bai_ts-s$s"
          "runs/r27/reverse/xpo-s$s" "runs/r27/reverse/apl-s$s")
 done
-out=docs/results/reverse-r22
-duel report "${dirs[@]}" --out "$out"
-combined=runs/r27/reverse-combined; rm -rf "$combined"; mkdir -p "$combined"
-for d in "${dirs[@]}"; do ln -s "$PWD/$d" "$combined/$(basename "$d")"; done
-python bench/pair_stats.py "$combined" --top 5 --json "$out/pair_stats.json" > "$out/pair_stats.md"
+bash docs/results/report_runs.sh docs/results/reverse-r22 runs/r27/reverse-combined "${dirs[@]}"
