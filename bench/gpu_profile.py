@@ -12,7 +12,10 @@ not move it), and the weight publish runs at ~2 GB/s. This script answers both i
 2. **Device -> host bandwidth**: `jax.device_get` of a 2 GB bf16 array (the Pythia-1B policy's
    size), the host -> device `jax.device_put` of the same bytes, and the measured device copy
    rate (`bench.common.copy_bandwidth_gbs`, 20 passes): the ceiling the publish path
-   (`duel.transport.pack`) can reach on that machine.
+   (`duel.transport.pack`) can reach on that machine. Then the publish's own pieces on a tree
+   that packs to the same 2 GB (`publish_paths`): the shipped pack, its device program alone, its
+   pageable device -> host copy, and the same buckets through pinned host memory (a `device_put`,
+   or the program writing into it): is the 2 GB/s the link, the pageable copy or the program?
 
     python3 bench/gpu_profile.py                       # GPU: Qwen 64 + 256, Pythia 256; ~2 min
     python3 bench/gpu_profile.py --runs qwen2.5-0.5b:64
@@ -131,7 +134,66 @@ def transfers(nbytes: int) -> dict:
     d2h = timeit(lambda: np.asarray(jax.device_get(x)), warmup=1, repeat=3)
     host = np.ones((nbytes // 2,), dtype=jnp.bfloat16)
     h2d = timeit(lambda: jax.device_put(host).block_until_ready(), warmup=1, repeat=3)
-    return {"bytes": nbytes, "d2h_gbs": nbytes / d2h / 1e9, "h2d_gbs": nbytes / h2d / 1e9}
+    return {"bytes": nbytes, "d2h_gbs": nbytes / d2h / 1e9, "h2d_gbs": nbytes / h2d / 1e9,
+            "publish": publish_paths(nbytes)}
+
+
+def publish_paths(nbytes: int, leaves: int = 16) -> dict:
+    """Where `duel.transport.pack`'s time goes on this device, and whether pinned host memory
+    helps: a float32 tree that packs to `nbytes` of bf16 (`leaves` arrays, as a policy's layers),
+    timed (median of 3 after 1 warm-up) along
+
+    - `shipped`: `pack(..., on_device=True)`, the learner's path (jitted cast + concatenate into
+      64 MB buckets, every device -> host copy started, then NumPy arrays);
+    - `program`: that jitted program alone, its buckets left on the device;
+    - `pageable`: those device buckets to NumPy (`copy_to_host_async` on all, then `np.asarray`):
+      the shipped path's copy;
+    - `pinned_put`: the device buckets `device_put` into the device's pinned host memory;
+    - `pinned_numpy`: those pinned buckets to NumPy (`np.asarray`; `pinned_numpy_is_view` says
+      whether it copied);
+    - `program_into_pinned`: the jitted program writing its buckets straight into pinned host
+      memory (`out_shardings` with memory kind `pinned_host`), then to NumPy: the candidate path.
+
+    -> {path: GB/s of the packed bytes} (a path the backend refuses: {path: "error: ..."})."""
+    from duel.transport import DEFAULT_BUCKET_BYTES, _pack_fn, layout, pack
+
+    n = nbytes // 2 // leaves  # bf16 elements per leaf
+    tree = {f"w{i}": jnp.full((n,), 0.5 + i, jnp.float32) for i in range(leaves)}
+    jax.block_until_ready(tree)
+    spec = layout(tree, jnp.bfloat16, DEFAULT_BUCKET_BYTES)
+    flat = jax.tree.leaves(tree)
+    dev = flat[0].devices().pop()
+    pinned = jax.sharding.SingleDeviceSharding(dev, memory_kind="pinned_host")
+    program = _pack_fn(spec, None)
+    buckets = program(flat)
+    jax.block_until_ready(buckets)
+
+    def to_numpy(arrays):
+        for b in arrays:
+            b.copy_to_host_async()
+        return [np.asarray(b) for b in arrays]
+
+    paths = {
+        "shipped": lambda: pack(tree, jnp.bfloat16, on_device=True),
+        "program": lambda: jax.block_until_ready(program(flat)),
+        "pageable": lambda: to_numpy(buckets),
+        "pinned_put": lambda: jax.block_until_ready([jax.device_put(b, pinned) for b in buckets]),
+    }
+    out: dict = {"bytes": spec.total_bytes, "buckets": len(spec.starts), "leaves": leaves}
+    try:
+        held = jax.block_until_ready([jax.device_put(b, pinned) for b in buckets])
+        out["pinned_numpy_is_view"] = not np.asarray(held[0]).flags.owndata
+        paths["pinned_numpy"] = lambda: [np.asarray(b) for b in held]
+        into = _pack_fn(spec, pinned)
+        paths["program_into_pinned"] = lambda: [np.asarray(b) for b in jax.block_until_ready(into(flat))]
+    except Exception as e:  # a backend without pinned host memory
+        out["pinned_error"] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    for name, fn in paths.items():
+        try:
+            out[name] = spec.total_bytes / timeit(fn, warmup=1, repeat=3) / 1e9
+        except Exception as e:
+            out[name] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    return out
 
 
 def main(argv=None) -> int:
@@ -158,7 +220,13 @@ def main(argv=None) -> int:
     path = write_result("gpu_profile", out, check=args.check)
     print(f"device copy {out['copy_gbs']:.0f} GB/s (read + write); device -> host "
           f"{out['transfer']['d2h_gbs']:.2f} GB/s, host -> device {out['transfer']['h2d_gbs']:.2f} GB/s "
-          f"({out['transfer']['bytes'] / 1e9:.2f} GB bf16); wrote {path}")
+          f"({out['transfer']['bytes'] / 1e9:.2f} GB bf16)")
+    pub = out["transfer"]["publish"]
+    print_table([{"path": k, "GB/s": v} for k, v in pub.items()
+                 if k in ("shipped", "program", "pageable", "pinned_put", "pinned_numpy", "program_into_pinned")],
+                title=f"publish pack, {pub['bytes'] / 1e9:.2f} GB bf16 in {pub['buckets']} buckets "
+                      f"(pinned -> NumPy a view: {pub.get('pinned_numpy_is_view')})")
+    print(f"wrote {path}")
     return 0
 
 

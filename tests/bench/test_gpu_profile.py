@@ -63,3 +63,27 @@ def test_check_run_writes_the_profile(tmp_path, monkeypatch):
     assert r["events_from"] == "cpu threads" and r["events"] > 0 and 0 < r["device_busy_fraction"]
     assert len(r["top"]) == 5 and [x["total_ms"] for x in r["top"]] == sorted((x["total_ms"] for x in r["top"]), reverse=True)
     assert d["copy_gbs"] > 0 and d["transfer"]["d2h_gbs"] > 0 and d["transfer"]["h2d_gbs"] > 0
+    pub = d["transfer"]["publish"]
+    # CPU has pinned host memory too: every path of the publish's pieces runs and is timed
+    paths = ("shipped", "program", "pageable", "pinned_put", "pinned_numpy", "program_into_pinned")
+    assert all(isinstance(pub[k], float) and pub[k] > 0 for k in paths), pub
+    assert pub["bytes"] == 16 << 20 and pub["leaves"] == 16 and "pinned_error" not in pub
+
+
+def test_program_into_pinned_packs_what_the_shipped_pack_packs():
+    """The candidate publish path (the pack program writing into pinned host memory) gives the
+    shipped pack's bytes exactly."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from duel.transport import _pack_fn, layout, pack
+
+    tree = {"a": jnp.linspace(-3, 3, 1000, dtype=jnp.float32).reshape(10, 100),
+            "b": jnp.arange(7, dtype=jnp.int32), "c": jnp.full((33,), 1 / 3, jnp.float32)}
+    shipped, spec = pack(tree, jnp.bfloat16, bucket_bytes=1024, on_device=True)
+    pinned = jax.sharding.SingleDeviceSharding(jax.devices()[0], memory_kind="pinned_host")
+    into = _pack_fn(layout(tree, jnp.bfloat16, 1024), pinned)(jax.tree.leaves(tree))
+    assert all(b.sharding.memory_kind == "pinned_host" for b in into)
+    got = [np.asarray(b).view(np.uint8) for b in into]
+    assert [g.tobytes() for g in got] == [s.tobytes() for s in shipped] and len(got) == len(spec.starts) > 1
