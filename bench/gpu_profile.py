@@ -128,10 +128,24 @@ def profile_generate(shapes: dict, name: str, batch: int, prompt_len: int, new_t
             "device_busy_fraction": busy / (wall * 1e6), "top": rows, "events_per_thread": per_thread}
 
 
+def timeit_fresh(make, use, *, warmup: int = 1, repeat: int = 3) -> float:
+    """Median wall seconds of use(make()), make() run and waited for outside the clock: each
+    repetition copies a fresh array (a jax.Array keeps its NumPy value after the first device ->
+    host copy, so timing the same array twice times a cache)."""
+    times = []
+    for i in range(warmup + repeat):
+        x = jax.block_until_ready(make())
+        t0 = time.perf_counter()
+        use(x)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def transfers(nbytes: int) -> dict:
     x = jnp.ones((nbytes // 2,), jnp.bfloat16)
     x.block_until_ready()
-    d2h = timeit(lambda: np.asarray(jax.device_get(x)), warmup=1, repeat=3)
+    d2h = timeit_fresh(lambda: x + jnp.bfloat16(0), lambda y: np.asarray(jax.device_get(y)))
     host = np.ones((nbytes // 2,), dtype=jnp.bfloat16)
     h2d = timeit(lambda: jax.device_put(host).block_until_ready(), warmup=1, repeat=3)
     return {"bytes": nbytes, "d2h_gbs": nbytes / d2h / 1e9, "h2d_gbs": nbytes / h2d / 1e9,
@@ -141,7 +155,7 @@ def transfers(nbytes: int) -> dict:
 def publish_paths(nbytes: int, leaves: int = 16) -> dict:
     """Where `duel.transport.pack`'s time goes on this device, and whether pinned host memory
     helps: a float32 tree that packs to `nbytes` of bf16 (`leaves` arrays, as a policy's layers),
-    timed (median of 3 after 1 warm-up) along
+    timed (median of 3 after 1 warm-up, each on freshly made arrays: `timeit_fresh`) along
 
     - `shipped`: `pack(..., on_device=True)`, the learner's path (jitted cast + concatenate into
       64 MB buckets, every device -> host copy started, then NumPy arrays);
@@ -165,32 +179,33 @@ def publish_paths(nbytes: int, leaves: int = 16) -> dict:
     dev = flat[0].devices().pop()
     pinned = jax.sharding.SingleDeviceSharding(dev, memory_kind="pinned_host")
     program = _pack_fn(spec, None)
-    buckets = program(flat)
-    jax.block_until_ready(buckets)
+    fresh = lambda: program(flat)  # new device buckets (each repetition copies its own)
+    to_pinned = lambda arrays: [jax.device_put(b, pinned) for b in arrays]
 
     def to_numpy(arrays):
         for b in arrays:
             b.copy_to_host_async()
         return [np.asarray(b) for b in arrays]
 
-    paths = {
-        "shipped": lambda: pack(tree, jnp.bfloat16, on_device=True),
-        "program": lambda: jax.block_until_ready(program(flat)),
-        "pageable": lambda: to_numpy(buckets),
-        "pinned_put": lambda: jax.block_until_ready([jax.device_put(b, pinned) for b in buckets]),
+    paths = {  # name -> (make, use): use(make()) is timed, make() is not
+        "shipped": (lambda: None, lambda _: pack(tree, jnp.bfloat16, on_device=True)),
+        "program": (lambda: None, lambda _: jax.block_until_ready(program(flat))),
+        "pageable": (fresh, to_numpy),
+        "pinned_put": (fresh, lambda b: jax.block_until_ready(to_pinned(b))),
+        "pinned_numpy": (lambda: to_pinned(fresh()), lambda b: [np.asarray(x) for x in b]),
+        "program_into_pinned": (lambda: None, lambda _: [np.asarray(b) for b in jax.block_until_ready(
+            _pack_fn(spec, pinned)(flat))]),
     }
     out: dict = {"bytes": spec.total_bytes, "buckets": len(spec.starts), "leaves": leaves}
     try:
-        held = jax.block_until_ready([jax.device_put(b, pinned) for b in buckets])
+        held = jax.block_until_ready(to_pinned(fresh()))
         out["pinned_numpy_is_view"] = not np.asarray(held[0]).flags.owndata
-        paths["pinned_numpy"] = lambda: [np.asarray(b) for b in held]
-        into = _pack_fn(spec, pinned)
-        paths["program_into_pinned"] = lambda: [np.asarray(b) for b in jax.block_until_ready(into(flat))]
-    except Exception as e:  # a backend without pinned host memory
+        del held
+    except Exception as e:  # a backend without pinned host memory: the pinned paths say so too
         out["pinned_error"] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-    for name, fn in paths.items():
+    for name, (make, use) in paths.items():
         try:
-            out[name] = spec.total_bytes / timeit(fn, warmup=1, repeat=3) / 1e9
+            out[name] = spec.total_bytes / timeit_fresh(make, use) / 1e9
         except Exception as e:
             out[name] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
     return out
