@@ -27,8 +27,8 @@ BUDGET = 640
 
 def curve(run: str):
     ev = read_metrics(run, "eval")
-    return (np.array([r["queries"] for r in ev], float), np.array([r["expected_win_rate"] for r in ev]),
-            np.array([r["expected_win_rate_hi"] - r["expected_win_rate"] for r in ev]))
+    return tuple(np.array([r[k] for r in ev], float)
+                 for k in ("queries", "expected_win_rate", "expected_win_rate_lo", "expected_win_rate_hi"))
 
 
 def main() -> None:
@@ -36,15 +36,15 @@ def main() -> None:
         runs = [f"{sweep}/passive-s{s}" for s in range(10)]
         curves = [curve(r) for r in runs]
         mended = []
-        for run, (q, v, h) in zip(runs, curves):
+        for run, (q, v, lo, hi) in zip(runs, curves):
             v = v.copy()
-            for k in range(1, len(q) - 1):
-                if q[k - 1] >= BUDGET / 5 and v[k] - v[k - 1] < -h[k]:
-                    print(f"{name}: {Path(run).name} falls {v[k] - v[k - 1]:+.4f} from {q[k - 1]:.0f} to "
-                          f"{q[k]:.0f} queries (half-width {h[k]:.4f}); replaced by {(v[k - 1] + v[k + 1]) / 2:.4f}")
-                    v[k] = (v[k - 1] + v[k + 1]) / 2
+            for d in st.collapses(q, v, lo, hi, after=BUDGET / 5)[0]:  # check (c)'s falls, as the report finds them
+                k = int(np.flatnonzero(q == d["to_queries"])[0])
+                v[k] = (v[k - 1] + v[k + 1]) / 2
+                print(f"{name}: {Path(run).name} falls {-d['drop']:+.4f} from {d['from_queries']:.0f} to "
+                      f"{d['to_queries']:.0f} queries (half-width {d['half_width']:.4f}); replaced by {v[k]:.4f}")
             mended.append((q, v))
-        for label, cs in (("as run", [(q, v) for q, v, _ in curves]), ("fall mended", mended)):
+        for label, cs in (("as run", [(q, v) for q, v, _, _ in curves]), ("fall mended", mended)):
             q, m = st.seed_mean_curve(cs)
             print(f"  {label:12s} final {m[-1]:.4f}, queries to it {st.queries_to_target(q, m, m[-1]):.0f} "
                   f"of {BUDGET}, AUC {st.auc(q, m, BUDGET):.4f}")

@@ -43,7 +43,7 @@ def intervals(run: Path, budget: int) -> list[dict]:
         out.append({
             "run": run.name, "queries": f"{ev[a]['queries']}->{ev[b]['queries']}",
             "change": ev[b]["expected_win_rate"] - ev[a]["expected_win_rate"],
-            "half_width": ev[b]["expected_win_rate_hi"] - ev[b]["expected_win_rate"],
+            "half_width": (ev[b]["expected_win_rate_hi"] - ev[b]["expected_win_rate_lo"]) / 2,  # check (c)'s
             "label_against_gold": float(np.mean((ra > rb)[differ] != a_won[differ])) if differ.any() else 0.0,
             "fresh_accuracy": float(np.mean([r["accuracy"] for r in rows])),
             "kl_mean": float(np.mean([r["kl"] for r in rows])),
