@@ -721,7 +721,9 @@ def select_program(members, prompts, cands, sharding):
     return a
 
 
-def pack_program(c, sharding):
+def pack_program(c, sharding, fn: str = "_pack_fn"):
+    """fn: transport._pack_fn (shipped: one concatenation per bucket) or _pack_stream_fn (the
+    previous program: one whole stream, then cut), compiled in the same run for the A/B."""
     from duel import transport
     from duel.models import build_model
 
@@ -729,7 +731,7 @@ def pack_program(c, sharding):
     spec = transport.layout(params, jnp.bfloat16, transport.DEFAULT_BUCKET_BYTES)
     leaves = _abstract(jax.tree.leaves(params), sharding)
     t0 = time.perf_counter()
-    comp = transport._pack_fn(spec, None).lower(leaves).compile()
+    comp = getattr(transport, fn)(spec, None).lower(leaves).compile()
     a = analyse(comp)
     a["compile_s"] = time.perf_counter() - t0
     return a
@@ -797,6 +799,8 @@ def main(argv=None):
             old = json.loads(path.read_text())
             if old.get("target") == label:
                 old_rows = old.get("rows", [])
+                for k, v in old.items():  # keep the earlier run's records ("before", provenance...)
+                    payload.setdefault(k, v)
 
     def flush():
         mine = {(r["program"], r["shape"]) for r in rows}
@@ -862,7 +866,11 @@ def main(argv=None):
         a = pack_program(c, sharding)
         keep("pack", a)
         rows.append(_row("publish pack pythia-1b", "f32 -> bf16 buckets", a, ideal_pack(c)))
-        print(_short(rows[-1]), flush=True)
+        prev = pack_program(c, sharding, "_pack_stream_fn")
+        keep("pack-previous-stream", prev)
+        rows[-1]["previous_one_stream"] = _short(_row("publish pack pythia-1b", "previous: one stream, then cut",
+                                                      prev, ideal_pack(c)))
+        print(_short(rows[-1]), "\nprevious:", rows[-1]["previous_one_stream"], flush=True)
         flush()
     flush()
     print_table([_short(r) for r in rows], title=f"{LABEL}: H100 SXM roofline, compiled for {label}"

@@ -379,3 +379,18 @@ def test_sharded_params_are_gathered_in_one_and_two_processes():
 if __name__ == "__main__":
     a = sys.argv[1:]
     print(json.dumps(_sharded_worker(a[0], int(a[1]), int(a[2])) if a else _sharded_worker(None, 1, 0)))
+
+
+@pytest.mark.parametrize("bucket", [64, 1000, 1 << 20])
+def test_per_bucket_pack_program_writes_the_stream_programs_bytes(bucket):
+    """The jitted pack builds each bucket from its own leaves (no whole-stream temporary,
+    bench/cost_model.py's "publish pack" row); its bytes are those of the previous program."""
+    from duel.transport import _pack_fn, _pack_stream_fn, layout
+
+    for t in (tree(3), {}):
+        spec = layout(t, jnp.bfloat16, bucket)
+        leaves = jax.tree.leaves(t)
+        new, old = _pack_fn(spec, None)(leaves), _pack_stream_fn(spec, None)(leaves)
+        assert [b.shape for b in new] == [b.shape for b in old] == [(n // 4,) for n in spec.bucket_sizes]
+        for a, b in zip(new, old):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
