@@ -551,6 +551,12 @@ def ideal_pack(c) -> dict:
     return {"flops": 0.0, "bytes": 6.0 * n}
 
 
+def ideal_unpack(c) -> dict:
+    """Publish unpack (generator side): bf16 buckets read once, bf16 leaves written once."""
+    n = weight_count(c, decode=False)
+    return {"flops": 0.0, "bytes": 4.0 * n}
+
+
 # ---- programs
 
 def decode_programs(c, name, batch, prompt, new_tokens, sharding, check, unroll_layers=False):
@@ -737,9 +743,25 @@ def pack_program(c, sharding, fn: str = "_pack_fn"):
     return a
 
 
+def unpack_program(c, sharding, fn: str = "_unpack_fn"):
+    """The generator's jitted unpack of the bf16 buckets into bf16 leaves (its compute dtype on a
+    GPU). fn: transport._unpack_fn (shipped) or _unpack_stream_fn (previous), for the A/B."""
+    from duel import transport
+    from duel.models import build_model
+
+    params = jax.eval_shape(lambda: build_model(c, 0, jnp.float32).params())
+    spec = transport.layout(params, jnp.bfloat16, transport.DEFAULT_BUCKET_BYTES)
+    buckets = _abstract([jax.ShapeDtypeStruct((n // 4,), jnp.uint32) for n in spec.bucket_sizes], sharding)
+    t0 = time.perf_counter()
+    comp = getattr(transport, fn)(spec, None, None).lower(buckets).compile()
+    a = analyse(comp)
+    a["compile_s"] = time.perf_counter() - t0
+    return a
+
+
 # ================================================================ main
 
-PROGRAMS = ("decode", "dpo", "erm", "select", "pack")
+PROGRAMS = ("decode", "dpo", "erm", "select", "pack", "unpack")
 
 
 def main(argv=None):
@@ -870,6 +892,19 @@ def main(argv=None):
         keep("pack-previous-stream", prev)
         rows[-1]["previous_one_stream"] = _short(_row("publish pack pythia-1b", "previous: one stream, then cut",
                                                       prev, ideal_pack(c)))
+        rows[-1]["previous_one_stream"]["memory"] = prev.get("memory")
+        print(_short(rows[-1]), "\nprevious:", rows[-1]["previous_one_stream"], flush=True)
+        flush()
+    if "unpack" in progs:
+        c = models["pythia-1b"]
+        a = unpack_program(c, sharding)
+        keep("unpack", a)
+        rows.append(_row("publish unpack pythia-1b", "bf16 buckets -> bf16 leaves", a, ideal_unpack(c)))
+        prev = unpack_program(c, sharding, "_unpack_stream_fn")
+        keep("unpack-previous-stream", prev)
+        rows[-1]["previous_one_stream"] = _short(_row("publish unpack pythia-1b", "previous: one stream, then cut",
+                                                      prev, ideal_unpack(c)))
+        rows[-1]["previous_one_stream"]["memory"] = prev.get("memory")
         print(_short(rows[-1]), "\nprevious:", rows[-1]["previous_one_stream"], flush=True)
         flush()
     flush()

@@ -394,3 +394,19 @@ def test_per_bucket_pack_program_writes_the_stream_programs_bytes(bucket):
         assert [b.shape for b in new] == [b.shape for b in old] == [(n // 4,) for n in spec.bucket_sizes]
         for a, b in zip(new, old):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("bucket", [64, 1000, 1 << 20])
+@pytest.mark.parametrize("dtype", [None, "float32"])
+def test_per_leaf_unpack_program_gives_the_stream_programs_leaves(bucket, dtype):
+    """The jitted unpack reads each leaf from its own pieces (no whole-stream temporary); its
+    leaves are those of the previous program, bit for bit."""
+    from duel.transport import _unpack_fn, _unpack_stream_fn
+
+    buffers, spec = pack(tree(3), jnp.bfloat16, bucket_bytes=bucket, on_device=False)
+    words = [jnp.asarray(b.view(np.uint32)) for b in buffers]
+    new, old = _unpack_fn(spec, dtype, None)(words), _unpack_stream_fn(spec, dtype, None)(words)
+    assert len(new) == len(old) == len(spec.names)
+    for a, b in zip(new, old):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
