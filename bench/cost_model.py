@@ -72,12 +72,22 @@ _SHAPE = re.compile(r"\b([a-z][a-z0-9]*)\[([0-9,]*)\]")
 _FREE = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast", "after-all", "partition-id",
          "replica-id", "opt-barrier", "add-dependency", "copy-done", "async-done", "iota"}
 _SLICES = {"dynamic-slice", "slice", "gather"}
+_ONE_TO_ONE = {"bitcast", "reshape", "copy", "transpose"}  # every element of the operand once in the output
+_ELEMENTWISE = {"add", "subtract", "multiply", "divide", "maximum", "minimum", "negate", "abs", "exponential",
+                "exponential-minus-one", "log", "log-plus-one", "sqrt", "rsqrt", "cbrt", "tanh", "logistic", "sine",
+                "cosine", "power", "remainder", "convert", "bitcast-convert", "compare", "select", "clamp", "and",
+                "or", "xor", "not", "shift-left", "shift-right-logical", "shift-right-arithmetic", "floor", "ceil",
+                "round-nearest-even", "round-nearest-afz", "sign", "is-finite", "atan2", "erf", "real", "imag"}
 
 
 def shapes_of(type_str: str) -> list[tuple[str, tuple[int, ...]]]:
     """[(dtype, dims)] of every array in an HLO type (a tuple gives several)."""
     return [(d, tuple(int(x) for x in dims.split(",") if x)) for d, dims in _SHAPE.findall(type_str)
             if d in _DTYPE_BYTES]
+
+
+def _elements(type_str: str) -> int:
+    return sum(math.prod(s) for _, s in shapes_of(type_str))
 
 
 def nbytes(type_str: str) -> float:
@@ -249,23 +259,46 @@ class HloCost:
         return i is not None and i.opcode == "parameter"
 
     def _param_read(self, fc: Comp, name: str, full: float, updated: bool = False) -> float:
-        """Bytes of a fusion operand read (`full` at most): only the slices when used only
-        through slices; nothing for the target of an in-place dynamic-update-slice, unless the
-        updated array is read again inside the fusion (then those reads count). updated: `name`
-        is such an updated array, so reaching the fusion's output tuple reads nothing."""
+        """Bytes of a fusion operand read (`full` at most): `full` x the fraction of its elements
+        the fusion's outputs need (`_needed`)."""
+        return full * self._needed(fc, name, updated, {})
+
+    def _needed(self, fc: Comp, name: str, updated: bool, memo: dict) -> float:
+        """Fraction of the elements of `name` (inside fusion `fc`) that the fusion reads, as a
+        loop-fusion emitter computes only the output elements it writes, each from the input
+        elements it needs. Propagated backwards from the outputs (fraction 1) through ops that map
+        elements one to one (bitcast, reshape, copy, transpose, elementwise: the user's fraction),
+        slices (the user's fraction x the slice's share), reductions (the fraction of their output
+        needed: each needed output reads its whole row); any other user needs every element. The
+        target of an in-place dynamic-update-slice is not read, nor is the updated array where it
+        only reaches the output (updated), but reads of it inside the fusion count. Several
+        users: their fractions summed, at most 1."""
+        key = (name, updated)
+        if key in memo:
+            return memo[key]
+        inst, users = fc.by_name.get(name), fc.users.get(name, [])
+        if not users:
+            memo[key] = 0.0 if updated else 1.0  # the fusion's output (its root)
+            return memo[key]
+        n = _elements(inst.type) if inst is not None else 0
         total = 0.0
-        for u in fc.users.get(name, []):
-            if u.opcode == "bitcast":
-                total += self._param_read(fc, u.name, full, updated)
-            elif u.opcode == "dynamic-update-slice" and u.operands[0] == name:
-                total += self._param_read(fc, u.name, full, True)  # the in-place target is not read
+        for u in users:
+            if u.opcode == "dynamic-update-slice" and u.operands[0] == name:
+                total += self._needed(fc, u.name, True, memo)  # the in-place target is not read
+            elif u.opcode == "tuple":
+                total += 0.0 if updated else 1.0
             elif u.opcode in _SLICES and u.operands[0] == name:
-                total += nbytes(u.type)
-            elif updated and u.opcode == "tuple":
-                continue
+                total += self._needed(fc, u.name, False, memo) * _elements(u.type) / max(n, 1)
+            elif u.opcode in _ONE_TO_ONE or (u.opcode in _ELEMENTWISE and _elements(u.type) == n):
+                total += self._needed(fc, u.name, updated and u.opcode == "bitcast", memo)
+            elif u.opcode == "reduce" and not u.type.startswith("(") and u.operands[0] == name:
+                total += self._needed(fc, u.name, False, memo)
             else:
-                return full
-        return total
+                total += 1.0
+            if total >= 1.0:
+                break
+        memo[key] = min(1.0, total)
+        return memo[key]
 
     # ---- one kernel / control op
     def inst_cost(self, inst: Inst, comp: Comp, depth: int) -> tuple[float, float]:
@@ -280,7 +313,8 @@ class HloCost:
             cf, cb = self.comp_cost(cond, depth + 1)
             if depth == 0:
                 self.loops.append({"while": inst.name, "body": body, "trip_count": trip, "flops_per_iter": bf + cf,
-                                   "bytes_per_iter": bb + cb, "type": inst.type})
+                                   "bytes_per_iter": bb + cb, "type": inst.type,
+                                   "kernels_per_iter": self.comp_kernels(body) + self.comp_kernels(cond)})
             n = trip if trip is not None else 1
             return n * (bf + cf), n * (bb + cb)
         if op == "conditional":
@@ -310,6 +344,34 @@ class HloCost:
         if op in ("copy", "copy-start", "dynamic-slice", "slice"):
             return 0.0, 2 * nbytes(inst.type)
         return 0.0, operands + nbytes(inst.type)
+
+    def comp_kernels(self, name: str, cheaper: dict | None = None) -> float:
+        """Kernels launched by one run of computation `name`: every fusion, library call, copy or
+        other non-free instruction is one; a while counts its body x its known trip count (1 if
+        unknown), a conditional 1 (its predicate, read by the host) + the branch `total` counts (the
+        cheaper), a call its callee."""
+        n = 0.0
+        for i in self.comps[name].insts:
+            op = i.opcode
+            if op in _FREE or op in ("copy-done", "async-done"):
+                continue
+            if op == "while":
+                m = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', i.attrs)
+                n += (int(m.group(1)) if m else 1) * (self.comp_kernels(_called(i, "body")[0])
+                                                     + self.comp_kernels(_called(i, "condition")[0]))
+            elif op == "conditional":
+                branches = [b for b in (_called(i, "branch_computations") or (_called(i, "true_computation")
+                            + _called(i, "false_computation"))) if b in self.comps]
+                if branches:
+                    seen = list(self.conditionals)  # comp_cost records conditionals: undo
+                    cheap = min(branches, key=lambda b: self.comp_cost(b, 1)[1])
+                    self.conditionals[:] = seen
+                    n += 1 + self.comp_kernels(cheap)  # + the predicate's read on the host
+            elif op in ("call", "async-start"):
+                n += self.comp_kernels((_called(i, "to_apply") or _called(i, "calls"))[0])
+            else:
+                n += 1
+        return n
 
     def comp_cost(self, name: str, depth: int = 0) -> tuple[float, float]:
         comp, f, b = self.comps[name], 0.0, 0.0
@@ -428,8 +490,10 @@ def _abstract(tree, sharding):
 def analyse(compiled) -> dict:
     """The counts of one compiled program: XLA's, ours, and the buffer assignment."""
     text = compiled.as_text()
-    walk = hlo_cost(text)
-    out = {"walk": {"flops": walk["flops"], "bytes": walk["bytes"]}, "loops": walk["loops"],
+    hc = HloCost(text)
+    walk = hc.total()
+    out = {"walk": {"flops": walk["flops"], "bytes": walk["bytes"], "kernels": hc.comp_kernels(hc.entry)},
+           "loops": walk["loops"],
            "conditionals": walk["conditionals"]}
     try:  # XLA's own analysis of this compiled module (a deviceless executable has none)
         ca = compiled.cost_analysis()
@@ -616,6 +680,7 @@ def _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds):
         r = _row(f"decode step {name}", f"B={batch} KV={slots}", {"walk": {"flops": lp["flops_per_iter"],
                  "bytes": lp["bytes_per_iter"]}}, ideal)
         r["steps"] = steps[j]
+        r["kernels"] = lp["kernels_per_iter"]
         r["ideal_bytes_weights_kv"] = ideal["bytes_weights_kv"]  # the issue's ideal, without the logits
         r["bytes_ratio_weights_kv"] = r["bytes"] / ideal["bytes_weights_kv"]
         if j in (0, len(dec) - 1):
@@ -631,6 +696,7 @@ def _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds):
                  "flops": total["flops"], "bytes": total["bytes"], "ideal_flops": ideal_sum["flops"],
                  "ideal_bytes": ideal_sum["bytes"], "predicted_s": total_t,
                  "ideal_s": ideal_t, "efficiency": ideal_t / total_t, "predicted_tok_s": tok_s,
+                 "kernels": g["walk"]["kernels"] + sum((n - 1) * lp["kernels_per_iter"] for lp, n in zip(dec, steps)),
                  "peer_transformers_tok_s": peers.get("transformers", {}).get(batch),
                  "peer_jax_plain_tok_s": peers.get("jax_plain", {}).get(batch),
                  "segments": [{"kv_slots": s, "steps": n} for s, n in zip(
@@ -651,6 +717,8 @@ def _row(program: str, shape: str, a: dict, ideal: dict) -> dict:
          "ideal_bytes": ideal["bytes"], "flops_ratio": f / ideal["flops"] if ideal["flops"] else None,
          "bytes_ratio": b / ideal["bytes"], "bound": "compute" if f / PEAK_FLOPS >= b / PEAK_BYTES else "memory",
          "predicted_s": t, "ideal_s": ti, "efficiency": ti / t}
+    if "kernels" in a["walk"]:
+        r["kernels"] = a["walk"]["kernels"]
     if "xla" in a:
         r["xla_hlo_cost_analysis"] = a["xla"]
     if "memory" in a:
@@ -917,8 +985,8 @@ def markdown(payload: dict) -> str:
     """The README table of a result JSON: per program compiled and ideal FLOPs/bytes, efficiency,
     predicted time (and tok/s beside the peers measured on a real H100)."""
     lines = ["| program | shape | GFLOP (compiled / ideal) | GB moved (compiled / ideal) | efficiency | "
-             "predicted time | predicted tok/s | measured H100 peers tok/s (transformers / plain JAX) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "predicted time | kernels | predicted tok/s | measured H100 peers tok/s (transformers / plain JAX) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in payload["rows"]:
         t = r["predicted_s"]
         tok = f"{r['predicted_tok_s']:,.0f}" if "predicted_tok_s" in r else ""
@@ -928,7 +996,8 @@ def markdown(payload: dict) -> str:
             peers = f"{tf:,} / {jp:,}" if tf and jp else ""
         lines.append(f"| {r['program']} | {r['shape']} | {r['flops'] / 1e9:,.1f} / {(r.get('ideal_flops') or 0) / 1e9:,.1f} | "
                      f"{r['bytes'] / 1e9:,.2f} / {(r.get('ideal_bytes') or 0) / 1e9:,.2f} | {r['efficiency']:.2f} | "
-                     f"{t * 1e3:,.3g} ms | {tok} | {peers} |")
+                     f"{t * 1e3:,.3g} ms | {r['kernels']:,.0f} | {tok} | {peers} |" if r.get("kernels") else
+                     f"{t * 1e3:,.3g} ms |  | {tok} | {peers} |")
     return "\n".join(lines)
 
 

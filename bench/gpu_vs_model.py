@@ -59,6 +59,43 @@ def decode_rows(d: Path, model: dict, bandwidth: float) -> list[dict]:
     return out
 
 
+def latency_fit(d: Path, model: dict) -> dict:
+    """A second model of the measured decode calls: t = kernels x tau + bytes / bandwidth, with
+    `kernels` (launches per call) and `bytes` counted on the compiled H100 program
+    (bench/cost_model.py, generate rows), tau and bandwidth fitted by least squares to the calls
+    measured on the GPU (every model and batch with a compiled row). The roofline (max of FLOPs
+    and bytes time) has no launch term; this one asks how much of a call the count of kernels
+    explains. Also fitted with the bandwidth held at 4.3 TB/s (tau alone)."""
+    import numpy as np
+
+    measured: dict[tuple[str, int], dict] = {}
+    for f in _load(d, "sampler*.json"):
+        for r in f["rows"]:
+            measured[(r["model"], r["batch"])] = r
+    pts = []
+    for r in model["rows"]:
+        if r["program"].startswith("generate ") and r.get("kernels"):
+            name, batch = r["program"].split()[-1], int(r["shape"].split()[0][2:])
+            m = measured.get((name, batch))
+            if m is not None:
+                pts.append((name, batch, r["kernels"], r["bytes"], batch * 128 / m["ours_tok_s"]))
+    if len(pts) < 3:
+        return {"note": "fewer than 3 measured calls with a kernel count: no fit"}
+    k, b, t = (np.array([p[i] for p in pts], float) for i in (2, 3, 4))
+    (tau, inv_bw), *_ = np.linalg.lstsq(np.stack([k, b], 1), t, rcond=None)
+    tau_fixed = float(np.dot(k, t - b / 4.3e12) / np.dot(k, k))
+    rows = []
+    for (name, batch, kern, byt, meas), fit, fixed in zip(pts, k * tau + b * inv_bw, k * tau_fixed + b / 4.3e12):
+        rows.append({"program": f"generate {name}", "batch": batch, "kernels": int(kern), "GB": round(byt / 1e9, 1),
+                     "measured_s": round(meas, 4), "fit_s": round(float(fit), 4),
+                     "fit_err_pct": round(100 * (float(fit) / meas - 1), 1),
+                     "kernel_share_of_fit": round(float(kern * tau / fit), 2),
+                     "fit_4p3_s": round(float(fixed), 4), "fit_4p3_err_pct": round(100 * (float(fixed) / meas - 1), 1)})
+    return {"model": "t = kernels x tau + bytes / bandwidth (least squares over the rows)",
+            "tau_us": round(float(tau) * 1e6, 3), "bandwidth_tb_s": round(1 / float(inv_bw) / 1e12, 2),
+            "tau_us_at_4p3_tb_s": round(tau_fixed * 1e6, 3), "rows": rows}
+
+
 def train_rows(d: Path, model: dict) -> list[dict]:
     pred = {r["program"]: r for r in model["rows"]}
     step, ref = pred.get("DPO step pythia-1b [mb1]"), pred.get("reference forward pythia-1b")
@@ -97,9 +134,15 @@ def main(argv=None) -> int:
     print_table(_square(dec), title=f"decode: measured on {', '.join(devices)} vs {LABEL_P}; "
                            f"ideal-bytes fraction at {args.bandwidth / 1e12:.2f} TB/s")
     print_table(_square(train), title=f"DPO step: measured vs {LABEL_P}")
+    fit = latency_fit(args.dir, model)
+    if "rows" in fit:
+        print_table(fit["rows"], title=f"decode calls: measured vs kernels x {fit['tau_us']} us + bytes / "
+                                       f"{fit['bandwidth_tb_s']} TB/s (fitted; with 4.3 TB/s held: tau "
+                                       f"{fit['tau_us_at_4p3_tb_s']} us)")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "gpu_vs_model", "measured_on": devices, "predicted": LABEL_P,
-                                         "bandwidth": args.bandwidth, "decode": dec, "train_step": train},
+                                         "bandwidth": args.bandwidth, "decode": dec, "train_step": train,
+                                         "decode_latency_fit": fit},
                                         indent=1) + "\n")
     return 0
 

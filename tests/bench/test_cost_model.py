@@ -253,7 +253,8 @@ def test_check_mode_table_is_complete(tmp_path, monkeypatch):
     rows = payload["rows"]
     programs = [r["program"].split(" [")[0] for r in rows]
     for want in ("prefill pythia-1b", "decode step pythia-1b", "generate pythia-1b", "DPO step pythia-1b",
-                 "reference forward pythia-1b", "ERM update", "select_pairs ee_ts", "publish pack pythia-1b"):
+                 "reference forward pythia-1b", "ERM update", "select_pairs ee_ts", "publish pack pythia-1b",
+                 "publish unpack pythia-1b"):
         assert want in programs, (want, programs)
     assert sum(p == "DPO step pythia-1b" for p in programs) == 2
     for r in rows:
@@ -265,8 +266,11 @@ def test_check_mode_table_is_complete(tmp_path, monkeypatch):
             assert r["predicted_s"] == pytest.approx(roofline)
         if r["program"].startswith(("DPO", "reference", "prefill", "decode")):
             assert r["flops"] >= 0.9 * r["ideal_flops"] > 0, r  # every matmul of the ideal is in the program
+        assert r["kernels"] >= 1, r  # launches counted for every program
     gen = next(r for r in rows if r["program"] == "generate pythia-1b")
     assert gen["predicted_tok_s"] > 0
+    steps = [r for r in rows if r["program"] == "decode step pythia-1b"]
+    assert gen["kernels"] > sum(r["steps"] * r["kernels"] for r in steps)  # + prefill, growth between segments
     if "h100" in str(payload["target"]).lower():
         # the cache is updated in place on the accelerator; XLA:CPU copies a bf16 cache per layer per
         # step (no preset samples bf16 on CPU; float32 on CPU is checked in place above)
@@ -299,3 +303,63 @@ def nnx_state(model):
     from flax import nnx
 
     return nnx.split(model)[1]
+
+
+_NEEDED = """HloModule m
+
+%add (a: f32[], b: f32[]) -> f32[] {
+  %a = f32[] parameter(0)
+  %b = f32[] parameter(1)
+  ROOT %s = f32[] add(%a, %b)
+}
+
+%fused (p0: f32[8,256,1024], p1: f32[4096]) -> (f32[256,128], bf16[1024]) {
+  %p0 = f32[8,256,1024]{2,1,0} parameter(0)
+  %zero = f32[] constant(0)
+  %r = f32[256,1024]{1,0} reduce(%p0, %zero), dimensions={0}, to_apply=%add
+  %s = f32[256,128]{1,0} slice(%r), slice={[0:256], [0:128]}
+  %p1 = f32[4096]{0} parameter(1)
+  %c = bf16[4096]{0} convert(%p1)
+  %e = bf16[4096]{0} negate(%c)
+  %t = bf16[1024]{0} slice(%e), slice={[1024:2048]}
+  ROOT %out = (f32[256,128]{1,0}, bf16[1024]{0}) tuple(%s, %t)
+}
+
+ENTRY %main (a: f32[8,256,1024], b: f32[4096]) -> (f32[256,128], bf16[1024]) {
+  %a = f32[8,256,1024]{2,1,0} parameter(0)
+  %b = f32[4096]{0} parameter(1)
+  ROOT %f = (f32[256,128]{1,0}, bf16[1024]{0}) fusion(%a, %b), kind=kLoop, calls=%fused
+}
+"""
+
+
+def test_walk_counts_only_the_elements_a_fusion_needs():
+    """A loop fusion computes only the output elements it writes: a reduce whose output is sliced
+    reads only the rows of the slice (split-K partial sums summed for one projection's columns),
+    and a cast followed by a slice reads only the slice's elements (the publish pack)."""
+    cost = hlo_cost(_NEEDED)
+    partials, cast = 4 * 8 * 256 * 128, 4 * 1024  # the needed eighth of p0; a quarter of p1
+    assert cost["bytes"] == partials + cast + 4 * 256 * 128 + 2 * 1024
+
+
+def test_walk_counts_kernels_per_trip_of_a_loop():
+    """Launches: one per fusion; a while with a known trip count launches its body's every trip."""
+    from bench.cost_model import HloCost
+
+    one = HloCost(_NEEDED)
+    assert one.comp_kernels(one.entry) == 1
+    w = jnp.ones((5, 128, 256), jnp.float32)
+    x = jnp.ones((64, 128), jnp.float32)
+
+    def f(x, w):
+        return jax.lax.scan(lambda c, wi: (c, jnp.tanh(x @ wi)), 0.0, w)[1]
+
+    hc = HloCost(jax.jit(f).lower(x, w).compile().as_text())
+    (loop,) = hc.total()["loops"]
+    per_trip = loop["kernels_per_iter"]
+    assert loop["trip_count"] == 5 and per_trip >= 1  # at least the matmul
+    body_and_cond = hc.comp_kernels(loop["body"]) + hc.comp_kernels(
+        next(i for i in hc.comps[hc.entry].insts if i.opcode == "while").attrs.split("condition=")[1].split(",")[0]
+        .strip().lstrip("%"))
+    assert per_trip == body_and_cond
+    assert hc.comp_kernels(hc.entry) >= 5 * per_trip

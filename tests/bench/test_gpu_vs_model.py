@@ -27,8 +27,25 @@ def test_joins_measured_to_predicted(tmp_path):
     assert q["measured_s"] == pytest.approx(256 * 128 / q["measured_tok_s"], abs=1e-4)
     assert q["measured_over_predicted_time"] == pytest.approx(q["measured_s"] / p["predicted_s"], abs=0.01)
     assert q["ideal_bytes_fraction"] == pytest.approx(p["ideal_bytes"] / 4e12 / q["measured_s"], abs=0.002)
-    assert "predicted_s" not in rows[("generate pythia-1b", 16)]  # the cost model has no batch 16
+    assert "predicted_s" in rows[("generate pythia-1b", 16)]  # batch 16 compiled since 2026-12-05
+    fit = d["decode_latency_fit"]
+    assert len(fit["rows"]) == 6 and fit["tau_us"] > 0 and fit["bandwidth_tb_s"] > 0
     step = [r for r in d["train_step"] if r["impl"] == "duel (jax, vocab_chunk=None)" and "pythia" in r["program"]][0]
     pred = model["DPO step pythia-1b [mb1] 8 pairs x 512, mb=1, remat=False"]["predicted_s"] + \
         model["reference forward pythia-1b 16 seq x 512"]["predicted_s"]
     assert step["predicted_s"] == pytest.approx(pred, abs=1e-4)
+
+
+def test_latency_fit_recovers_a_known_launch_cost(tmp_path):
+    """Calls made of kernels x 3 us + bytes / 2.5 TB/s: the fit returns those two numbers."""
+    rows, measured = [], []
+    for name, kernels in (("a", 40_000), ("b", 55_000)):
+        for batch, gb in ((16, 150), (64, 300), (256, 900)):
+            rows.append({"program": f"generate {name}", "shape": f"B={batch} 128+128", "kernels": kernels,
+                         "bytes": gb * 1e9})
+            t = kernels * 3e-6 + gb * 1e9 / 2.5e12
+            measured.append({"model": name, "batch": batch, "ours_tok_s": batch * 128 / t})
+    (tmp_path / "sampler.json").write_text(json.dumps({"rows": measured}))
+    fit = gpu_vs_model.latency_fit(tmp_path, {"rows": rows})
+    assert fit["tau_us"] == pytest.approx(3.0, abs=1e-3) and fit["bandwidth_tb_s"] == pytest.approx(2.5, abs=1e-2)
+    assert all(abs(r["fit_err_pct"]) < 0.1 for r in fit["rows"])
