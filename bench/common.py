@@ -125,3 +125,65 @@ def write_result(name: str, payload: dict, *, check: bool = False) -> Path:
     path = out / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     return path
+
+
+def use_cudnn_attention() -> bool:
+    """What-if for this process only (not the product): `duel.models.layers.attention` -- every
+    attention of the models: training, prefill, the decode step over its cache -- becomes cuDNN's
+    fused flash attention (`jax.nn.dot_product_attention(..., implementation="cudnn")`), same
+    inputs and masking (the bool mask [B, T, S] broadcast over heads; GQA native), wherever cuDNN
+    takes the head size (<= 128 and a multiple of 8: Qwen2.5-0.5B's 64, not Pythia-1B's 256; others
+    keep XLA's). Call before anything is traced. Needs cuDNN: on a GPU (the JAX CUDA wheels bring
+    it) or for a deviceless compile with the nvidia-cudnn wheel installed. The cost model predicts
+    it (bench/results/cost_model_cudnn_attention.json); never run on a GPU yet. Returns False, and
+    patches nothing, where there is no CUDA backend or plugin to lower it for."""
+    import math
+
+    import jax
+
+    from duel.models import layers
+
+    try:
+        jax.devices("cuda")
+    except RuntimeError:
+        try:  # a deviceless compile: the plugin is there, the GPU is not
+            from jax.experimental import topologies  # noqa: F401
+            import jax_plugins.xla_cuda12  # noqa: F401
+        except ImportError:
+            return False
+    xla_attention = layers.attention
+
+    def cudnn_attention(q, k, v, mask, scale=None):
+        if q.shape[-1] > 128 or q.shape[-1] % 8:
+            return xla_attention(q, k, v, mask, scale)
+        s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+        return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None], scale=s, implementation="cudnn")
+
+    cudnn_attention.xla = xla_attention
+    layers.attention = cudnn_attention
+    return True
+
+
+def attention_parity(batch: int = 16, slots: int = 159, heads: int = 14, kv_heads: int = 2, dim: int = 64,
+                     seed: int = 0) -> dict:
+    """Max |difference| of `duel.models.layers.attention` as patched (cuDNN, or XLA's where not) and
+    of XLA's own against the float32 plain reference (`attention_reference`), on one decode step's
+    shapes (Qwen2.5-0.5B's heads by default) in bf16, each row with its own left padding."""
+    import jax
+    import jax.numpy as jnp
+
+    from duel.models import layers
+
+    kq, kk, kv, kl = jax.random.split(jax.random.key(seed), 4)
+    q = jax.random.normal(kq, (batch, 1, heads, dim), jnp.bfloat16)
+    k = jax.random.normal(kk, (batch, slots, kv_heads, dim), jnp.bfloat16)
+    v = jax.random.normal(kv, (batch, slots, kv_heads, dim), jnp.bfloat16)
+    start = jax.random.randint(kl, (batch,), 0, slots // 2)
+    mask = (jnp.arange(slots)[None, :] >= start[:, None])[:, None, :]  # [B, 1, S]
+    ref = layers.attention_reference(q, k, v, mask).astype(jnp.float32)
+    used = layers.attention
+    xla = getattr(used, "xla", used)
+    err = lambda f: float(jnp.max(jnp.abs(jax.jit(f)(q, k, v, mask).astype(jnp.float32) - ref)))
+    return {"shape": [batch, slots, heads, kv_heads, dim], "patched_vs_reference_max_abs": err(used),
+            "xla_vs_reference_max_abs": err(xla), "patched": used is not xla}
+

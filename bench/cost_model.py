@@ -842,6 +842,10 @@ def main(argv=None):
                     help="default h100 (check: h100 when the plugin is installed, else this backend)")
     ap.add_argument("--decode-layers", default="auto", choices=("auto", "scan", "unroll"),
                     help="the decode step's layer loop; auto: as generate runs it on the target (unrolled on a GPU)")
+    ap.add_argument("--attention", default="xla", choices=("xla", "cudnn"),
+                    help="cudnn: a what-if, not the product: every attention replaced by cuDNN's fused flash "
+                         "attention (jax.nn.dot_product_attention, implementation='cudnn'; needs the nvidia-cudnn "
+                         "wheel in this venv); write it under another --name")
     ap.add_argument("--check", action="store_true", help="tiny shapes, every program: the table's completeness")
     ap.add_argument("--name", default="cost_model")
     ap.add_argument("--append", action="store_true", help="keep the rows of an earlier run's JSON (same target) "
@@ -849,20 +853,22 @@ def main(argv=None):
     ap.add_argument("--keep-hlo", default=None, help="directory to write each program's compiled HLO text into")
     ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table of a result JSON; compile nothing")
     args = ap.parse_args(argv)
-    from bench.common import print_table, write_result
+    from bench.common import print_table, use_cudnn_attention, write_result
 
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return None
 
     label, sharding = _target(args.check, args.target)
+    if args.attention == "cudnn" and not use_cudnn_attention():
+        raise SystemExit("--attention cudnn needs the JAX CUDA plugin (a deviceless compile) or a GPU")
     models = _models(args.check)
     progs = args.programs.split(",")
     batches = [int(b) for b in (args.batches or ("2" if args.check else "64,256")).split(",")]
     prompt, new_tokens = (8, 32) if args.check else (128, 128)
     pairs, p_len, r_len = (4, 8, 8) if args.check else (8, 256, 256)
     rows: list[dict] = []
-    payload = {"label": LABEL, "target": label, "peaks": {"bf16_flops_per_s": PEAK_FLOPS, "hbm_bytes_per_s": PEAK_BYTES},
+    payload = {"label": LABEL, "target": label, "attention": args.attention, "peaks": {"bf16_flops_per_s": PEAK_FLOPS, "hbm_bytes_per_s": PEAK_BYTES},
                "formula": "predicted_s = max(flops / 989e12, bytes / 3.35e12); efficiency = ideal_s / predicted_s",
                "counts": "walk: loop-aware count of the compiled module's kernels (dots only for FLOPs); "
                          "xla_hlo_cost_analysis: XLA's HloCostAnalysis of the same module, while bodies counted once",

@@ -11,8 +11,10 @@
 # with --xla_backend_optimization_level=0 (compile time was most of it).
 #
 # Stages, in priority order: memory e2e-pythia-1b train_step sampler e2e-qwen2.5-0.5b; and, only
-# when named, profile (bench/gpu_profile.py: the kernels of one decode call, device <-> host rates;
-# the next GPU call: `bash bench/gpu.sh profile sampler`, docs/scale.md).
+# when named, profile (bench/gpu_profile.py: the kernels of one decode call, device <-> host rates)
+# and attention (Qwen2.5-0.5B decode with cuDNN's fused attention, a what-if: bench.common.
+# use_cudnn_attention; its baseline is the sampler stage of the same call). The next GPU call:
+# `bash bench/gpu.sh profile sampler attention`, docs/scale.md.
 # Python: $PYTHON, else python3 (on the device image, the one with JAX + CUDA and torch). If the
 # preflight (a tiny generate + DPO step) fails and .whl/ holds wheels (carried: see docs/scale.md,
 # "Measuring on a GPU"), they are installed into /tmp/site and the preflight runs again.
@@ -26,8 +28,8 @@ for a in "$@"; do
   case "$a" in
     --check) CHECK=1 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    memory|e2e-pythia-1b|e2e-qwen2.5-0.5b|train_step|sampler|profile) STAGES+=("$a") ;;
-    *) echo "bench/gpu.sh: unknown stage or flag '$a' (stages: memory e2e-pythia-1b e2e-qwen2.5-0.5b train_step sampler profile; flag: --check)" >&2; exit 2 ;;
+    memory|e2e-pythia-1b|e2e-qwen2.5-0.5b|train_step|sampler|profile|attention) STAGES+=("$a") ;;
+    *) echo "bench/gpu.sh: unknown stage or flag '$a' (stages: memory e2e-pythia-1b e2e-qwen2.5-0.5b train_step sampler profile attention; flag: --check)" >&2; exit 2 ;;
   esac
 done
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(memory e2e-pythia-1b train_step sampler e2e-qwen2.5-0.5b)
@@ -43,7 +45,7 @@ export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-/tmp/duel-jax-cac
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 # stage -> seconds it may take at most, and its arguments (full shapes; --check: the same path, tiny)
-declare -A LIMIT=([memory]=80 [e2e-pythia-1b]=110 [train_step]=150 [sampler]=240 [e2e-qwen2.5-0.5b]=110 [profile]=180)
+declare -A LIMIT=([memory]=80 [e2e-pythia-1b]=110 [train_step]=150 [sampler]=240 [e2e-qwen2.5-0.5b]=110 [profile]=180 [attention]=120)
 declare -A ARGS=(
   [memory]="bench/memory.py --run --variants preset,mb1 --run-variants preset"
   [e2e-pythia-1b]="bench/e2e.py --shape pythia-1b --steps 3 --out e2e-pythia-1b"
@@ -51,6 +53,7 @@ declare -A ARGS=(
   [train_step]="bench/train_step.py --full --repeat 3"
   [sampler]="bench/sampler.py --full --repeat 2 --no-plain"
   [profile]="bench/gpu_profile.py"
+  [attention]="bench/sampler.py --full --repeat 2 --no-plain --no-peer --models qwen2.5-0.5b --attention cudnn --name attention_cudnn"
 )
 if [ "$CHECK" = 1 ]; then
   ARGS[memory]="bench/memory.py --check --run --variants preset,mb1 --run-variants preset"
@@ -59,6 +62,7 @@ if [ "$CHECK" = 1 ]; then
   ARGS[train_step]="bench/train_step.py --check"
   ARGS[sampler]="bench/sampler.py --check --no-plain"
   ARGS[profile]="bench/gpu_profile.py --check"
+  ARGS[attention]="bench/sampler.py --check --no-plain --no-peer --models qwen2.5-0.5b --attention cudnn --name attention_cudnn"
   for s in "${!LIMIT[@]}"; do LIMIT[$s]="${DUEL_GPU_STAGE_LIMIT:-0}"; done  # 0: no limit
   # the check's shapes run in milliseconds and XLA's compiles were most of its time: compile with
   # no LLVM optimisation (XLA's own HLO passes and buffer assignment still run: memory.json keeps

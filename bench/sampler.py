@@ -127,7 +127,17 @@ def main(argv=None):
     ap.add_argument("--no-peer", action="store_true", help="skip transformers generate")
     ap.add_argument("--no-plain", action="store_true", help="skip the single full-length cache")
     ap.add_argument("--name", default="sampler")
+    ap.add_argument("--attention", default="xla", choices=("xla", "cudnn"),
+                    help="cudnn: the what-if of bench.common.use_cudnn_attention (not the product); on a "
+                         "CPU it falls back to XLA's attention and says so. Name its JSON apart from "
+                         "sampler*.json (bench/gpu_vs_model.py reads those as the product's numbers)")
     args = ap.parse_args(argv)
+    attention = "xla"
+    if args.attention == "cudnn":
+        from bench.common import use_cudnn_attention
+
+        attention = "cudnn" if use_cudnn_attention() else "xla (cudnn asked; no CUDA here)"
+        print(f"attention: {attention}", flush=True)
     full_path = args.full or args.check  # the GPU run's options: peer warm-up, its repeat count
     shapes = CHECK if args.check else FULL if args.full else TINY
     batches = args.batches or ([2, 4] if args.check else [16, 64, 256] if args.full else [8, 32, 128])
@@ -149,10 +159,17 @@ def main(argv=None):
         "copy_bandwidth_gbs": bandwidth,
         "dtype": "bfloat16", "prompt_len": prompt_len, "new_tokens": new_tokens, "n": args.n,
         "sampling": "temperature 1, no top-k/top-p, EOS ignored",
+        "attention": attention,
+        "attention_parity": None,
         "peer": "transformers generate (torch, bf16, default dynamic cache, do_sample)",
         "shapes": {k: shapes[k] for k in args.models},
         "rows": rows,
     }
+    if args.attention == "cudnn":  # the what-if's numbers against the plain reference, before any timing
+        from bench.common import attention_parity
+
+        payload["attention_parity"] = attention_parity()
+        print(f"attention parity: {payload['attention_parity']}", flush=True)
     for name in args.models:
         hf_cfg = shapes[name]
         cfg = ModelConfig.from_hf(hf_cfg)

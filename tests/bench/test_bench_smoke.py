@@ -200,3 +200,22 @@ def test_sample_step_check_writes_both_samplers(tmp_path, monkeypatch):
     assert (r["B"], r["V"], r["calls"]) == (8, 32, 3)
     assert r["one_pass_ms"] > 0 and r["reference_ms"] > 0
     assert r["one_pass/reference"] == r["one_pass_ms"] / r["reference_ms"]
+
+
+def test_sampler_attention_what_if_falls_back_on_cpu(tmp_path, monkeypatch):
+    """bench/sampler.py --attention cudnn (the next GPU call's what-if): without CUDA it keeps XLA's
+    attention, says so in its JSON, and still measures the parity against the plain reference."""
+    import json
+
+    from bench import sampler
+    from duel.models import layers
+
+    monkeypatch.setenv("DUEL_BENCH_RESULTS", str(tmp_path))
+    before = layers.attention
+    sampler.main(["--check", "--no-plain", "--no-peer", "--models", "qwen2.5-0.5b", "--batches", "2",
+                  "--attention", "cudnn", "--name", "attention_cudnn"])
+    assert layers.attention is before  # nothing patched here
+    out = json.loads((tmp_path / "attention_cudnn.json").read_text())
+    assert out["attention"].startswith("xla (cudnn asked") and len(out["rows"]) == 1
+    p = out["attention_parity"]
+    assert not p["patched"] and p["patched_vs_reference_max_abs"] == p["xla_vs_reference_max_abs"] < 0.05
