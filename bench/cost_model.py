@@ -958,28 +958,18 @@ def main(argv=None):
         rows.append(_row("select_pairs ee_ts", f"K={members} P={P} M={M}", a, ideal_select(members, P, M)))
         print(_short(rows[-1]), flush=True)
         flush()
-    if "pack" in progs:
+    for tag, build, shape, ideal, previous in (
+            ("pack", pack_program, "f32 -> bf16 buckets", ideal_pack, "_pack_stream_fn"),
+            ("unpack", unpack_program, "bf16 buckets -> bf16 leaves", ideal_unpack, "_unpack_stream_fn")):
+        if tag not in progs:
+            continue
         c = models["pythia-1b"]
-        a = pack_program(c, sharding)
-        keep("pack", a)
-        rows.append(_row("publish pack pythia-1b", "f32 -> bf16 buckets", a, ideal_pack(c)))
-        prev = pack_program(c, sharding, "_pack_stream_fn")
-        keep("pack-previous-stream", prev)
-        rows[-1]["previous_one_stream"] = _short(_row("publish pack pythia-1b", "previous: one stream, then cut",
-                                                      prev, ideal_pack(c)))
-        rows[-1]["previous_one_stream"]["memory"] = prev.get("memory")
-        print(_short(rows[-1]), "\nprevious:", rows[-1]["previous_one_stream"], flush=True)
-        flush()
-    if "unpack" in progs:
-        c = models["pythia-1b"]
-        a = unpack_program(c, sharding)
-        keep("unpack", a)
-        rows.append(_row("publish unpack pythia-1b", "bf16 buckets -> bf16 leaves", a, ideal_unpack(c)))
-        prev = unpack_program(c, sharding, "_unpack_stream_fn")
-        keep("unpack-previous-stream", prev)
-        rows[-1]["previous_one_stream"] = _short(_row("publish unpack pythia-1b", "previous: one stream, then cut",
-                                                      prev, ideal_unpack(c)))
-        rows[-1]["previous_one_stream"]["memory"] = prev.get("memory")
+        a, prev = build(c, sharding), build(c, sharding, previous)  # shipped and previous, one run
+        keep(tag, a)
+        keep(f"{tag}-previous-stream", prev)
+        rows.append(_row(f"publish {tag} pythia-1b", shape, a, ideal(c)))
+        old = _short(_row(f"publish {tag} pythia-1b", "previous: one stream, then cut", prev, ideal(c)))
+        rows[-1]["previous_one_stream"] = {**old, "memory": prev.get("memory")}
         print(_short(rows[-1]), "\nprevious:", rows[-1]["previous_one_stream"], flush=True)
         flush()
     flush()
