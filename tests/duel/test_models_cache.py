@@ -293,3 +293,27 @@ def test_grouped_attention_matches_repeated_kv_reference():
         np.asarray(layers.attention(q, k, v2, mask))[:, 4], got[:, 4], atol=1e-5
     )
     assert np.abs(np.asarray(layers.attention(q, k, v2, mask))[1, 1] - got[1, 1]).max() > 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_one_query_attention_equals_the_general_form(dtype):
+    """A decode step's attention as an accelerator lowers it (`attention_one_query`, the query axis
+    dropped) against the general form the CPU keeps: same values, a key-less row finite; and on
+    the CPU backend `attention` is the general form bit for bit."""
+    from duel.models import layers
+
+    rng = np.random.default_rng(1)
+    b, s, n, kv, d = 3, 7, 6, 2, 8
+    dt = jnp.dtype(dtype)
+    q, k, v = (jnp.asarray(rng.standard_normal(x), dt) for x in [(b, 1, n, d), (b, s, kv, d), (b, s, kv, d)])
+    key_mask = jnp.array([[0, 0, 1, 1, 1, 0, 0], [1] * 7, [0] * 7])  # row 2 sees no key at all
+    mask = layers.attention_mask(jnp.array([4]), jnp.arange(s), key_mask)
+    general = np.asarray(layers._attention(q, k, v, mask, 0.3), np.float32)
+    one = np.asarray(layers.attention_one_query(q, k, v, mask, 0.3), np.float32)
+    np.testing.assert_allclose(one, general, atol=1e-6 if dtype == "float32" else 1e-2)
+    assert np.isfinite(one).all()
+    want = np.asarray(layers.attention_reference(q, k, v, mask, 0.3), np.float32)
+    np.testing.assert_allclose(one, want, atol=1e-5 if dtype == "float32" else 3e-2)
+    shipped = np.asarray(jax.jit(lambda *a: layers.attention(*a, 0.3))(q, k, v, mask), np.float32)
+    np.testing.assert_array_equal(shipped, np.asarray(jax.jit(lambda *a: layers._attention(*a, 0.3))(q, k, v, mask),
+                                                      np.float32))
