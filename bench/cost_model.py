@@ -706,6 +706,18 @@ def _rows_decode(c, name, batch, prompt, new_tokens, g, p, bounds):
     return rows
 
 
+def row_order(r: dict) -> tuple:
+    """The table's order whatever the run that wrote a row: per model and batch prefill, decode
+    steps, generate; then DPO, reference, ERM, select, pack, unpack (sorted() keeps the rest)."""
+    kinds = ("prefill", "decode step", "generate", "DPO step", "reference forward", "ERM update", "select_pairs",
+             "publish pack", "publish unpack")
+    kind = next((i for i, k in enumerate(kinds) if r["program"].startswith(k)), len(kinds))
+    if kind > 2:
+        return (1, kind)
+    m = re.match(r"B=(\d+)", r["shape"])
+    return (0, r["program"].split()[-1], int(m.group(1)) if m else 0, kind)
+
+
 def _predict(flops: float, nbytes_: float) -> float:
     return max(flops / PEAK_FLOPS, nbytes_ / PEAK_BYTES)
 
@@ -901,7 +913,7 @@ def main(argv=None):
 
     def flush():
         mine = {(r["program"], r["shape"]) for r in rows}
-        payload["rows"] = [r for r in old_rows if (r["program"], r["shape"]) not in mine] + rows
+        payload["rows"] = sorted([r for r in old_rows if (r["program"], r["shape"]) not in mine] + rows, key=row_order)
         write_result(args.name, payload, check=args.check)
 
     if "decode" in progs:
