@@ -302,34 +302,36 @@ class HloCost:
         return memo[key]
 
     # ---- one kernel / control op
-    def inst_cost(self, inst: Inst, comp: Comp, depth: int) -> tuple[float, float]:
+    def inst_cost(self, inst: Inst, comp: Comp, depth: int) -> tuple[float, float, float]:
+        """(FLOPs, bytes, kernels launched) of one instruction: every fusion, library call, copy or
+        other non-free instruction is one kernel; a while counts its body x its known trip count
+        (1 if unknown), a conditional 1 (its predicate, read by the host) + its cheaper branch."""
         op = inst.opcode
         if op in _FREE:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         if op == "while":
             body, cond = _called(inst, "body")[0], _called(inst, "condition")[0]
             m = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', inst.attrs)
             trip = int(m.group(1)) if m else None
-            bf, bb = self.comp_cost(body, depth + 1)
-            cf, cb = self.comp_cost(cond, depth + 1)
+            per_iter = [x + y for x, y in zip(self.comp_cost(body, depth + 1), self.comp_cost(cond, depth + 1))]
             if depth == 0:
-                self.loops.append({"while": inst.name, "body": body, "trip_count": trip, "flops_per_iter": bf + cf,
-                                   "bytes_per_iter": bb + cb, "type": inst.type,
-                                   "kernels_per_iter": self.comp_kernels(body) + self.comp_kernels(cond)})
+                self.loops.append({"while": inst.name, "body": body, "trip_count": trip, "flops_per_iter": per_iter[0],
+                                   "bytes_per_iter": per_iter[1], "type": inst.type, "kernels_per_iter": per_iter[2]})
             n = trip if trip is not None else 1
-            return n * (bf + cf), n * (bb + cb)
+            return n * per_iter[0], n * per_iter[1], n * per_iter[2]
         if op == "conditional":
             branches = _called(inst, "branch_computations") or (_called(inst, "true_computation")
                                                                 + _called(inst, "false_computation"))
             costs = [self.comp_cost(b, depth + 1) for b in branches if b in self.comps]
             if not costs:
-                return 0.0, 0.0
+                return 0.0, 0.0, 0.0
             self.conditionals.append({"name": inst.name, "branch_bytes": [c[1] for c in costs]})
-            return min(costs, key=lambda c: c[1])  # the cheaper branch (see the module docstring)
+            f, b, k = min(costs, key=lambda c: c[1])  # the cheaper branch (see the module docstring)
+            return f, b, k + 1
         if op in ("call", "async-start"):
             return self.comp_cost((_called(inst, "to_apply") or _called(inst, "calls"))[0], depth)
         if op == "fusion":
-            return self.comp_flops(_called(inst, "calls")[0]), self.fusion_bytes(inst, comp)
+            return self.comp_flops(_called(inst, "calls")[0]), self.fusion_bytes(inst, comp), 1.0
         operands = sum(nbytes(comp.by_name[o].type) for o in inst.operands if o in comp.by_name)
         if op == "custom-call":
             out = shapes_of(inst.type)
@@ -337,58 +339,30 @@ class HloCost:
                 out = out[:-1]
             written = float(sum(_DTYPE_BYTES[d] * math.prod(s) for d, s in out))
             flops = _gemm_flops(inst, comp) if re.search(r"gemm|matmul", inst.attrs) else 0.0
-            return flops, operands + written
+            return flops, operands + written, 1.0
         if op == "dot":
-            return _dot_flops(inst, comp), operands + nbytes(inst.type)
+            return _dot_flops(inst, comp), operands + nbytes(inst.type), 1.0
         if op == "dynamic-update-slice":
-            return 0.0, 2 * nbytes(comp.by_name[inst.operands[1]].type)
+            return 0.0, 2 * nbytes(comp.by_name[inst.operands[1]].type), 1.0
         if op in ("copy", "copy-start", "dynamic-slice", "slice"):
-            return 0.0, 2 * nbytes(inst.type)
-        return 0.0, operands + nbytes(inst.type)
+            return 0.0, 2 * nbytes(inst.type), 1.0
+        return 0.0, operands + nbytes(inst.type), 1.0
 
-    def comp_kernels(self, name: str, cheaper: dict | None = None) -> float:
-        """Kernels launched by one run of computation `name`: every fusion, library call, copy or
-        other non-free instruction is one; a while counts its body x its known trip count (1 if
-        unknown), a conditional 1 (its predicate, read by the host) + the branch `total` counts (the
-        cheaper), a call its callee."""
-        n = 0.0
-        for i in self.comps[name].insts:
-            op = i.opcode
-            if op in _FREE or op in ("copy-done", "async-done"):
-                continue
-            if op == "while":
-                m = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', i.attrs)
-                n += (int(m.group(1)) if m else 1) * (self.comp_kernels(_called(i, "body")[0])
-                                                     + self.comp_kernels(_called(i, "condition")[0]))
-            elif op == "conditional":
-                branches = [b for b in (_called(i, "branch_computations") or (_called(i, "true_computation")
-                            + _called(i, "false_computation"))) if b in self.comps]
-                if branches:
-                    seen = list(self.conditionals)  # comp_cost records conditionals: undo
-                    cheap = min(branches, key=lambda b: self.comp_cost(b, 1)[1])
-                    self.conditionals[:] = seen
-                    n += 1 + self.comp_kernels(cheap)  # + the predicate's read on the host
-            elif op in ("call", "async-start"):
-                n += self.comp_kernels((_called(i, "to_apply") or _called(i, "calls"))[0])
-            else:
-                n += 1
-        return n
-
-    def comp_cost(self, name: str, depth: int = 0) -> tuple[float, float]:
-        comp, f, b = self.comps[name], 0.0, 0.0
+    def comp_cost(self, name: str, depth: int = 0) -> tuple[float, float, float]:
+        """(FLOPs, bytes, kernels) of one run of computation `name`."""
+        comp, total = self.comps[name], (0.0, 0.0, 0.0)
         for i in comp.insts:
-            fi, bi = self.inst_cost(i, comp, depth)
-            f, b = f + fi, b + bi
-        return f, b
+            total = tuple(t + c for t, c in zip(total, self.inst_cost(i, comp, depth)))
+        return total
 
     def total(self) -> dict:
         self.loops, self.conditionals = [], []
-        f, b = self.comp_cost(self.entry)
-        return {"flops": f, "bytes": b, "loops": self.loops, "conditionals": self.conditionals}
+        f, b, k = self.comp_cost(self.entry)
+        return {"flops": f, "bytes": b, "kernels": k, "loops": self.loops, "conditionals": self.conditionals}
 
 
 def hlo_cost(text: str) -> dict:
-    """{"flops", "bytes", "loops": [entry-level while loops, per-iteration cost]} of an HLO module."""
+    """{"flops", "bytes", "kernels", "loops": [entry-level while loops, per-iteration cost]} of an HLO module."""
     return HloCost(text).total()
 
 
@@ -491,9 +465,8 @@ def _abstract(tree, sharding):
 def analyse(compiled) -> dict:
     """The counts of one compiled program: XLA's, ours, and the buffer assignment."""
     text = compiled.as_text()
-    hc = HloCost(text)
-    walk = hc.total()
-    out = {"walk": {"flops": walk["flops"], "bytes": walk["bytes"], "kernels": hc.comp_kernels(hc.entry)},
+    walk = hlo_cost(text)
+    out = {"walk": {"flops": walk["flops"], "bytes": walk["bytes"], "kernels": walk["kernels"]},
            "loops": walk["loops"],
            "conditionals": walk["conditionals"]}
     try:  # XLA's own analysis of this compiled module (a deviceless executable has none)
