@@ -34,14 +34,24 @@ def _load(d: Path, pattern: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(d.glob(pattern))]
 
 
-def decode_rows(d: Path, model: dict, bandwidth: float) -> list[dict]:
-    """One row per (model, batch) measured by bench/sampler.py (a later file's row wins)."""
+def _measured_calls(d: Path) -> dict[tuple[str, int], dict]:
+    """(model, batch) -> the sampler row measured on the GPU (a later file's row wins)."""
     measured: dict[tuple[str, int], dict] = {}
     for f in _load(d, "sampler*.json"):
         for r in f["rows"]:
             measured[(r["model"], r["batch"])] = r
-    pred = {(r["program"].split()[-1], int(r["shape"].split()[0][2:])): r
+    return measured
+
+
+def _generate_rows(model: dict) -> dict[tuple[str, int], dict]:
+    """(model, batch) -> the cost model's row for the whole `generate` call."""
+    return {(r["program"].split()[-1], int(r["shape"].split()[0][2:])): r
             for r in model["rows"] if r["program"].startswith("generate ")}
+
+
+def decode_rows(d: Path, model: dict, bandwidth: float) -> list[dict]:
+    """One row per (model, batch) measured by bench/sampler.py (a later file's row wins)."""
+    measured, pred = _measured_calls(d), _generate_rows(model)
     out = []
     for (name, batch), r in sorted(measured.items()):
         tokens = batch * 128
@@ -68,17 +78,9 @@ def latency_fit(d: Path, model: dict) -> dict:
     explains. Also fitted with the bandwidth held at 4.3 TB/s (tau alone)."""
     import numpy as np
 
-    measured: dict[tuple[str, int], dict] = {}
-    for f in _load(d, "sampler*.json"):
-        for r in f["rows"]:
-            measured[(r["model"], r["batch"])] = r
-    pts = []
-    for r in model["rows"]:
-        if r["program"].startswith("generate ") and r.get("kernels"):
-            name, batch = r["program"].split()[-1], int(r["shape"].split()[0][2:])
-            m = measured.get((name, batch))
-            if m is not None:
-                pts.append((name, batch, r["kernels"], r["bytes"], batch * 128 / m["ours_tok_s"]))
+    measured = _measured_calls(d)
+    pts = [(name, batch, r["kernels"], r["bytes"], batch * 128 / measured[(name, batch)]["ours_tok_s"])
+           for (name, batch), r in _generate_rows(model).items() if r.get("kernels") and (name, batch) in measured]
     if len(pts) < 3:
         return {"note": "fewer than 3 measured calls with a kernel count: no fit"}
     k, b, t = (np.array([p[i] for p in pts], float) for i in (2, 3, 4))
@@ -94,6 +96,21 @@ def latency_fit(d: Path, model: dict) -> dict:
     return {"model": "t = kernels x tau + bytes / bandwidth (least squares over the rows)",
             "tau_us": round(float(tau) * 1e6, 3), "bandwidth_tb_s": round(1 / float(inv_bw) / 1e12, 2),
             "tau_us_at_4p3_tb_s": round(tau_fixed * 1e6, 3), "rows": rows}
+
+
+ONE_QUERY_ATTENTION_SINCE = "2026-12-05"  # the decode program changed (duel.models.layers.attention_one_query)
+
+
+def as_run(model: dict, d: Path) -> dict:
+    """The cost model's rows for the program the GPU ran: calls measured before the one-query
+    attention landed (the H200 run of 2026-12-04) are compared and fitted against that program's
+    counts, which the JSON keeps under "before_one_query_attention"."""
+    times = [f["time"] for f in _load(d, "sampler*.json") if "time" in f]
+    if "before_one_query_attention" not in model or not times or max(times) >= ONE_QUERY_ATTENTION_SINCE:
+        return model
+    old = model["before_one_query_attention"]["rows"]
+    kept = {(r["program"], r["shape"]) for r in old}
+    return {**model, "rows": old + [r for r in model["rows"] if (r["program"], r["shape"]) not in kept]}
 
 
 def train_rows(d: Path, model: dict) -> list[dict]:
@@ -129,12 +146,7 @@ def main(argv=None) -> int:
     from bench.common import print_table
 
     model = json.loads(args.model.read_text())
-    # the H200 calls of 2026-12-04 ran the decode program from before the one-query attention
-    # (2026-12-05): compare and fit them against that program's counts, kept in the JSON
-    if "before_one_query_attention" in model and args.dir.name == "gpu-h200":
-        kept = {(r["program"], r["shape"]) for r in model["before_one_query_attention"]["rows"]}
-        model = {**model, "rows": model["before_one_query_attention"]["rows"]
-                 + [r for r in model["rows"] if (r["program"], r["shape"]) not in kept]}
+    model = as_run(model, args.dir)
     devices = sorted({f["machine"].get("device", "?") for f in _load(args.dir, "*.json") if "machine" in f})
     dec, train = decode_rows(args.dir, model, args.bandwidth), train_rows(args.dir, model)
     print_table(_square(dec), title=f"decode: measured on {', '.join(devices)} vs {LABEL_P}; "

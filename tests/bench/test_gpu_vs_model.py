@@ -51,3 +51,16 @@ def test_latency_fit_recovers_a_known_launch_cost(tmp_path):
     fit = gpu_vs_model.latency_fit(tmp_path, {"rows": rows})
     assert fit["tau_us"] == pytest.approx(3.0, abs=1e-3) and fit["bandwidth_tb_s"] == pytest.approx(2.5, abs=1e-2)
     assert all(abs(r["fit_err_pct"]) < 0.1 for r in fit["rows"])
+
+
+def test_calls_are_compared_with_the_program_that_ran(tmp_path):
+    """Calls measured before the one-query attention landed read the counts kept for that program;
+    later calls read the current rows."""
+    now = {"program": "generate q", "shape": "B=16 128+128", "kernels": 357}
+    old = {"program": "generate q", "shape": "B=16 128+128", "kernels": 406}
+    other = {"program": "DPO step p", "shape": "x", "kernels": 9}
+    model = {"rows": [now, other], "before_one_query_attention": {"rows": [old]}}
+    (tmp_path / "sampler.json").write_text(json.dumps({"time": "2026-12-04 11:41 UTC", "rows": []}))
+    assert gpu_vs_model.as_run(model, tmp_path)["rows"] == [old, other]
+    (tmp_path / "sampler.json").write_text(json.dumps({"time": "2026-12-06 09:00 UTC", "rows": []}))
+    assert gpu_vs_model.as_run(model, tmp_path)["rows"] == [now, other]
