@@ -781,36 +781,54 @@ def select_program(members, prompts, cands, sharding):
     return a
 
 
-def pack_program(c, sharding, fn: str = "_pack_fn"):
-    """fn: transport._pack_fn (shipped: one concatenation per bucket) or _pack_stream_fn (the
-    previous program: one whole stream, then cut), compiled in the same run for the A/B."""
+def publish_program(c, sharding, tag: str, previous: bool = False):
+    """The learner's jitted pack of the float32 masters into bf16 buckets (tag "pack"), or the
+    generator's unpack of those buckets into bf16 leaves, its compute dtype on a GPU ("unpack");
+    previous: the program before 2026-12-05 (`_previous_pack_fn` / `_previous_unpack_fn`),
+    compiled in the same run for the A/B."""
     from duel import transport
     from duel.models import build_model
 
     params = jax.eval_shape(lambda: build_model(c, 0, jnp.float32).params())
     spec = transport.layout(params, jnp.bfloat16, transport.DEFAULT_BUCKET_BYTES)
-    leaves = _abstract(jax.tree.leaves(params), sharding)
+    if tag == "pack":
+        fn = _previous_pack_fn(spec) if previous else transport._pack_fn(spec, None)
+        args = _abstract(jax.tree.leaves(params), sharding)
+    else:
+        fn = _previous_unpack_fn(spec) if previous else transport._unpack_fn(spec, None, None)
+        args = _abstract([jax.ShapeDtypeStruct((n // 4,), jnp.uint32) for n in spec.bucket_sizes], sharding)
     t0 = time.perf_counter()
-    comp = getattr(transport, fn)(spec, None).lower(leaves).compile()
-    a = analyse(comp)
+    a = analyse(fn.lower(args).compile())
     a["compile_s"] = time.perf_counter() - t0
     return a
 
 
-def unpack_program(c, sharding, fn: str = "_unpack_fn"):
-    """The generator's jitted unpack of the bf16 buckets into bf16 leaves (its compute dtype on a
-    GPU). fn: transport._unpack_fn (shipped) or _unpack_stream_fn (previous), for the A/B."""
-    from duel import transport
-    from duel.models import build_model
+def _previous_pack_fn(spec):
+    """The pack program before 2026-12-05: every leaf cast and laid into one stream, then cut
+    into buckets (the stream written and read a second time)."""
+    from duel.transport import _to_words
 
-    params = jax.eval_shape(lambda: build_model(c, 0, jnp.float32).params())
-    spec = transport.layout(params, jnp.bfloat16, transport.DEFAULT_BUCKET_BYTES)
-    buckets = _abstract([jax.ShapeDtypeStruct((n // 4,), jnp.uint32) for n in spec.bucket_sizes], sharding)
-    t0 = time.perf_counter()
-    comp = getattr(transport, fn)(spec, None, None).lower(buckets).compile()
-    a = analyse(comp)
-    a["compile_s"] = time.perf_counter() - t0
-    return a
+    def run(leaves):
+        ends = (*spec.offsets[1:], spec.total_bytes)
+        parts = [jnp.pad(w, (0, (end - off) // 4 - w.shape[0])) for w, off, end in
+                 zip((_to_words(x.astype(d)) for x, d in zip(leaves, spec.packed_dtypes)), spec.offsets, ends)]
+        stream = jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.uint32)
+        return [stream[lo // 4:(lo + n) // 4] for lo, n in zip(spec.starts, spec.bucket_sizes)]
+
+    return jax.jit(run)
+
+
+def _previous_unpack_fn(spec):
+    """The unpack program before 2026-12-05: every bucket concatenated into one stream, then each
+    leaf sliced out of it."""
+    from duel.transport import _from_words
+
+    def run(buckets):
+        stream = jnp.concatenate(buckets) if len(buckets) > 1 else buckets[0]
+        return [_from_words(stream[off // 4:off // 4 + -(-spec.nbytes(i) // 4)], jnp.dtype(d), shape)
+                for i, (shape, d, off) in enumerate(zip(spec.shapes, spec.packed_dtypes, spec.offsets))]
+
+    return jax.jit(run)
 
 
 # ================================================================ main
@@ -943,13 +961,12 @@ def main(argv=None):
         rows.append(_row("select_pairs ee_ts", f"K={members} P={P} M={M}", a, ideal_select(members, P, M)))
         print(_short(rows[-1]), flush=True)
         flush()
-    for tag, build, shape, ideal, previous in (
-            ("pack", pack_program, "f32 -> bf16 buckets", ideal_pack, "_pack_stream_fn"),
-            ("unpack", unpack_program, "bf16 buckets -> bf16 leaves", ideal_unpack, "_unpack_stream_fn")):
+    for tag, shape, ideal in (("pack", "f32 -> bf16 buckets", ideal_pack),
+                              ("unpack", "bf16 buckets -> bf16 leaves", ideal_unpack)):
         if tag not in progs:
             continue
         c = models["pythia-1b"]
-        a, prev = build(c, sharding), build(c, sharding, previous)  # shipped and previous, one run
+        a, prev = publish_program(c, sharding, tag), publish_program(c, sharding, tag, previous=True)
         keep(tag, a)
         keep(f"{tag}-previous-stream", prev)
         rows.append(_row(f"publish {tag} pythia-1b", shape, a, ideal(c)))

@@ -393,8 +393,8 @@ def _pack_fn(spec: PackSpec, out_sharding):
     the leaves that lie in it, each piece sliced from its leaf *before* the cast (then bitcast to
     words, zero-padded to the end of the leaf's ALIGN slot). XLA fuses each bucket into one
     kernel that reads only its pieces: every leaf byte is read once and every bucket byte written
-    once, the ideal traffic (`_pack_stream_fn`, which concatenated one whole stream and then cut
-    it, moved 1.94x that for Pythia-1B: bench/cost_model.py's "publish pack" row).
+    once, the ideal traffic (the previous program, which concatenated one whole stream and then
+    cut it, moved 1.94x that for Pythia-1B: bench/cost_model.py's "publish pack" row).
 
     out_sharding: replicated over the leaves' mesh when they are sharded (the gather runs in
     this program, e.g. an all-gather over NCCL; every process then copies its local replica)."""
@@ -427,27 +427,10 @@ def _pack_fn(spec: PackSpec, out_sharding):
 
 
 @functools.lru_cache(maxsize=32)
-def _pack_stream_fn(spec: PackSpec, out_sharding):
-    """The previous `_pack_fn`, kept for the A/B in bench/cost_model.py and the tests: one
-    concatenated stream of every leaf, then cut into buckets (a second write and read of it)."""
-
-    def run(leaves):
-        parts = []
-        for i, (x, d) in enumerate(zip(leaves, spec.packed_dtypes)):
-            w = _to_words(x.astype(d))
-            end = spec.offsets[i + 1] if i + 1 < len(leaves) else spec.total_bytes
-            parts.append(jnp.pad(w, (0, (end - spec.offsets[i]) // 4 - w.shape[0])))
-        stream = jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.uint32)
-        return [stream[lo // 4:(lo + n) // 4] for lo, n in zip(spec.starts, spec.bucket_sizes)]
-
-    return jax.jit(run) if out_sharding is None else jax.jit(run, out_shardings=out_sharding)
-
-
-@functools.lru_cache(maxsize=32)
 def _unpack_fn(spec: PackSpec, dtype: str | None, sharding):
     """Jitted: uint32 word buckets -> leaves, each leaf from its own pieces (slice the buckets it
     lies in, concatenate, bitcast, reshape, cast): each bucket byte read once, each leaf written
-    once (`_unpack_stream_fn` concatenated every bucket into one stream first)."""
+    once (the previous program concatenated every bucket into one stream first: bench/cost_model.py)."""
 
     def run(buckets):
         out = []
@@ -455,25 +438,6 @@ def _unpack_fn(spec: PackSpec, dtype: str | None, sharding):
             parts = [buckets[b][off // 4:-(-(off + n) // 4)] for b, off, n in spec.pieces(i)]
             w = parts[0] if len(parts) == 1 else jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.uint32)
             x = _from_words(w, jnp.dtype(d), shape)
-            if dtype is not None and jnp.issubdtype(x.dtype, jnp.floating):
-                x = x.astype(dtype)
-            out.append(x)
-        return out
-
-    return jax.jit(run) if sharding is None else jax.jit(run, out_shardings=sharding)
-
-
-@functools.lru_cache(maxsize=32)
-def _unpack_stream_fn(spec: PackSpec, dtype: str | None, sharding):
-    """The previous `_unpack_fn` (one concatenated stream, then sliced), kept for the A/B in
-    bench/cost_model.py and the tests."""
-
-    def run(buckets):
-        stream = jnp.concatenate(buckets) if len(buckets) > 1 else buckets[0]
-        out = []
-        for i, (shape, d) in enumerate(zip(spec.shapes, spec.packed_dtypes)):
-            lo = spec.offsets[i] // 4
-            x = _from_words(stream[lo:lo + -(-spec.nbytes(i) // 4)], jnp.dtype(d), shape)
             if dtype is not None and jnp.issubdtype(x.dtype, jnp.floating):
                 x = x.astype(dtype)
             out.append(x)

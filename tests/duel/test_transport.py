@@ -382,31 +382,32 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize("bucket", [64, 1000, 1 << 20])
-def test_per_bucket_pack_program_writes_the_stream_programs_bytes(bucket):
-    """The jitted pack builds each bucket from its own leaves (no whole-stream temporary,
-    bench/cost_model.py's "publish pack" row); its bytes are those of the previous program."""
-    from duel.transport import _pack_fn, _pack_stream_fn, layout
+def test_per_bucket_pack_program_writes_the_reference_bytes(bucket):
+    """The jitted pack builds each bucket from its own leaves' pieces (no whole-stream temporary,
+    bench/cost_model.py's "publish pack" row, f32 -> bf16 by integer rounding): exactly the
+    NumPy reference's bytes, the empty tree included."""
+    from duel.transport import _pack_fn, layout
 
     for t in (tree(3), {}):
         spec = layout(t, jnp.bfloat16, bucket)
-        leaves = jax.tree.leaves(t)
-        new, old = _pack_fn(spec, None)(leaves), _pack_stream_fn(spec, None)(leaves)
-        assert [b.shape for b in new] == [b.shape for b in old] == [(n // 4,) for n in spec.bucket_sizes]
-        for a, b in zip(new, old):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        new = _pack_fn(spec, None)(jax.tree.leaves(t))
+        ref, _ = pack_reference(t, jnp.bfloat16, bucket_bytes=bucket)
+        assert [b.shape for b in new] == [(n // 4,) for n in spec.bucket_sizes] and len(ref) == len(new)
+        for a, b in zip(new, ref):
+            np.testing.assert_array_equal(np.asarray(a).view(np.uint8), b)
 
 
 @pytest.mark.parametrize("bucket", [64, 1000, 1 << 20])
 @pytest.mark.parametrize("dtype", [None, "float32"])
-def test_per_leaf_unpack_program_gives_the_stream_programs_leaves(bucket, dtype):
+def test_per_leaf_unpack_program_gives_the_host_paths_leaves(bucket, dtype):
     """The jitted unpack reads each leaf from its own pieces (no whole-stream temporary); its
-    leaves are those of the previous program, bit for bit."""
-    from duel.transport import _unpack_fn, _unpack_stream_fn
+    leaves are the host path's, bit for bit."""
+    from duel.transport import _unpack_fn, _unpack_host
 
     buffers, spec = pack(tree(3), jnp.bfloat16, bucket_bytes=bucket, on_device=False)
-    words = [jnp.asarray(b.view(np.uint32)) for b in buffers]
-    new, old = _unpack_fn(spec, dtype, None)(words), _unpack_stream_fn(spec, dtype, None)(words)
-    assert len(new) == len(old) == len(spec.names)
-    for a, b in zip(new, old):
+    new = _unpack_fn(spec, dtype, None)([jnp.asarray(b.view(np.uint32)) for b in buffers])
+    host = _unpack_host(buffers, spec, dtype)
+    assert len(new) == len(host) == len(spec.names)
+    for a, b in zip(new, host):
         assert a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_array_equal(np.asarray(a).reshape(-1).view(np.uint8), np.asarray(b).reshape(-1).view(np.uint8))
