@@ -146,10 +146,9 @@ def use_cudnn_attention() -> bool:
     try:
         jax.devices("cuda")
     except RuntimeError:
-        try:  # a deviceless compile: the plugin is there, the GPU is not
-            from jax.experimental import topologies  # noqa: F401
-            import jax_plugins.xla_cuda12  # noqa: F401
-        except ImportError:
+        from bench.memory import _plugin_version
+
+        if _plugin_version() is None:  # no GPU and no plugin for a deviceless compile
             return False
     xla_attention = layers.attention
 

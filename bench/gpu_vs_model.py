@@ -95,6 +95,7 @@ def latency_fit(d: Path, model: dict) -> dict:
                      "fit_4p3_s": round(float(fixed), 4), "fit_4p3_err_pct": round(100 * (float(fixed) / meas - 1), 1)})
     return {"model": "t = kernels x tau + bytes / bandwidth (least squares over the rows)",
             "tau_us": round(float(tau) * 1e6, 3), "bandwidth_tb_s": round(1 / float(inv_bw) / 1e12, 2),
+            "tau_s": float(tau), "bandwidth_bytes_s": 1 / float(inv_bw),
             "tau_us_at_4p3_tb_s": round(tau_fixed * 1e6, 3), "rows": rows}
 
 
@@ -111,6 +112,19 @@ def as_run(model: dict, d: Path) -> dict:
     old = model["before_one_query_attention"]["rows"]
     kept = {(r["program"], r["shape"]) for r in old}
     return {**model, "rows": old + [r for r in model["rows"] if (r["program"], r["shape"]) not in kept]}
+
+
+def fit_predictions(fit: dict, programs: dict[str, dict]) -> list[dict]:
+    """The fitted t = kernels x tau + bytes / bandwidth applied to the generate rows of other
+    compiled programs (the one that ran, the current one, what-ifs), with the roofline beside it."""
+    out = []
+    for label, model in programs.items():
+        for (name, batch), r in sorted(_generate_rows(model).items()):
+            if r.get("kernels"):
+                t = r["kernels"] * fit["tau_s"] + r["bytes"] / fit["bandwidth_bytes_s"]
+                out.append({"program": label, "model": name, "batch": batch, "kernels": int(r["kernels"]),
+                            "fit_s": round(t, 4), "roofline_s": round(r["predicted_s"], 4)})
+    return out
 
 
 def train_rows(d: Path, model: dict) -> list[dict]:
@@ -142,25 +156,32 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=ROOT / "bench/results/cost_model.json")
     ap.add_argument("--bandwidth", type=float, default=4.3e12, help="bytes/s for the ideal-bytes fraction")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--what-if", type=Path, nargs="*", default=[ROOT / "bench/results/cost_model_cudnn_attention.json"],
+                    help="other cost-model JSONs whose generate rows the fit predicts")
     args = ap.parse_args(argv)
     from bench.common import print_table
 
-    model = json.loads(args.model.read_text())
-    model = as_run(model, args.dir)
+    current = json.loads(args.model.read_text())
+    model = as_run(current, args.dir)
     devices = sorted({f["machine"].get("device", "?") for f in _load(args.dir, "*.json") if "machine" in f})
     dec, train = decode_rows(args.dir, model, args.bandwidth), train_rows(args.dir, model)
     print_table(_square(dec), title=f"decode: measured on {', '.join(devices)} vs {LABEL_P}; "
                            f"ideal-bytes fraction at {args.bandwidth / 1e12:.2f} TB/s")
     print_table(_square(train), title=f"DPO step: measured vs {LABEL_P}")
-    fit = latency_fit(args.dir, model)
+    fit, predictions = latency_fit(args.dir, model), []
     if "rows" in fit:
         print_table(fit["rows"], title=f"decode calls: measured vs kernels x {fit['tau_us']} us + bytes / "
                                        f"{fit['bandwidth_tb_s']} TB/s (fitted; with 4.3 TB/s held: tau "
                                        f"{fit['tau_us_at_4p3_tb_s']} us)")
+        programs = {"as run": model, "current": current}
+        programs.update({p.stem: json.loads(p.read_text()) for p in args.what_if if p.exists()})
+        predictions = fit_predictions(fit, programs)
+        print_table(predictions, title=f"decode calls by the fit ({LABEL_P}): the program that ran, the current "
+                                       "one, what-ifs")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "gpu_vs_model", "measured_on": devices, "predicted": LABEL_P,
                                          "bandwidth": args.bandwidth, "decode": dec, "train_step": train,
-                                         "decode_latency_fit": fit},
+                                         "decode_latency_fit": fit, "fit_predictions": predictions},
                                         indent=1) + "\n")
     return 0
 

@@ -32,6 +32,13 @@ def test_joins_measured_to_predicted(tmp_path):
     assert "predicted_s" in rows[("generate pythia-1b", 16)]  # batch 16 compiled since 2026-12-05
     fit = d["decode_latency_fit"]
     assert len(fit["rows"]) == 6 and fit["tau_us"] > 0 and fit["bandwidth_tb_s"] > 0
+    pred = {(r["program"], r["model"], r["batch"]): r for r in d["fit_predictions"]}
+    for r in fit["rows"]:  # the fit applied to the program that ran gives the fitted calls back
+        assert pred[("as run", r["program"].split()[-1], r["batch"])]["fit_s"] == pytest.approx(r["fit_s"], abs=2e-4)
+    cur = {x["program"] + " " + x["shape"]: x for x in cm["rows"]}["generate qwen2.5-0.5b B=64 128+128"]
+    want = cur["kernels"] * fit["tau_s"] + cur["bytes"] / fit["bandwidth_bytes_s"]
+    assert pred[("current", "qwen2.5-0.5b", 64)]["fit_s"] == pytest.approx(want, abs=1e-4)
+    assert ("cost_model_cudnn_attention", "qwen2.5-0.5b", 256) in pred
     step = [r for r in d["train_step"] if r["impl"] == "duel (jax, vocab_chunk=None)" and "pythia" in r["program"]][0]
     pred = model["DPO step pythia-1b [mb1] 8 pairs x 512, mb=1, remat=False"]["predicted_s"] + \
         model["reference forward pythia-1b 16 seq x 512"]["predicted_s"]
