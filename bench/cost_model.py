@@ -831,6 +831,40 @@ def _previous_unpack_fn(spec):
     return jax.jit(run)
 
 
+def layer_breakdown(text: str, layers: int, loop: int = 1) -> dict:
+    """Bytes per kernel position of a decode step (the README's per-kernel table): the kernels of
+    entry-level while loop `loop` (1: the first decode segment) in launch order, the layers' run
+    found by its period (the kernel count per layer), each position's bytes summed over the layers;
+    the kernels outside that run (or differing from their position's kernel) listed on their own."""
+    hc = HloCost(text)
+    lp = hc.total()["loops"][loop]
+    comp = hc.comps[lp["body"]]
+    ks = [(i, hc.inst_cost(i, comp, 1)) for i in comp.insts if i.opcode not in _FREE]
+    names = [re.sub(r"[.\d]+$", "", i.name) + " " + i.type.split("{")[0] for i, _ in ks]
+    where: dict[str, list[int]] = {}
+    for n, name in enumerate(names):
+        where.setdefault(name, []).append(n)
+    # kernels launched once per layer at a constant spacing: the spacing is the layer's kernel count
+    periodic = [p for p in where.values() if len(p) == layers and len({b - a for a, b in zip(p, p[1:])}) == 1]
+    if not periodic:
+        raise ValueError(f"no kernel repeats {layers} times at a constant spacing: is --layers right?")
+    per, start = periodic[0][1] - periodic[0][0], min(p[0] for p in periodic)
+    # each position sums its kernel over the layers where that kernel is the same one (first and
+    # last layers may differ at their edges: those kernels are listed outside, e.g. the LM head)
+    inside = {start + L * per + j for L in range(layers) for j in range(per)
+              if start + L * per + j < len(ks) and names[start + L * per + j] == names[start + j]}
+    rows = [{"position": j, "kernel": names[start + j], "count": sum(start + L * per + j in inside for L in range(layers)),
+             "GB": sum(ks[start + L * per + j][1][1] for L in range(layers) if start + L * per + j in inside) / 1e9}
+            for j in range(per)]
+    outside = [{"kernel": names[n], "GB": c[1] / 1e9} for n, (_, c) in enumerate(ks) if n not in inside]
+    (loop_inst,) = [i for i in hc.comps[hc.entry].insts if i.name == lp["while"]]
+    cond = hc.comps[_called(loop_inst, "condition")[0]]
+    outside += [{"kernel": "loop condition: " + i.name, "GB": c[1] / 1e9} for i in cond.insts
+                if i.opcode not in _FREE for c in [hc.inst_cost(i, cond, 1)]]
+    return {"kernels_per_step": lp["kernels_per_iter"], "GB_per_step": lp["bytes_per_iter"] / 1e9,
+            "per_layer": per, "layers": rows, "outside": outside}
+
+
 # ================================================================ main
 
 PROGRAMS = ("decode", "dpo", "erm", "select", "pack", "unpack")
@@ -856,12 +890,21 @@ def main(argv=None):
                     "that this run does not recompute")
     ap.add_argument("--keep-hlo", default=None, help="directory to write each program's compiled HLO text into")
     ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table of a result JSON; compile nothing")
+    ap.add_argument("--breakdown", default=None, metavar="HLO", help="a kept generate program (--keep-hlo): bytes "
+                    "per kernel position of its first decode segment's step, summed over --layers; compile nothing")
+    ap.add_argument("--layers", type=int, default=24, help="with --breakdown: the model's layers")
     args = ap.parse_args(argv)
     from bench.common import print_table, use_cudnn_attention, write_result
 
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return None
+    if args.breakdown:
+        b = layer_breakdown(Path(args.breakdown).read_text(), args.layers)
+        print(f"{b['kernels_per_step']:.0f} kernels, {b['GB_per_step']:.3f} GB per step; {b['per_layer']} kernels per layer")
+        print_table([{**r, "GB": round(r["GB"], 3)} for r in b["layers"]], title=f"summed over {args.layers} layers")
+        print_table([{**r, "GB": round(r["GB"], 3)} for r in b["outside"] if r["GB"] > 1e-3], title="outside the layers (> 1 MB)")
+        return b
 
     label, sharding = _target(args.check, args.target)
     if args.attention == "cudnn" and not use_cudnn_attention():

@@ -363,3 +363,28 @@ def test_walk_counts_kernels_per_trip_of_a_loop():
     assert per_trip == hc.comp_cost(loop["body"])[2] + hc.comp_cost(cond)[2]
     outside = sum(hc.inst_cost(i, hc.comps[hc.entry], 0)[2] for i in hc.comps[hc.entry].insts if i is not while_)
     assert cost["kernels"] == outside + 5 * per_trip
+
+
+def test_layer_breakdown_splits_a_step_into_its_layers():
+    """--breakdown: a loop body of 3 identical layers (matmul + tanh each) finds the layers' kernel
+    count and puts every byte of the step either in a layer position or outside."""
+    from bench.cost_model import layer_breakdown
+
+    w = jnp.ones((3, 64, 64), jnp.float32)
+
+    def f(x, w, n):
+        x = jax.lax.while_loop(lambda c: c[1] < n, lambda c: (c[0] * 2.0, c[1] + 1), (x, 0))[0]
+
+        def body(c):
+            y = c[0]
+            for i in range(3):
+                y = jnp.tanh(y @ w[i]) + i
+            return y, c[1] + 1
+
+        return jax.lax.while_loop(lambda c: c[1] < n, body, (x, 0))[0]
+
+    text = jax.jit(f).lower(jnp.ones((8, 64), jnp.float32), w, 2).compile().as_text()
+    b = layer_breakdown(text, layers=3)
+    assert b["per_layer"] >= 1 and all(r["count"] == 3 for r in b["layers"])
+    assert sum(r["GB"] for r in b["layers"]) + sum(r["GB"] for r in b["outside"]) == pytest.approx(b["GB_per_step"])
+    assert 3 * b["per_layer"] <= b["kernels_per_step"]
